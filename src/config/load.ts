@@ -1,0 +1,230 @@
+/**
+ * Loads the YAML configuration: parse, substitute ${ENV}, validate against the schema with
+ * defaults, check what a schema cannot say, derive the published URLs, freeze.
+ * Every problem is reported at once, each with its path and a hint.
+ */
+import { readFile } from 'node:fs/promises'
+import { Ajv, type ErrorObject } from 'ajv'
+import { parseDocument } from 'yaml'
+import { ConfigSchema, type Config, type ResourceConfig } from './schema.js'
+import { isLoopbackHost } from './loopback.js'
+
+export interface ConfigProblem {
+  path: string
+  message: string
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError'
+  constructor(
+    readonly source: string,
+    readonly problems: readonly ConfigProblem[],
+  ) {
+    super(
+      `${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n` +
+        problems.map((p) => `  - ${p.path || '(top level)'}: ${p.message}`).join('\n'),
+    )
+  }
+}
+
+export interface Resource extends ResourceConfig {
+  /** The canonical resource identifier (RFC 8707, RFC 9728 `resource`): publicUrl + path. */
+  readonly uri: string
+  /** The path-inserted RFC 9728 well-known path for this resource (PRM-01). */
+  readonly metadataPath: string
+  /** The absolute URL of that metadata, used in WWW-Authenticate `resource_metadata`. */
+  readonly metadataUrl: string
+}
+
+export interface GatewayConfig extends Omit<Config, 'resources' | 'issuer' | 'publicUrl'> {
+  /** The public origin, without a trailing slash. */
+  readonly publicUrl: string
+  readonly issuer: string
+  readonly resources: readonly Resource[]
+  /** The resource used when a request names none; undefined when it would be ambiguous. */
+  readonly defaultResource: Resource | undefined
+  /** Development conveniences in force, each printed loudly at startup. */
+  readonly warnings: readonly string[]
+}
+
+const validate = new Ajv({ useDefaults: true, allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true })
+  .addFormat('uri', (s: string) => URL.canParse(s))
+  .compile<Config>(ConfigSchema)
+
+/** Reads and loads a configuration file. */
+export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<GatewayConfig> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError(file, [{ path: '', message: `cannot read the file (${(err as NodeJS.ErrnoException).code})` }])
+  }
+  return loadConfigText(text, file, env)
+}
+
+/** Loads configuration from YAML text; `source` names it in error messages. */
+export function loadConfigText(text: string, source: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true })
+  if (doc.errors.length > 0) {
+    throw new ConfigError(source, doc.errors.map((e) => ({ path: '', message: e.message.split('\n')[0] ?? e.message })))
+  }
+  return loadConfigObject(doc.toJS() ?? {}, source, env)
+}
+
+/** Loads configuration from an already parsed object (tests, the embedded demo). */
+export function loadConfigObject(raw: unknown, source: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const problems: ConfigProblem[] = []
+  const data = substituteEnv(structuredClone(raw), '', env, problems)
+  if (problems.length === 0 && !validate(data)) {
+    problems.push(...(validate.errors ?? []).filter((e) => e.keyword !== 'if').map(schemaProblem))
+  }
+  if (problems.length > 0) throw new ConfigError(source, problems)
+  const config = data as Config
+  problems.push(...semanticProblems(config))
+  if (problems.length > 0) throw new ConfigError(source, problems)
+  return deepFreeze(derive(config))
+}
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\$\{/g
+
+/** `${NAME}` in any string value is replaced by the environment variable; `$${` escapes. */
+function substituteEnv(value: unknown, path: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(ENV_REF, (match, name: string | undefined) => {
+      if (name === undefined) return '${'
+      const v = env[name]
+      if (v === undefined) {
+        problems.push({ path, message: `environment variable ${name} is not set` })
+        return match
+      }
+      return v
+    })
+  }
+  if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, `${path}[${i}]`, env, problems))
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(value)) out[k] = substituteEnv(v, path ? `${path}.${k}` : k, env, problems)
+    return out
+  }
+  return value
+}
+
+function schemaProblem(e: ErrorObject): ConfigProblem {
+  const path = e.instancePath
+    .split('/')
+    .slice(1)
+    .map((seg) => (/^\d+$/.test(seg) ? `[${seg}]` : `.${seg.replace(/~1/g, '/').replace(/~0/g, '~')}`))
+    .join('')
+    .replace(/^\./, '')
+  switch (e.keyword) {
+    case 'additionalProperties':
+      return { path, message: `unknown key "${String(e.params.additionalProperty)}"` }
+    case 'enum':
+      return { path, message: `must be one of ${(e.params.allowedValues as unknown[]).join(', ')}` }
+    case 'const':
+      return { path, message: `must be ${JSON.stringify(e.params.allowedValue)}` }
+    case 'oneOf':
+      return { path, message: 'give exactly one of the alternatives (for a key: `file` or `env`)' }
+    case 'anyOf':
+      return { path, message: 'does not match any allowed form' }
+    default:
+      return { path, message: e.message ?? e.keyword }
+  }
+}
+
+const RESERVED_PATH = /^\/(\.well-known|oauth|healthz|readyz|metrics)(\/|$)/
+
+function semanticProblems(c: Config): ConfigProblem[] {
+  const problems: ConfigProblem[] = []
+  const add = (path: string, message: string) => problems.push({ path, message })
+  const publicUrl = new URL(c.publicUrl)
+  if (publicUrl.protocol === 'http:' && !isLoopbackHost(publicUrl.hostname)) {
+    add('publicUrl', 'must be https (http is allowed for localhost, 127.0.0.1 and [::1] only)')
+  }
+  if (c.issuer !== undefined) {
+    const issuer = new URL(c.issuer)
+    if (issuer.search || issuer.hash) add('issuer', 'must not have a query or fragment (RFC 8414 §2)')
+    if (issuer.origin !== publicUrl.origin) add('issuer', 'must be on the publicUrl origin (it serves the metadata)')
+  }
+  if (c.externalIssuer && c.keys.length > 0) {
+    add('keys', 'signing keys are not used when externalIssuer is set; remove one of them')
+  }
+  const active = c.keys.filter((k) => k.active).length
+  if (c.keys.length > 1 && active !== 1) add('keys', `exactly one key must be active (found ${active})`)
+  if (c.store.type === 'redis' && c.store.redis?.sentinels && !c.store.redis.sentinelMasterName) {
+    add('store.redis.sentinelMasterName', 'is required with sentinels')
+  }
+  if (c.store.redis?.sentinels && c.store.redis.clusterNodes) {
+    add('store.redis', 'give sentinels or clusterNodes, not both')
+  }
+
+  const seen = { id: new Map<string, number>(), path: new Map<string, number>() }
+  c.resources.forEach((r, i) => {
+    const at = `resources[${i}]`
+    for (const key of ['id', 'path'] as const) {
+      const prev = seen[key].get(r[key])
+      if (prev !== undefined) add(`${at}.${key}`, `"${r[key]}" is already used by resources[${prev}]`)
+      else seen[key].set(r[key], i)
+    }
+    if (RESERVED_PATH.test(r.path)) add(`${at}.path`, `${r.path} is reserved for the gateway's own endpoints`)
+    if (r.path.endsWith('/')) {
+      add(`${at}.path`, 'must not end with "/" (MCPA-50: the canonical URI has no trailing slash)')
+    }
+    if (/(^|\/)\.\.?(\/|$)/.test(r.path)) add(`${at}.path`, 'must not contain . or .. segments')
+    const upstream = new URL(r.upstream)
+    if (upstream.protocol !== 'http:' && upstream.protocol !== 'https:') add(`${at}.upstream`, 'must be http or https')
+    if (upstream.username || upstream.password) add(`${at}.upstream`, 'must not carry credentials')
+    if (upstream.hash) add(`${at}.upstream`, 'must not have a fragment')
+    const known = new Set(r.scopes.map((s) => s.name))
+    if (known.size !== r.scopes.length) add(`${at}.scopes`, 'lists a scope twice')
+    for (const s of r.requiredScopes) {
+      if (!known.has(s)) add(`${at}.requiredScopes`, `"${s}" is not listed in scopes`)
+    }
+    const headers = Object.values(r.identityHeaders).map((h) => h.toLowerCase())
+    if (new Set(headers).size !== headers.length) add(`${at}.identityHeaders`, 'names one header twice')
+    for (const h of headers) {
+      if (PROTECTED_HEADERS.has(h) || h.startsWith('mcp-')) add(`${at}.identityHeaders`, `"${h}" cannot carry identity`)
+    }
+  })
+  if (c.resources.filter((r) => r.default).length > 1) add('resources', 'at most one resource can be the default')
+  return problems
+}
+
+const PROTECTED_HEADERS = new Set(['authorization', 'cookie', 'host', 'content-type', 'content-length', 'origin'])
+
+function derive(c: Config): GatewayConfig {
+  const publicUrl = c.publicUrl.replace(/\/$/, '')
+  const resources: Resource[] = c.resources.map((r) => ({
+    ...r,
+    uri: publicUrl + r.path,
+    metadataPath: '/.well-known/oauth-protected-resource' + r.path,
+    metadataUrl: publicUrl + '/.well-known/oauth-protected-resource' + r.path,
+  }))
+  const defaultResource = resources.find((r) => r.default) ?? (resources.length === 1 ? resources[0] : undefined)
+  const warnings: string[] = []
+  const host = new URL(publicUrl).hostname
+  if (new URL(publicUrl).protocol === 'http:') warnings.push(`publicUrl is plain http (${host}): development only`)
+  if (c.store.type === 'memory') {
+    warnings.push('store is memory: one process only, everything is lost on restart')
+  }
+  if (c.keys.length === 0 && !c.externalIssuer) {
+    warnings.push('no signing keys configured: a development key is generated and kept in the store')
+  }
+  return {
+    ...c,
+    publicUrl,
+    issuer: (c.issuer ?? publicUrl).replace(/\/$/, ''),
+    keys: c.keys.length === 1 ? [{ ...c.keys[0]!, active: true }] : c.keys,
+    resources,
+    defaultResource,
+    warnings,
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const v of Object.values(value)) deepFreeze(v)
+  }
+  return value
+}

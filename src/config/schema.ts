@@ -1,0 +1,300 @@
+/**
+ * The configuration schema: the single source of the YAML's shape, its defaults and its
+ * documentation. `npm run schema` writes it to config/gatehouse.schema.json for editors;
+ * a test keeps that file in sync.
+ *
+ * Every property with a default is filled in by the loader, so the TypeScript type `Config`
+ * can treat it as present.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+
+const strict = { additionalProperties: false } as const
+
+const Url = (description: string) => Type.String({ format: 'uri', description })
+const Seconds = (description: string, def: number, minimum = 1) =>
+  Type.Integer({ minimum, default: def, description })
+
+const Scope = Type.String({
+  pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$',
+  description: 'An OAuth scope token (RFC 6749 §3.3: printable ASCII without space, " or \\).',
+})
+
+const RedisStore = Type.Object(
+  {
+    url: Type.String({
+      pattern: '^rediss?://',
+      description:
+        'redis:// or rediss:// (TLS) URL, e.g. rediss://:${REDIS_PASSWORD}@redis:6380/0. ' +
+        'Ignored when sentinels or cluster nodes are given, except for its password and db.',
+    }),
+    keyPrefix: Type.String({ default: 'gatehouse:', description: 'Prefix of every key Gatehouse writes.' }),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          caFile: Type.Optional(Type.String({ description: 'PEM file of the CA that signed the Redis certificate.' })),
+          servername: Type.Optional(Type.String({ description: 'TLS server name, when it differs from the host.' })),
+        },
+        { ...strict, description: 'TLS settings; TLS is on whenever this is present or the URL is rediss://.' },
+      ),
+    ),
+    sentinels: Type.Optional(
+      Type.Array(Type.Object({ host: Type.String(), port: Type.Integer({ minimum: 1, maximum: 65535 }) }, strict), {
+        minItems: 1,
+        description: 'Redis Sentinel nodes; with `sentinelMasterName`, replaces the URL host.',
+      }),
+    ),
+    sentinelMasterName: Type.Optional(Type.String({ description: 'The Sentinel master group name.' })),
+    clusterNodes: Type.Optional(
+      Type.Array(Type.Object({ host: Type.String(), port: Type.Integer({ minimum: 1, maximum: 65535 }) }, strict), {
+        minItems: 1,
+        description: 'Redis Cluster seed nodes. Gatehouse uses single-key commands only, so any cluster works.',
+      }),
+    ),
+    connectTimeoutMs: Type.Integer({ minimum: 100, default: 5000, description: 'Connection timeout.' }),
+    commandTimeoutMs: Type.Integer({
+      minimum: 50,
+      default: 2000,
+      description: 'A command not answered in this time fails; the request that needed it gets 503.',
+    }),
+  },
+  { ...strict, description: 'Redis connection (type: redis).' },
+)
+
+const Store = Type.Object(
+  {
+    type: Type.Union([Type.Literal('memory'), Type.Literal('redis')], {
+      default: 'memory',
+      description:
+        'memory: one process only, lost on restart (development). redis: shared by any number of replicas.',
+    }),
+    redis: Type.Optional(RedisStore),
+  },
+  {
+    ...strict,
+    default: {},
+    description: 'Where sessions, codes, grants, bindings and caches live.',
+    if: { required: ['type'], properties: { type: { const: 'redis' } } },
+    then: { required: ['redis'] },
+  },
+)
+
+const SigningKey = Type.Object(
+  {
+    file: Type.Optional(Type.String({ description: 'A private key file: PEM (PKCS#8) or a JWK in JSON.' })),
+    env: Type.Optional(Type.String({ description: 'An environment variable holding the PEM or JWK.' })),
+    kid: Type.Optional(Type.String({ description: 'Key id; defaults to the JWK thumbprint (RFC 7638).' })),
+    alg: Type.Union([Type.Literal('ES256'), Type.Literal('RS256'), Type.Literal('PS256'), Type.Literal('EdDSA')], {
+      default: 'ES256',
+      description: 'The JWS algorithm this key signs with.',
+    }),
+    active: Type.Boolean({
+      default: false,
+      description:
+        'The key that signs new tokens. Exactly one key is active; the others only verify, so keys rotate ' +
+        'without invalidating tokens in flight.',
+    }),
+  },
+  { ...strict, oneOf: [{ required: ['file'] }, { required: ['env'] }] },
+)
+
+const ExternalIssuer = Type.Object(
+  {
+    issuer: Url('The issuer identifier; tokens must carry exactly this `iss`.'),
+    jwksUri: Url('Where the issuer publishes its signing keys.'),
+    algorithms: Type.Array(Type.String({ pattern: '^(RS|PS|ES)(256|384|512)$|^EdDSA$' }), {
+      minItems: 1,
+      default: ['RS256', 'ES256'],
+      description: 'Accepted JWS algorithms; never none or HS*.',
+    }),
+    tokenTypes: Type.Array(Type.String(), {
+      minItems: 1,
+      default: ['at+jwt'],
+      description:
+        'Accepted `typ` headers (RFC 9068 says at+jwt; some providers send JWT, list it only if yours does).',
+    }),
+    jwksCacheSeconds: Seconds('How long fetched keys are trusted before a refresh.', 600),
+    jwksRefreshCooldownSeconds: Seconds(
+      'A token with an unknown kid triggers a JWKS refetch (key rotation) at most this often.',
+      30,
+    ),
+  },
+  {
+    ...strict,
+    description:
+      'Resource-server-only mode: trust access tokens of an existing authorization server instead of minting them.',
+  },
+)
+
+const Resource = Type.Object(
+  {
+    id: Type.String({
+      pattern: '^[a-z0-9][a-z0-9_-]{0,62}$',
+      description: 'A stable short name used in logs, metrics and store keys.',
+    }),
+    name: Type.String({ minLength: 1, description: 'Shown to people, and published as `resource_name`.' }),
+    path: Type.String({
+      pattern: '^/[A-Za-z0-9._~!$&\'()*+,;=:@%/-]*$',
+      description: 'The MCP endpoint path on the gateway, e.g. /mcp. Its public URL is the resource identifier.',
+    }),
+    upstream: Url('The MCP endpoint of the protected server, e.g. http://files-mcp:3000/mcp.'),
+    default: Type.Boolean({
+      default: false,
+      description: 'The resource used when an authorization request names none, and served at the root PRM URL.',
+    }),
+    scopes: Type.Array(
+      Type.Object(
+        {
+          name: Scope,
+          description: Type.String({ default: '', description: 'Shown on the consent page.' }),
+        },
+        strict,
+      ),
+      { default: [], description: 'The scopes this resource knows (published in its metadata).' },
+    ),
+    requiredScopes: Type.Array(Scope, {
+      default: [],
+      uniqueItems: true,
+      description: 'Scopes every request must carry; each must be listed in `scopes`.',
+    }),
+    allowedOrigins: Type.Array(Type.String({ pattern: '^https?://[^/]+$' }), {
+      default: [],
+      uniqueItems: true,
+      description:
+        'Browser origins allowed to call this endpoint (MCPT-01); a request with any other Origin gets 403. ' +
+        'The gateway\'s own origin is always allowed.',
+    }),
+    maxBodyBytes: Type.Integer({
+      minimum: 1024,
+      default: 1048576,
+      description: 'Largest request body accepted (413 above it).',
+    }),
+    identityHeaders: Type.Object(
+      {
+        subject: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]+$', description: 'Carries the token `sub`.' })),
+        clientId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]+$', description: 'Carries `client_id`.' })),
+        scope: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]+$', description: 'Carries the granted scopes.' })),
+      },
+      {
+        ...strict,
+        default: {},
+        description:
+          'Request headers that tell the upstream who is calling. Inbound copies of these headers are always removed.',
+      },
+    ),
+    sessionIdleSeconds: Seconds(
+      'How long an upstream Mcp-Session-Id stays bound to its creator without use.',
+      86400,
+    ),
+    timeouts: Type.Object(
+      {
+        connectMs: Type.Integer({ minimum: 100, default: 5000, description: 'Connecting to the upstream.' }),
+        responseHeadersMs: Type.Integer({
+          minimum: 100,
+          default: 60000,
+          description: 'Waiting for the upstream response headers (504 after). A started stream is never cut.',
+        }),
+      },
+      { ...strict, default: {}, description: 'Upstream time limits (504 when exceeded).' },
+    ),
+    documentation: Type.Optional(Url('Published as `resource_documentation`.')),
+  },
+  strict,
+)
+
+export const ConfigSchema = Type.Object(
+  {
+    $schema: Type.Optional(Type.String({ description: 'Path or URL of this schema, for editors.' })),
+    publicUrl: Type.String({
+      pattern: '^https?://[^/?#]+/?$',
+      description:
+        'The public origin clients use, e.g. https://mcp.example.com. Every published URL is built from it, ' +
+        'never from Host or X-Forwarded-* headers. http is accepted for loopback hosts only (development).',
+    }),
+    issuer: Type.Optional(
+      Url('The issuer identifier of the built-in authorization server; defaults to publicUrl without a slash.'),
+    ),
+    listen: Type.Object(
+      {
+        host: Type.String({ default: '127.0.0.1', description: 'Address to bind; 0.0.0.0 in containers.' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'TCP port; 0 picks a free one.' }),
+      },
+      { ...strict, default: {}, description: 'Where the gateway accepts connections.' },
+    ),
+    trustProxy: Type.Union([Type.Boolean(), Type.Integer({ minimum: 1 }), Type.Array(Type.String())], {
+      default: false,
+      description:
+        'Which reverse proxies may set X-Forwarded-For (client addresses in logs and limits): false, a hop ' +
+        'count, or a list of addresses/CIDRs. Public URLs never come from these headers.',
+    }),
+    log: Type.Object(
+      {
+        level: Type.Union(
+          ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+          { default: 'info', description: 'JSON log lines at this level and above go to stdout.' },
+        ),
+      },
+      { ...strict, default: {}, description: 'Logging. Tokens, cookies and codes are always redacted.' },
+    ),
+    store: Store,
+    keys: Type.Array(SigningKey, {
+      default: [],
+      description:
+        'Signing keys of the built-in authorization server. When empty, a development key is generated ' +
+        'and kept in the store (with a warning): fine for trials, not for production.',
+    }),
+    externalIssuer: Type.Optional(ExternalIssuer),
+    accessTokens: Type.Object(
+      {
+        ttlSeconds: Seconds('Lifetime of issued access tokens (MCPA-63: short).', 300, 30),
+        clockToleranceSeconds: Type.Integer({
+          minimum: 0,
+          maximum: 300,
+          default: 10,
+          description: 'Leeway for exp/nbf/iat when checking tokens.',
+        }),
+      },
+      { ...strict, default: {}, description: 'Access tokens issued and accepted by the gateway.' },
+    ),
+    shutdown: Type.Object(
+      {
+        graceSeconds: Seconds('How long in-flight requests may finish after SIGTERM before streams are cut.', 10, 0),
+      },
+      {
+        ...strict,
+        default: {},
+        description:
+          'Graceful shutdown: readiness fails at once, notification streams end at once (clients reconnect), ' +
+          'calls in flight get the grace period.',
+      },
+    ),
+    resources: Type.Array(Resource, { minItems: 1, description: 'The protected MCP endpoints.' }),
+  },
+  { ...strict, title: 'Gatehouse configuration' },
+)
+
+export type Config = Static<typeof ConfigSchema>
+export type ResourceConfig = Static<typeof Resource>
+export type StoreConfig = Static<typeof Store>
+export type RedisStoreConfig = Static<typeof RedisStore>
+export type SigningKeyConfig = Static<typeof SigningKey>
+export type ExternalIssuerConfig = Static<typeof ExternalIssuer>
+
+/**
+ * The published JSON Schema document, for editors: a property with a default is not required
+ * of the person writing the file (the loader fills it in before it checks `required`).
+ */
+export function jsonSchema(): object {
+  return withOptionalDefaults(JSON.parse(JSON.stringify(ConfigSchema satisfies TSchema)))
+}
+
+function withOptionalDefaults(node: unknown): any {
+  if (Array.isArray(node)) return node.map(withOptionalDefaults)
+  if (node === null || typeof node !== 'object') return node
+  const out: Record<string, any> = {}
+  for (const [k, v] of Object.entries(node)) out[k] = withOptionalDefaults(v)
+  if (Array.isArray(out.required) && out.properties) {
+    out.required = out.required.filter((name: string) => out.properties[name]?.default === undefined)
+    if (out.required.length === 0) delete out.required
+  }
+  return out
+}

@@ -1,0 +1,76 @@
+/**
+ * Writes the published forms of the configuration schema (`npm run schema`):
+ * config/gatehouse.schema.json for editors and config/REFERENCE.md for people.
+ * A test keeps both in sync with the source.
+ */
+import { writeFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { jsonSchema } from './schema.js'
+
+export const SCHEMA_FILE = fileURLToPath(new URL('../../config/gatehouse.schema.json', import.meta.url))
+export const REFERENCE_FILE = fileURLToPath(new URL('../../config/REFERENCE.md', import.meta.url))
+
+export function schemaFileText(): string {
+  return `${JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', ...jsonSchema() }, null, 2)}\n`
+}
+
+interface Node {
+  type?: string | string[]
+  description?: string
+  default?: unknown
+  properties?: Record<string, Node>
+  required?: string[]
+  items?: Node
+  anyOf?: Node[]
+  const?: unknown
+  minimum?: number
+  maximum?: number
+}
+
+export function referenceText(): string {
+  const rows: string[] = []
+  const walk = (node: Node, path: string, required: boolean) => {
+    if (path) rows.push(`| \`${path}\` | ${typeOf(node)} | ${required ? 'required' : defaultOf(node)} | ${(node.description ?? '').replace(/\|/g, '\\|')} |`)
+    const object = node.properties ? node : node.items?.properties ? node.items : undefined
+    if (object?.properties) {
+      const prefix = node.items ? `${path}[]` : path
+      for (const [key, child] of Object.entries(object.properties)) {
+        if (key === '$schema') continue
+        walk(child, prefix ? `${prefix}.${key}` : key, object.required?.includes(key) ?? false)
+      }
+    }
+  }
+  walk(jsonSchema() as Node, '', true)
+  return [
+    '# Configuration reference',
+    '',
+    'Generated from `src/config/schema.ts` by `npm run schema`; do not edit by hand.',
+    'Validate a file with `gatehouse check-config FILE`; editors can use `gatehouse.schema.json`.',
+    'Any string value may contain `${NAME}`, replaced by the environment variable NAME (`$${` for a literal `${`).',
+    '',
+    '| key | type | default | meaning |',
+    '| --- | --- | --- | --- |',
+    ...rows,
+    '',
+  ].join('\n')
+}
+
+function typeOf(node: Node): string {
+  if (node.anyOf) return node.anyOf.map((n) => (n.const !== undefined ? JSON.stringify(n.const) : typeOf(n))).join(' \\| ')
+  const base = Array.isArray(node.type) ? node.type.join(' \\| ') : (node.type ?? '')
+  if (base === 'array' && node.items) return `${node.items.properties ? 'object' : typeOf(node.items)}[]`
+  const range = node.minimum !== undefined || node.maximum !== undefined ? ` (${node.minimum ?? ''}…${node.maximum ?? ''})` : ''
+  return base + range
+}
+
+function defaultOf(node: Node): string {
+  if (node.default === undefined) return ''
+  if (typeof node.default === 'object' && node.default !== null && Object.keys(node.default).length === 0) return ''
+  return `\`${JSON.stringify(node.default)}\``
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  await writeFile(SCHEMA_FILE, schemaFileText())
+  await writeFile(REFERENCE_FILE, referenceText())
+  process.stdout.write(`wrote ${SCHEMA_FILE}\nwrote ${REFERENCE_FILE}\n`)
+}
