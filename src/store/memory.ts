@@ -1,0 +1,83 @@
+/**
+ * The in-process store: one process only, lost on restart (development and tests).
+ * Expiry is lazy on every read, plus a periodic sweep so keys that are never read again
+ * do not accumulate.
+ */
+import { performance } from 'node:perf_hooks'
+import { checkTtl, type Store } from './store.js'
+
+interface Entry {
+  value: string
+  /** On the monotonic clock, so wall-clock steps neither extend nor cut a TTL. */
+  expiresAt: number
+}
+
+export interface MemoryStoreOptions {
+  /** How often expired entries are removed (default 60 s). */
+  sweepIntervalMs?: number
+}
+
+export class MemoryStore implements Store {
+  readonly #entries = new Map<string, Entry>()
+  readonly #sweeper: NodeJS.Timeout
+
+  constructor({ sweepIntervalMs = 60_000 }: MemoryStoreOptions = {}) {
+    // unref: the sweep alone must never keep the process alive.
+    this.#sweeper = setInterval(() => this.#sweep(), sweepIntervalMs).unref()
+  }
+
+  /** Records held, including expired ones not yet swept. */
+  get size(): number {
+    return this.#entries.size
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    return this.#live(key)?.value
+  }
+
+  async set(key: string, value: string, ttlMs: number): Promise<void> {
+    checkTtl(ttlMs)
+    this.#entries.set(key, { value, expiresAt: performance.now() + ttlMs })
+  }
+
+  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    checkTtl(ttlMs)
+    if (this.#live(key)) return false
+    this.#entries.set(key, { value, expiresAt: performance.now() + ttlMs })
+    return true
+  }
+
+  /** Atomic because nothing can run between the read and the delete in one event loop. */
+  async take(key: string): Promise<string | undefined> {
+    const entry = this.#live(key)
+    this.#entries.delete(key)
+    return entry?.value
+  }
+
+  async delete(key: string): Promise<void> {
+    this.#entries.delete(key)
+  }
+
+  async ping(): Promise<void> {}
+
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper)
+    this.#entries.clear()
+  }
+
+  /** The entry when present and unexpired; an expired one is removed on the way. */
+  #live(key: string): Entry | undefined {
+    const entry = this.#entries.get(key)
+    if (entry && entry.expiresAt <= performance.now()) {
+      this.#entries.delete(key)
+      return undefined
+    }
+    return entry
+  }
+
+  #sweep(): void {
+    const now = performance.now()
+    for (const [key, entry] of this.#entries) if (entry.expiresAt <= now) this.#entries.delete(key)
+  }
+}
+

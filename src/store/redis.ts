@@ -1,0 +1,213 @@
+/**
+ * The Redis store: shared by any number of replicas. Requires Redis >= 6.2 (GETDEL).
+ *
+ * When Redis is down nothing crashes and nothing waits: commands fail at once (no offline
+ * queue) or after commandTimeoutMs, every failure becomes StoreUnavailableError (→ 503),
+ * and the client reconnects by itself forever.
+ */
+import { readFileSync } from 'node:fs'
+import type { ConnectionOptions } from 'node:tls'
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
+import type { RedisStoreConfig } from '../config/schema.js'
+import { checkTtl, StoreUnavailableError, type Store } from './store.js'
+
+/** The part of a pino logger the store writes to. */
+export interface StoreLog {
+  warn(obj: object, msg: string): void
+  error(obj: object, msg: string): void
+}
+
+/** How the ioredis client is built: one server (direct or found through Sentinel), or a cluster. */
+export type RedisClientPlan =
+  | { kind: 'redis'; options: RedisOptions }
+  | { kind: 'cluster'; nodes: { host: string; port: number }[]; options: ClusterOptions }
+
+/** Reconnect forever, backing off to at most 2 s so a recovered Redis is found quickly. */
+const backoff = (attempt: number): number => Math.min(attempt * 100, 2000)
+
+/**
+ * After a failover a connection may still point at the demoted primary; its writes fail with
+ * READONLY. Reconnecting (which re-resolves the primary) lets the next command succeed.
+ */
+const reconnectOnReadOnly = (err: Error): boolean => err.message.startsWith('READONLY')
+
+/** Maps the configuration to ioredis options. Reads the CA file, so a missing file fails startup. */
+export function redisClientPlan(config: RedisStoreConfig): RedisClientPlan {
+  const url = new URL(config.url)
+  const db = url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0
+  if (!Number.isInteger(db) || db < 0) {
+    throw new TypeError('store.redis.url: the path must be a database number, e.g. /0')
+  }
+  const auth = {
+    username: url.username ? decodeURIComponent(url.username) : undefined,
+    password: url.password ? decodeURIComponent(url.password) : undefined,
+  }
+  const tls: ConnectionOptions | undefined =
+    url.protocol === 'rediss:' || config.tls
+      ? {
+          ...(config.tls?.caFile && { ca: readFileSync(config.tls.caFile) }),
+          ...(config.tls?.servername && { servername: config.tls.servername }),
+        }
+      : undefined
+  // Every command is bounded (commandTimeout) and, below, never queued while disconnected
+  // (enableOfflineQueue false): a request waiting on a dead Redis would hang, not get its 503.
+  const perConnection = {
+    ...auth,
+    tls,
+    connectTimeout: config.connectTimeoutMs,
+    commandTimeout: config.commandTimeoutMs,
+    maxRetriesPerRequest: 1,
+    // A command whose connection dropped has already been reported failed (or timed out) to
+    // its caller; replaying it after the reconnect would apply a write nobody waits for.
+    autoResendUnfulfilledCommands: false,
+    reconnectOnError: reconnectOnReadOnly,
+  } satisfies RedisOptions
+
+  if (config.clusterNodes) {
+    if (db !== 0) throw new TypeError('store.redis.url: Redis Cluster has database 0 only')
+    return {
+      kind: 'cluster',
+      nodes: config.clusterNodes,
+      options: {
+        keyPrefix: config.keyPrefix,
+        enableOfflineQueue: false,
+        clusterRetryStrategy: backoff,
+        // ioredis resolves node names to addresses by default, which breaks TLS host name
+        // checks on clusters that announce names (e.g. ElastiCache); let TLS see the name.
+        ...(tls && { dnsLookup: (address, callback) => callback(null, address) }),
+        redisOptions: perConnection,
+      },
+    }
+  }
+
+  const common = {
+    ...perConnection,
+    db,
+    keyPrefix: config.keyPrefix,
+    enableOfflineQueue: false,
+    retryStrategy: backoff,
+  } satisfies RedisOptions
+  if (config.sentinels) {
+    if (!config.sentinelMasterName) throw new TypeError('store.redis: sentinels need sentinelMasterName')
+    return {
+      kind: 'redis',
+      options: {
+        ...common,
+        sentinels: config.sentinels,
+        name: config.sentinelMasterName,
+        // TLS, when on, covers the sentinels too; the servername names the primary only.
+        enableTLSForSentinelMode: tls !== undefined,
+        sentinelTLS: tls && { ...tls, servername: undefined },
+        sentinelCommandTimeout: config.commandTimeoutMs,
+      },
+    }
+  }
+  return {
+    kind: 'redis',
+    options: { ...common, host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 6379) },
+  }
+}
+
+export class RedisStore implements Store {
+  readonly #client: Redis | Cluster
+  readonly #firstAttempt: Promise<void>
+
+  constructor(config: RedisStoreConfig, log: StoreLog) {
+    const plan = redisClientPlan(config)
+    this.#client = plan.kind === 'cluster' ? new Cluster(plan.nodes, plan.options) : new Redis(plan.options)
+    logConnectionTrouble(this.#client, log)
+    this.#firstAttempt = firstConnectionAttempt(this.#client, config.connectTimeoutMs)
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    return (await this.#run('GET', (c) => c.get(key))) ?? undefined
+  }
+
+  async set(key: string, value: string, ttlMs: number): Promise<void> {
+    checkTtl(ttlMs)
+    await this.#run('SET', (c) => c.set(key, value, 'PX', Math.ceil(ttlMs)))
+  }
+
+  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    checkTtl(ttlMs)
+    return (await this.#run('SET NX', (c) => c.set(key, value, 'PX', Math.ceil(ttlMs), 'NX'))) === 'OK'
+  }
+
+  /** GETDEL is one atomic command, so a code or state value is consumed once (O21, MCPS-05). */
+  async take(key: string): Promise<string | undefined> {
+    return (await this.#run('GETDEL', (c) => c.getdel(key))) ?? undefined
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.#run('DEL', (c) => c.del(key))
+  }
+
+  async ping(): Promise<void> {
+    await this.#run('PING', (c) => c.ping())
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.#client.quit()
+    } catch {
+      // Not connected (QUIT cannot be sent without the offline queue): just stop reconnecting.
+      this.#client.disconnect()
+    }
+  }
+
+  async #run<T>(command: string, send: (client: Redis | Cluster) => Promise<T>): Promise<T> {
+    await this.#firstAttempt
+    try {
+      return await send(this.#client)
+    } catch (err) {
+      throw new StoreUnavailableError(`Redis ${command} failed: ${(err as Error).message}`, { cause: err })
+    }
+  }
+}
+
+/**
+ * Without the offline queue, ioredis rejects every command until its first connection is
+ * ready, so a command issued right at startup would fail although Redis is fine. Commands
+ * therefore wait for the outcome of the first connection attempt (never longer than
+ * connectTimeoutMs) and fail fast from then on.
+ */
+function firstConnectionAttempt(client: Redis | Cluster, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const settle = (): void => {
+      clearTimeout(timer)
+      for (const event of ['ready', 'error', 'end']) client.off(event, settle)
+      resolve()
+    }
+    const timer = setTimeout(settle, timeoutMs).unref()
+    for (const event of ['ready', 'error', 'end']) client.once(event, settle)
+  })
+}
+
+/**
+ * The 'error' listener keeps ioredis from reporting unhandled errors, and tells operators why
+ * requests get 503. Only the message is logged: the URL may carry a password. While Redis stays
+ * down every reconnect attempt fails (often alternating between messages), so after the first
+ * error of an outage further ones are logged at most once a minute, with the number skipped.
+ */
+function logConnectionTrouble(client: Redis | Cluster, log: StoreLog): void {
+  let loggedAt: number | undefined // set while an outage is being reported
+  let skipped = 0
+  const report = (err: Error): void => {
+    const now = Date.now()
+    if (loggedAt !== undefined && now - loggedAt < 60_000) {
+      skipped += 1
+      return
+    }
+    log.error({ error: err.message, ...(skipped > 0 && { skipped }) }, 'Redis connection failed; reconnecting')
+    loggedAt = now
+    skipped = 0
+  }
+  client.on('error', report)
+  if (client instanceof Cluster) client.on('node error', report)
+  client.on('ready', () => {
+    if (loggedAt !== undefined) log.warn({}, 'Redis connection restored')
+    loggedAt = undefined
+    skipped = 0
+  })
+}
+

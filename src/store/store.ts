@@ -1,0 +1,39 @@
+/**
+ * The one storage contract every part of Gatehouse writes through.
+ *
+ * Values are opaque strings (callers serialize); every record has a TTL so nothing stored
+ * lives forever; `take` is the atomic read-and-delete that makes codes and state values
+ * single use (O21 single-use codes, MCPS-05). Implementations: memory (one process) and
+ * Redis (any number of replicas).
+ */
+export interface Store {
+  /** The value, or undefined when absent or expired. */
+  get(key: string): Promise<string | undefined>
+  /** Writes the value, replacing any previous one, for ttlMs milliseconds (> 0). */
+  set(key: string, value: string, ttlMs: number): Promise<void>
+  /** Writes only when the key is absent; true when this call wrote it. */
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>
+  /** Atomically returns and deletes the value: of concurrent callers, at most one gets it. */
+  take(key: string): Promise<string | undefined>
+  /** Removes the key; absent keys are not an error. */
+  delete(key: string): Promise<void>
+  /** Resolves when the backing service answers; rejects with StoreUnavailableError otherwise. */
+  ping(): Promise<void>
+  /** Releases connections and timers. The store must not be used afterwards. */
+  close(): Promise<void>
+}
+
+/** The backing service could not be reached or did not answer in time. Maps to HTTP 503. */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError'
+  constructor(message = 'the store is unavailable', options?: { cause?: unknown }) {
+    super(message, options)
+  }
+}
+
+/** Store contract: every record has a TTL, so nothing lives forever. */
+export function checkTtl(ttlMs: number): void {
+  if (!(Number.isFinite(ttlMs) && ttlMs > 0)) {
+    throw new TypeError(`ttlMs must be a positive finite number, got ${ttlMs}`)
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * Redis for tests. A suite that needs Redis calls one of these first thing in its test
+ * (before any assertion or subtest) and returns early on undefined: without Redis the test
+ * is skipped with the reason, or fails when GATEHOUSE_REQUIRE_REDIS=1 (CI, where a silently
+ * skipped Redis suite would hide regressions).
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { connect, createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+import type { Test } from 'tap'
+import type { RedisStoreConfig } from '../../src/config/schema.js'
+
+const requireRedis = process.env.GATEHOUSE_REQUIRE_REDIS === '1'
+
+/** Skips the test with `<reason>: Redis suites skipped`, or fails it when Redis is required. */
+export function redisUnavailable(t: Test, reason: string): void {
+  if (requireRedis) t.fail(`Redis is required (GATEHOUSE_REQUIRE_REDIS=1) but ${reason}`)
+  else t.plan(0, `${reason}: Redis suites skipped`)
+}
+
+export interface TestRedis {
+  url: string
+  /** Unique to this call (`gatehouse-test:<random>:`), so parallel suites never share keys. */
+  keyPrefix: string
+  /** A store configuration for this Redis and prefix, with test-sized timeouts. */
+  storeConfig(overrides?: Partial<RedisStoreConfig>): RedisStoreConfig
+  /** A client without the prefix, to look behind the store. Closed at teardown. */
+  raw: Redis
+  /** Deletes every key under keyPrefix. Also runs at teardown. */
+  cleanup(): Promise<void>
+}
+
+/**
+ * The shared test Redis (GATEHOUSE_TEST_REDIS_URL, default redis://127.0.0.1:6379) with a
+ * fresh key prefix, or undefined when it does not answer a PING within 500 ms.
+ */
+export async function redisForTests(t: Test): Promise<TestRedis | undefined> {
+  const url = process.env.GATEHOUSE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+  const raw = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: 500,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  })
+  raw.on('error', () => {}) // reported through the reachability check below
+  try {
+    await withTimeout(
+      raw.connect().then(() => raw.ping()),
+      500,
+    )
+  } catch {
+    raw.disconnect()
+    redisUnavailable(t, `Redis not reachable at ${withoutPassword(url)}`)
+    return undefined
+  }
+
+  const keyPrefix = `gatehouse-test:${randomBytes(6).toString('hex')}:`
+  const cleanup = async (): Promise<void> => {
+    let cursor = '0'
+    do {
+      const [next, keys] = await raw.scan(cursor, 'MATCH', `${keyPrefix}*`, 'COUNT', 500)
+      if (keys.length > 0) await raw.del(...keys)
+      cursor = next
+    } while (cursor !== '0')
+  }
+  t.teardown(async () => {
+    await cleanup()
+    await raw.quit()
+  })
+  return {
+    url,
+    keyPrefix,
+    raw,
+    cleanup,
+    storeConfig: (overrides = {}) => ({ url, keyPrefix, connectTimeoutMs: 1000, commandTimeoutMs: 1000, ...overrides }),
+  }
+}
+
+export interface TestRedisServer {
+  port: number
+  /** redis://[:password@]127.0.0.1:port */
+  url: string
+  /** Kills the server (SIGKILL: an outage, not a shutdown) and waits until it is gone. */
+  kill(): Promise<void>
+  /** Starts it again on the same port. */
+  start(): Promise<void>
+  /** Freezes it (SIGSTOP): connections stay open but nothing is answered, like a partition. */
+  pause(): void
+  /** Unfreezes it (SIGCONT). */
+  resume(): void
+}
+
+/**
+ * A private `redis-server` child process on a free port, without persistence, killed at
+ * teardown. Undefined (test skipped or failed as above) when the binary is not installed.
+ */
+export async function redisServerForTests(
+  t: Test,
+  { password }: { password?: string } = {},
+): Promise<TestRedisServer | undefined> {
+  const port = await freePort()
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
+  if (password) args.push('--requirepass', password)
+  let child: ChildProcess | undefined
+  const kill = async (): Promise<void> => {
+    const running = child
+    child = undefined
+    if (!running || running.exitCode !== null || running.signalCode !== null) return
+    const exited = new Promise((resolve) => running.once('exit', resolve))
+    running.kill('SIGKILL')
+    await exited
+  }
+  const start = async (): Promise<void> => {
+    child = await launch(args, port)
+  }
+  t.teardown(kill)
+
+  try {
+    await start()
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    redisUnavailable(t, 'redis-server not found on PATH')
+    return undefined
+  }
+  const auth = password ? `:${encodeURIComponent(password)}@` : ''
+  return {
+    port,
+    url: `redis://${auth}127.0.0.1:${port}`,
+    kill,
+    start,
+    pause: () => child?.kill('SIGSTOP'),
+    resume: () => child?.kill('SIGCONT'),
+  }
+}
+
+/** Spawns redis-server and resolves once its port accepts connections. */
+async function launch(args: string[], port: number): Promise<ChildProcess> {
+  const child = spawn('redis-server', args, { cwd: tmpdir(), stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const failed = new Promise<never>((_, reject) => {
+    child.once('error', reject)
+    child.once('exit', (code, signal) => reject(new Error(`redis-server exited (${code ?? signal}): ${stderr}`)))
+  })
+  failed.catch(() => {}) // observed through the race below; later exits are the test's doing
+  const deadline = Date.now() + 5000
+  while (!(await Promise.race([accepts(port), failed]))) {
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL')
+      throw new Error(`redis-server did not listen on port ${port} within 5 s: ${stderr}`)
+    }
+    await sleep(50)
+  }
+  return child
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Test URLs may carry a password too; keep it out of test output. */
+function withoutPassword(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@')
+}

@@ -1,0 +1,180 @@
+/**
+ * The behaviour every Store must show (src/store/store.ts), run against each implementation.
+ * TTLs are short (150 ms) and checked after 2× that, so timing noise cannot flip a result.
+ */
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Test } from 'tap'
+import type { Store } from '../../src/store/store.js'
+
+const TTL = 150
+const AFTER_TTL = 2 * TTL
+const LONG = 60_000
+
+export function storeContract(t: Test, make: () => Promise<Store>): void {
+  const open = async (t: Test): Promise<Store> => {
+    const store = await make()
+    t.teardown(() => store.close())
+    return store
+  }
+  /** A key no other test (or earlier run) uses. */
+  const fresh = (name: string): string => `contract:${name}:${randomUUID()}`
+
+  t.test('an absent key reads as undefined, and deleting it is no error', async (t) => {
+    const store = await open(t)
+    const key = fresh('absent')
+    t.equal(await store.get(key), undefined)
+    t.equal(await store.take(key), undefined)
+    await t.resolves(store.delete(key))
+    t.equal(await store.get(key), undefined)
+  })
+
+  t.test('set then get returns the value; set overwrites', async (t) => {
+    const store = await open(t)
+    const key = fresh('set')
+    await store.set(key, 'first', LONG)
+    t.equal(await store.get(key), 'first')
+    t.equal(await store.get(key), 'first', 'get does not consume')
+    await store.set(key, 'second', LONG)
+    t.equal(await store.get(key), 'second')
+  })
+
+  t.test('the empty string is a value, not absence', async (t) => {
+    const store = await open(t)
+    const key = fresh('empty')
+    await store.set(key, '', LONG)
+    t.equal(await store.get(key), '')
+    t.equal(await store.setIfAbsent(key, 'other', LONG), false)
+    t.equal(await store.take(key), '')
+    t.equal(await store.get(key), undefined)
+  })
+
+  t.test('a record expires after its TTL', async (t) => {
+    const store = await open(t)
+    const [plain, taken, fractional] = [fresh('ttl'), fresh('ttl-take'), fresh('ttl-fraction')]
+    await store.set(plain, 'v', TTL)
+    await store.set(taken, 'v', TTL)
+    await store.set(fractional, 'v', TTL + 0.5)
+    t.equal(await store.get(plain), 'v', 'present before the TTL')
+    t.equal(await store.get(fractional), 'v', 'a fractional TTL is accepted')
+    await sleep(AFTER_TTL)
+    t.equal(await store.get(plain), undefined, 'gone after the TTL')
+    t.equal(await store.get(fractional), undefined)
+    t.equal(await store.take(taken), undefined, 'an expired record cannot be taken')
+    t.equal(await store.setIfAbsent(plain, 'new', LONG), true, 'an expired key counts as absent')
+    t.equal(await store.get(plain), 'new')
+  })
+
+  t.test('set replaces the TTL along with the value', async (t) => {
+    const store = await open(t)
+    const [extended, shortened] = [fresh('extend'), fresh('shorten')]
+    await store.set(extended, 'old', TTL)
+    await store.set(extended, 'new', LONG)
+    await store.set(shortened, 'old', LONG)
+    await store.set(shortened, 'new', TTL)
+    await sleep(AFTER_TTL)
+    t.equal(await store.get(extended), 'new', 'a longer TTL keeps the record')
+    t.equal(await store.get(shortened), undefined, 'a shorter TTL ends it')
+  })
+
+  t.test('setIfAbsent writes once, keeps the first value and its TTL', async (t) => {
+    const store = await open(t)
+    const key = fresh('nx')
+    t.equal(await store.setIfAbsent(key, 'first', TTL), true)
+    t.equal(await store.setIfAbsent(key, 'second', LONG), false)
+    t.equal(await store.get(key), 'first', 'the losing write changed nothing')
+    await sleep(AFTER_TTL)
+    t.equal(await store.get(key), undefined, 'the losing write did not extend the TTL')
+    t.equal(await store.setIfAbsent(key, 'third', LONG), true, 'writable again once expired')
+    t.equal(await store.get(key), 'third')
+  })
+
+  t.test('setIfAbsent by 20 concurrent callers: exactly one wins', async (t) => {
+    const store = await open(t)
+    const key = fresh('nx-race')
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => store.setIfAbsent(key, `writer-${i}`, LONG)),
+    )
+    t.equal(results.filter(Boolean).length, 1)
+    t.equal(await store.get(key), `writer-${results.indexOf(true)}`, 'the stored value is the winner’s')
+  })
+
+  t.test('take returns the value once and deletes it (O21, MCPS-05)', async (t) => {
+    const store = await open(t)
+    const key = fresh('take')
+    await store.set(key, 'code', LONG)
+    t.equal(await store.take(key), 'code')
+    t.equal(await store.take(key), undefined, 'a second take gets nothing')
+    t.equal(await store.get(key), undefined, 'the record is gone')
+    t.equal(await store.setIfAbsent(key, 'again', LONG), true, 'the key is free again')
+  })
+
+  t.test('take by 20 concurrent callers: exactly one gets the value', async (t) => {
+    const store = await open(t)
+    const key = fresh('take-race')
+    await store.set(key, 'single-use', LONG)
+    const results = await Promise.all(Array.from({ length: 20 }, () => store.take(key)))
+    t.same(
+      results.filter((r) => r !== undefined),
+      ['single-use'],
+    )
+    t.equal(await store.get(key), undefined)
+  })
+
+  t.test('delete removes a record', async (t) => {
+    const store = await open(t)
+    const key = fresh('delete')
+    await store.set(key, 'v', LONG)
+    await store.delete(key)
+    t.equal(await store.get(key), undefined)
+    await t.resolves(store.delete(key), 'deleting again is no error')
+  })
+
+  t.test('a TTL that is not a positive finite number is rejected and writes nothing', async (t) => {
+    const store = await open(t)
+    for (const ttl of [0, -1, -0.5, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      const key = fresh('bad-ttl')
+      await t.rejects(store.set(key, 'v', ttl), TypeError, `set with ttl ${ttl}`)
+      await t.rejects(store.setIfAbsent(key, 'v', ttl), TypeError, `setIfAbsent with ttl ${ttl}`)
+      t.equal(await store.get(key), undefined, `nothing written with ttl ${ttl}`)
+    }
+  })
+
+  t.test('unicode and large values survive byte for byte', async (t) => {
+    const store = await open(t)
+    const unicode = 'héllo wörld 🔑🧪 𝒢 — 鍵 ключ مفتاح e\u0301 \u0000 nul \r\n crlf \t {"json":"\\"quoted\\""}'
+    const large = Array.from({ length: 64 * 1024 }, (_, i) => String.fromCharCode(32 + ((i * 7919) % 95))).join('')
+    const largeUnicode = '€🔑'.repeat(64 * 1024 / 7) // ~64 KiB of 3- and 4-byte UTF-8
+    const values = [['unicode', unicode], ['64 KiB ASCII', large], ['64 KiB multibyte', largeUnicode]] as const
+    for (const [name, value] of values) {
+      const key = fresh('value')
+      await store.set(key, value, LONG)
+      const read = await store.get(key)
+      t.ok(read !== undefined && Buffer.from(read).equals(Buffer.from(value)), `${name}: get returns the same bytes`)
+      const taken = await store.take(key)
+      t.ok(taken !== undefined && Buffer.from(taken).equals(Buffer.from(value)), `${name}: take returns the same bytes`)
+    }
+  })
+
+  t.test('keys with colons and unicode are distinct and exact', async (t) => {
+    const store = await open(t)
+    const base = fresh('keys')
+    const keys = [
+      `${base}:a`,
+      `${base}:a:b`,
+      `${base}:a:b:`,
+      `${base}::`,
+      `${base}:鍵:ключ:🔑`,
+      `${base}:e\u0301`, // decomposed é: a different key from the composed one below
+      `${base}:é`,
+    ]
+    for (const [i, key] of keys.entries()) await store.set(key, `value-${i}`, LONG)
+    for (const [i, key] of keys.entries()) t.equal(await store.get(key), `value-${i}`, `key ${JSON.stringify(key)}`)
+    t.equal(await store.get(base), undefined, 'a prefix of a key is another key')
+  })
+
+  t.test('ping resolves while the store is up', async (t) => {
+    const store = await open(t)
+    await t.resolves(store.ping())
+  })
+}
