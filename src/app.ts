@@ -1,0 +1,52 @@
+/**
+ * Builds the Fastify application from its parts, in a fixed, visible order. Knows nothing
+ * of processes, signals or ports (main.ts does).
+ */
+import { randomUUID } from 'node:crypto'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import type { GatewayConfig } from './config/load.js'
+import { registerErrorHandling } from './http/error-handler.js'
+import { registerHealth, type HealthState } from './http/health.js'
+import { registerSecurityHeaders } from './http/security-headers.js'
+import type { AccessTokenVerifier } from './keys/tokens.js'
+import { resourcePlugin } from './resource/plugin.js'
+import type { Store } from './store/store.js'
+
+export interface AppDeps {
+  config: GatewayConfig
+  store: Store
+  verifier: AccessTokenVerifier
+  logger: Logger
+  health?: HealthState
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+export async function buildApp({ config, store, verifier, logger, health }: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // Fastify takes a hop count too, though its type declaration omits it.
+    trustProxy: config.trustProxy as boolean | string[],
+    // A caller's request id is kept for correlation when it is harmless, otherwise replaced.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id']
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+    },
+    // Idle keep-alive sockets close at shutdown; in-flight requests may finish.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    bodyLimit: 64 * 1024,
+  })
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+
+  registerErrorHandling(app)
+  registerSecurityHeaders(app)
+  registerHealth(app, store, health ?? { shuttingDown: false })
+  const issuer = config.externalIssuer?.issuer ?? config.issuer
+  await app.register(resourcePlugin, { config, issuer, store, verifier })
+  return app
+}

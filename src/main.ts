@@ -1,0 +1,112 @@
+/**
+ * Runs a gateway process: config → store → keys → app → listen, and the graceful shutdown
+ * that undoes it (stop accepting, let requests finish, end streams, close the store).
+ */
+import type { FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import { buildApp } from './app.js'
+import type { GatewayConfig } from './config/load.js'
+import type { HealthState } from './http/health.js'
+import { loadKeystore, type Keystore } from './keys/keystore.js'
+import { AccessTokenVerifier } from './keys/tokens.js'
+import { createLogger } from './log.js'
+import { createStore } from './store/create.js'
+import type { Store } from './store/store.js'
+
+export interface Gateway {
+  readonly app: FastifyInstance
+  readonly store: Store
+  /** Undefined in external-issuer mode, where the gateway signs nothing. */
+  readonly keystore: Keystore | undefined
+  /** The address actually bound, e.g. http://127.0.0.1:8080. */
+  readonly address: string
+  /** Graceful shutdown; resolves when every connection and the store are closed. */
+  close(): Promise<void>
+}
+
+export interface StartOptions {
+  logger?: Logger
+  env?: NodeJS.ProcessEnv
+}
+
+export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<Gateway> {
+  const logger = options.logger ?? createLogger(config.log.level)
+  for (const warning of config.warnings) logger.warn(`DEVELOPMENT SETTING: ${warning}`)
+
+  const store = createStore(config.store, logger)
+  let keystore: Keystore | undefined
+  let verifier: AccessTokenVerifier
+  try {
+    if (config.externalIssuer) {
+      verifier = AccessTokenVerifier.forRemoteIssuer({
+        ...config.externalIssuer,
+        clockToleranceSeconds: config.accessTokens.clockToleranceSeconds,
+      })
+    } else {
+      keystore = await loadKeystore(config.keys, store, options.env)
+      verifier = AccessTokenVerifier.forKeystore(keystore, config.issuer, config.accessTokens.clockToleranceSeconds)
+    }
+  } catch (err) {
+    await store.close()
+    throw err
+  }
+
+  const health: HealthState = { shuttingDown: false }
+  const app = await buildApp({ config, store, verifier, logger, health })
+  try {
+    await app.listen({ host: config.listen.host, port: config.listen.port })
+  } catch (err) {
+    await app.close()
+    await store.close()
+    throw err
+  }
+  const bound = app.server.address()
+  const address =
+    typeof bound === 'object' && bound
+      ? `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`
+      : String(bound)
+
+  let closing: Promise<void> | undefined
+  const close = () => {
+    closing ??= (async () => {
+      health.shuttingDown = true
+      logger.info({ graceSeconds: config.shutdown.graceSeconds }, 'shutting down')
+      // Requests still running after the grace period are cut rather than holding the process.
+      const deadline = setTimeout(() => app.server.closeAllConnections(), config.shutdown.graceSeconds * 1000)
+      // Keep-alive sockets whose last request finishes during shutdown would otherwise hold
+      // the server open until their idle timeout.
+      const idleSweep = setInterval(() => app.server.closeIdleConnections(), 100)
+      deadline.unref()
+      idleSweep.unref()
+      try {
+        await app.close()
+      } finally {
+        clearTimeout(deadline)
+        clearInterval(idleSweep)
+        await store.close()
+      }
+      logger.info('stopped')
+    })()
+    return closing
+  }
+  return { app, store, keystore, address, close }
+}
+
+/** Ends the process gracefully on SIGTERM/SIGINT; a second signal ends it at once. */
+export function closeOnSignals(gateway: Gateway, logger: Logger): void {
+  let received = false
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (received) process.exit(1)
+    received = true
+    logger.info({ signal }, 'signal received')
+    gateway.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGTERM', onSignal)
+  process.on('SIGINT', onSignal)
+}

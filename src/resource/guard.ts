@@ -1,0 +1,99 @@
+/**
+ * The resource side's decision for one request, taken in `onRequest`, before the body is read
+ * (MCPA-58): Origin (MCPT-01), bearer token (MCPA-51..57, JWT-03), audience (MCPA-53, MCPA-59,
+ * RI-08), base scopes (MCPA-43), session ownership (MCPS-10..12).
+ * Refusals are thrown as PublicErrors carrying their challenge; the root handler writes them.
+ */
+import type { Resource } from '../config/load.js'
+import {
+  ForbiddenError,
+  InsufficientScopeError,
+  InvalidRequestError,
+  InvalidTokenError,
+  NotFoundError,
+  TemporarilyUnavailableError,
+} from '../errors.js'
+import { TokenRejectedError, type AccessTokenVerifier } from '../keys/tokens.js'
+import { extractBearer } from './bearer.js'
+import { bearerChallenge, type BearerErrorCode } from './challenge.js'
+import { principalOf, type Principal } from './principal.js'
+import type { SessionBindings } from './sessions.js'
+import type { IncomingMessage } from 'node:http'
+
+export interface GuardDeps {
+  resource: Resource
+  verifier: AccessTokenVerifier
+  sessions: SessionBindings
+  /** Origins allowed besides the configured ones: the gateway's own. */
+  ownOrigin: string
+}
+
+export type Guard = (raw: IncomingMessage) => Promise<Principal>
+
+export function createGuard({ resource, verifier, sessions, ownOrigin }: GuardDeps): Guard {
+  const allowedOrigins = new Set([ownOrigin, ...resource.allowedOrigins])
+  const requiredScopes = resource.requiredScopes
+  const challenge = (error?: BearerErrorCode, description?: string) => ({
+    'www-authenticate': bearerChallenge({
+      resourceMetadataUrl: resource.metadataUrl,
+      scopes: requiredScopes,
+      ...(error && { error }),
+      ...(description && { description }),
+    }),
+  })
+
+  return async function guard(raw) {
+    const origin = raw.headers.origin
+    if (origin !== undefined && !allowedOrigins.has(origin)) {
+      throw new ForbiddenError('this origin may not call the MCP endpoint', { detail: `origin ${origin}` })
+    }
+
+    const bearer = extractBearer(raw)
+    if (bearer.kind === 'none') {
+      throw new InvalidTokenError('an access token is required', { headers: challenge() })
+    }
+    if (bearer.kind === 'invalid') {
+      throw new InvalidRequestError(bearer.description, { headers: challenge('invalid_request', bearer.description) })
+    }
+
+    let principal: Principal
+    try {
+      principal = principalOf(await verifier.verify(bearer.token))
+    } catch (err) {
+      if (err instanceof TokenRejectedError && err.reason === 'keys_unavailable') {
+        throw new TemporarilyUnavailableError('the token issuer keys cannot be loaded; try again', { cause: err })
+      }
+      const description = err instanceof TokenRejectedError ? err.message : 'the access token is invalid'
+      throw new InvalidTokenError(description, {
+        headers: challenge('invalid_token', description),
+        detail: err instanceof TokenRejectedError ? err.reason : undefined,
+        cause: err,
+      })
+    }
+
+    // RFC 8707 §2, MCPA-59: a genuine token for another resource is still not valid here.
+    if (!principal.token.audiences.includes(resource.uri)) {
+      const description = 'the access token was not issued for this resource'
+      throw new InvalidTokenError(description, { headers: challenge('invalid_token', description), detail: 'audience' })
+    }
+
+    const missing = requiredScopes.filter((s) => !principal.scopes.has(s))
+    if (missing.length > 0) {
+      const description = `the access token lacks the scope ${missing.join(' ')}`
+      throw new InsufficientScopeError(description, { headers: challenge('insufficient_scope', description) })
+    }
+
+    const sessionId = raw.headers['mcp-session-id']
+    if (typeof sessionId === 'string') {
+      let owned: boolean
+      try {
+        owned = await sessions.check(sessionId, principal)
+      } catch (err) {
+        throw new TemporarilyUnavailableError('session state is unavailable; try again', { cause: err })
+      }
+      // Unknown and foreign sessions look the same, so a session id cannot be probed (MCPS-11).
+      if (!owned) throw new NotFoundError('session not found', { detail: 'session not bound to this principal' })
+    }
+    return principal
+  }
+}

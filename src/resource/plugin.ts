@@ -1,0 +1,131 @@
+/**
+ * The resource-server role: for every configured resource, its RFC 9728 metadata and the
+ * guarded proxy to its upstream MCP server. Never imports the authorization server: in
+ * external-issuer mode this plugin is all there is.
+ */
+import httpProxy from '@fastify/http-proxy'
+import type { FastifyInstance } from 'fastify'
+import type { ServerResponse } from 'node:http'
+import type { Readable } from 'node:stream'
+import { Agent } from 'undici'
+import type { GatewayConfig, Resource } from '../config/load.js'
+import { ForbiddenError, NotFoundError } from '../errors.js'
+import type { AccessTokenVerifier } from '../keys/tokens.js'
+import type { Store } from '../store/store.js'
+import { corsHeaders, preflightHeaders } from './cors.js'
+import { createGuard } from './guard.js'
+import { protectedResourceMetadata } from './prm.js'
+import { SessionBindings } from './sessions.js'
+import { upstreamReplyOptions } from './upstream.js'
+
+export interface ResourcePluginOptions {
+  config: GatewayConfig
+  /** The issuer named in the metadata: the built-in AS or the external one. */
+  issuer: string
+  store: Store
+  verifier: AccessTokenVerifier
+}
+
+const PRM_ROOT = '/.well-known/oauth-protected-resource'
+const MCP_METHODS = ['GET', 'POST', 'DELETE'] as const
+
+export async function resourcePlugin(app: FastifyInstance, opts: ResourcePluginOptions): Promise<void> {
+  const { config, issuer } = opts
+  const metadataRoute = (path: string, resource: Resource) => {
+    const body = JSON.stringify(protectedResourceMetadata(resource, issuer))
+    app.get(path, async (_request, reply) => {
+      // Public and cacheable (PRM-12); readable by browser-based clients.
+      reply.type('application/json').header('cache-control', 'public, max-age=300')
+      reply.header('access-control-allow-origin', '*')
+      return body
+    })
+  }
+  for (const resource of config.resources) metadataRoute(resource.metadataPath, resource)
+  // The root well-known URL serves the default resource (OQ-07), when there is one.
+  const rootResource = config.defaultResource
+  if (rootResource && rootResource.metadataPath !== PRM_ROOT) metadataRoute(PRM_ROOT, rootResource)
+
+  const streams = new Map<Readable, ServerResponse>()
+  app.addHook('preClose', async () => {
+    // Notification streams never end by themselves: end them now so clients reconnect to another
+    // replica. Calls in flight keep their streams until they finish or the grace period ends.
+    for (const [upstreamBody, client] of streams) {
+      client.end()
+      upstreamBody.destroy()
+    }
+  })
+
+  for (const resource of config.resources) {
+    await app.register(async (scope) => guardedProxy(scope, resource, opts, streams))
+  }
+}
+
+async function guardedProxy(
+  scope: FastifyInstance,
+  resource: Resource,
+  { config, store, verifier }: ResourcePluginOptions,
+  streams: Map<Readable, ServerResponse>,
+): Promise<void> {
+  const sessions = new SessionBindings(store, resource.id, resource.sessionIdleSeconds * 1000)
+  const ownOrigin = new URL(config.publicUrl).origin
+  const guard = createGuard({ resource, verifier, sessions, ownOrigin })
+  const allowedOrigins = new Set([ownOrigin, ...resource.allowedOrigins])
+  const upstream = new URL(resource.upstream)
+
+  // Bodies are read once, bounded, and forwarded as the exact bytes received.
+  scope.removeAllContentTypeParsers()
+  scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: resource.maxBodyBytes }, (_req, body, done) =>
+    done(null, body),
+  )
+
+  scope.addHook('onRequest', async (request, reply) => {
+    if (pathOf(request.url) !== resource.path) throw new NotFoundError('no such endpoint')
+    const cors = corsHeaders(request.headers.origin, allowedOrigins)
+    if (cors) reply.headers(cors)
+    if (request.method === 'OPTIONS') return
+    request.principal = await guard(request.raw)
+  })
+
+  scope.options(resource.path, async (request, reply) => {
+    const headers = preflightHeaders(request.headers, allowedOrigins)
+    if (!headers) throw new ForbiddenError('this origin may not call the MCP endpoint')
+    reply.code(204).headers(headers)
+  })
+
+  const dispatcher = new Agent({
+    connect: { timeout: resource.timeouts.connectMs, rejectUnauthorized: true },
+    headersTimeout: resource.timeouts.responseHeadersMs,
+    // A started response is a stream the client controls; an idle SSE stream is not an error (MCPT-16).
+    bodyTimeout: 0,
+    connections: 256,
+  })
+  scope.addHook('onClose', async () => dispatcher.close())
+
+  const trackStream = (upstreamBody: Readable, client: ServerResponse) => {
+    streams.set(upstreamBody, client)
+    upstreamBody.once('close', () => streams.delete(upstreamBody))
+  }
+
+  await scope.register(httpProxy, {
+    upstream: upstream.origin,
+    prefix: resource.path,
+    rewritePrefix: upstream.pathname,
+    routes: ['/'],
+    httpMethods: [...MCP_METHODS],
+    proxyPayloads: false,
+    undici: dispatcher,
+    disableRequestLogging: true,
+    config: { errorFormat: 'jsonrpc', proxied: true },
+    replyOptions: upstreamReplyOptions({ resource, sessions, publicUrl: config.publicUrl, trackStream }),
+    // The checked bytes go upstream as they are: reply-from would re-encode a JSON body itself.
+    handler: (request, reply, dest, options) =>
+      Buffer.isBuffer(request.body)
+        ? reply.from(dest, { ...options, body: request.body, contentType: request.headers['content-type'] ?? 'application/octet-stream' })
+        : reply.from(dest, options),
+  })
+}
+
+function pathOf(url: string): string {
+  const q = url.indexOf('?')
+  return q === -1 ? url : url.slice(0, q)
+}

@@ -1,0 +1,18 @@
+/**
+ * RFC 9728 Protected Resource Metadata for one resource (PRM-01..05, MCPA-07, MCPA-10).
+ * `resource` is the configured public URL, never derived from the request (PRM-05, BCP-13);
+ * members with no value are omitted (PRM-02); `offline_access` is never listed (MCPA-F04).
+ */
+import type { Resource } from '../config/load.js'
+
+export function protectedResourceMetadata(resource: Resource, issuer: string): Record<string, unknown> {
+  const scopes = resource.scopes.map((s) => s.name).filter((s) => s !== 'offline_access')
+  return {
+    resource: resource.uri,
+    authorization_servers: [issuer],
+    ...(scopes.length > 0 && { scopes_supported: scopes }),
+    bearer_methods_supported: ['header'],
+    resource_name: resource.name,
+    ...(resource.documentation && { resource_documentation: resource.documentation }),
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * How a checked request travels to the upstream MCP server and how its answer comes back:
+ * the @fastify/reply-from options for one resource.
+ *
+ * Upstream-bound headers: the client's token, Gatehouse's cookies, hop-by-hop headers and any
+ * inbound copy of an identity or forwarding header are removed (MCPA-60, BCP-13); identity
+ * travels only in the configured headers. Responses stream through untouched, except that SSE
+ * is marked unbufferable (MCPT-16) and Gatehouse's own cookie names cannot be set upstream.
+ */
+import type { FastifyHttpProxyOptions } from '@fastify/http-proxy'
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
+import type { Readable } from 'node:stream'
+import type { Resource } from '../config/load.js'
+import { BadGatewayError, GatewayTimeoutError, TemporarilyUnavailableError } from '../errors.js'
+import { isGatehouseCookie, withoutGatehouseCookies } from '../http/cookies.js'
+import type { Principal } from './principal.js'
+import type { SessionBindings } from './sessions.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal
+  }
+}
+
+/** Hop-by-hop (RFC 9110 §7.6.1) and credential headers that never go upstream. */
+const DROPPED_REQUEST_HEADERS = [
+  'authorization',
+  'proxy-authorization',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'forwarded',
+  'x-real-ip',
+  // The gateway has checked Origin (MCPT-01); passed on, a browser origin would trip the
+  // DNS-rebinding guards MCP servers commonly run for localhost.
+  'origin',
+]
+
+export interface UpstreamDeps {
+  resource: Resource
+  sessions: SessionBindings
+  publicUrl: string
+  /**
+   * Called for every notification stream (a GET stream, a subscriptions/listen answer), which
+   * never ends by itself, so shutdown can end it: the upstream body and the client response.
+   */
+  trackStream: (upstreamBody: Readable, client: ServerResponse) => void
+}
+
+type ReplyOptions = Required<NonNullable<FastifyHttpProxyOptions['replyOptions']>>
+type Hook<K extends keyof ReplyOptions> = ReplyOptions[K]
+
+/** What reply-from really hands to onResponse (its type declaration says otherwise). */
+interface UpstreamResponse {
+  statusCode: number
+  headers: IncomingHttpHeaders
+  stream: Readable
+}
+
+export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStream }: UpstreamDeps) {
+  const identity = resource.identityHeaders
+  const identityNames = Object.values(identity).map((h) => h.toLowerCase())
+  const forwardedProto = new URL(publicUrl).protocol.slice(0, -1)
+  const forwardedHost = new URL(publicUrl).host
+
+  const rewriteRequestHeaders: Hook<'rewriteRequestHeaders'> = (request, incoming) => {
+    const headers = incoming as IncomingHttpHeaders
+    for (const name of DROPPED_REQUEST_HEADERS) delete headers[name]
+    for (const name of identityNames) delete headers[name]
+    for (const name of Object.keys(headers)) if (name.startsWith('x-forwarded-')) delete headers[name]
+    if (headers.cookie !== undefined) {
+      const kept = withoutGatehouseCookies(headers.cookie)
+      if (kept === undefined) delete headers.cookie
+      else headers.cookie = kept
+    }
+    headers['x-forwarded-for'] = request.ip
+    headers['x-forwarded-proto'] = forwardedProto
+    headers['x-forwarded-host'] = forwardedHost
+    const principal = request.principal!
+    if (identity.subject) headers[identity.subject.toLowerCase()] = headerSafe(principal.sub)
+    if (identity.clientId && principal.clientId !== undefined) {
+      headers[identity.clientId.toLowerCase()] = headerSafe(principal.clientId)
+    }
+    if (identity.scope) headers[identity.scope.toLowerCase()] = [...principal.scopes].join(' ')
+    return headers
+  }
+
+  const rewriteHeaders: Hook<'rewriteHeaders'> = (incoming) => {
+    const headers = incoming as IncomingHttpHeaders
+    if (isEventStream(headers)) {
+      headers['x-accel-buffering'] = 'no'
+      headers['cache-control'] = 'no-cache, no-transform'
+    }
+    const setCookie = headers['set-cookie']
+    if (setCookie !== undefined) {
+      const kept = setCookie.filter((c) => !isGatehouseCookie(c.split('=', 1)[0]!))
+      if (kept.length > 0) headers['set-cookie'] = kept
+      else delete headers['set-cookie']
+    }
+    return headers
+  }
+
+  const onResponse: Hook<'onResponse'> = (request, reply, raw) => void bindAndSend(request, reply, raw as unknown as UpstreamResponse)
+
+  async function bindAndSend(request: Parameters<Hook<'onResponse'>>[0], reply: Parameters<Hook<'onResponse'>>[1], res: UpstreamResponse) {
+    const requested = request.headers['mcp-session-id']
+    const issued = res.headers['mcp-session-id']
+    try {
+      if (typeof issued === 'string' && issued !== requested && res.statusCode < 300) {
+        await sessions.bind(issued, request.principal!)
+      } else if (request.method === 'DELETE' && typeof requested === 'string' && res.statusCode < 300) {
+        await sessions.unbind(requested)
+      }
+    } catch (err) {
+      // A session we cannot bind must not be handed out: nobody could use it safely.
+      res.stream.destroy()
+      for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+      reply.send(new TemporarilyUnavailableError('session state is unavailable; try again', { cause: err }))
+      return
+    }
+    if (isEventStream(res.headers) && isNotificationStream(request.method, request.body)) {
+      trackStream(res.stream, reply.raw as ServerResponse)
+    }
+    reply.send(res.stream)
+  }
+
+  const onError: Hook<'onError'> = (reply, { error: e }) => {
+    const error = e as Error & { statusCode?: number; code?: string }
+    const timedOut = error.statusCode === 504 || /TIMEOUT/i.test(error.code ?? '')
+    const detail = `upstream ${resource.id}: ${error.code ?? error.name}`
+    reply.send(
+      timedOut
+        ? new GatewayTimeoutError('the MCP server did not answer in time', { detail, cause: error })
+        : new BadGatewayError('the MCP server is unavailable', { detail, cause: error }),
+    )
+  }
+
+  return { rewriteRequestHeaders, rewriteHeaders, onResponse, onError }
+}
+
+/** GET streams (2025-11-25) and subscriptions/listen answers (2026-07-28) only ever carry notifications. */
+function isNotificationStream(method: string, body: unknown): boolean {
+  if (method === 'GET') return true
+  if (!Buffer.isBuffer(body) || !body.includes('subscriptions/listen')) return false
+  try {
+    return (JSON.parse(body.toString('utf8')) as { method?: unknown }).method === 'subscriptions/listen'
+  } catch {
+    return false
+  }
+}
+
+function isEventStream(headers: IncomingHttpHeaders): boolean {
+  return headers['content-type']?.toLowerCase().startsWith('text/event-stream') ?? false
+}
+
+/** Header values must be visible ASCII; anything else (non-ASCII names, CR/LF) is percent-encoded. */
+function headerSafe(value: string): string {
+  return /^[\x20-\x7E]*$/.test(value) ? value : encodeURIComponent(value)
+}

@@ -1,0 +1,152 @@
+/**
+ * The proxy under stress and abuse: oversized bodies, session hijacking (MCPS-10..12), an
+ * upstream that is down, slow or idle, and clients that hang up (MCPT-16).
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import t, { type Test } from 'tap'
+import { connectSdk1Client, postJsonRpc, readSseEvents } from '../fixtures/mcp-clients.js'
+import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
+import { freePort, startTestGateway } from '../helpers/gateway.js'
+
+const ping = { jsonrpc: '2.0', id: 1, method: 'ping' }
+
+/** A hand-written upstream for behaviours the SDK servers cannot be made to show. */
+async function rawUpstream(t: Test, handler: (req: IncomingMessage, res: ServerResponse) => void) {
+  const server = createServer(handler)
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => {
+    server.closeAllConnections()
+    server.close()
+  })
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`
+}
+
+t.test('bodies over maxBodyBytes are refused with 413 before the upstream sees them', async (t) => {
+  const upstream = await startSdk1Upstream({ stateful: false, jsonResponse: true })
+  t.teardown(() => upstream.close())
+  const gw = await startTestGateway(t, { resources: [{ upstream: upstream.url, maxBodyBytes: 2048 }] })
+  const auth = { authorization: `Bearer ${await gw.mint()}` }
+  const big = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x'.repeat(4096) } } }
+  const res = await postJsonRpc(gw.mcpUrl(), big, auth)
+  t.equal(res.status, 413)
+  t.match(JSON.parse(res.text), { jsonrpc: '2.0', error: { message: /too large/ } })
+
+  // Without Content-Length (chunked), the limit still holds while reading.
+  const chunked = await fetch(gw.mcpUrl(), {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: new ReadableStream({
+      start(c) {
+        for (let i = 0; i < 8; i++) c.enqueue(new TextEncoder().encode('x'.repeat(512)))
+        c.close()
+      },
+    }),
+    duplex: 'half',
+  } as RequestInit)
+  t.equal(chunked.status, 413)
+  t.equal(upstream.requests.length, 0)
+})
+
+t.test("one user's token cannot ride another user's session (MCPS-10, MCPS-11, MCPS-12)", async (t) => {
+  const upstream = await startSdk1Upstream({ stateful: true, jsonResponse: true })
+  t.teardown(() => upstream.close())
+  const gw = await startTestGateway(t, { resources: [{ upstream: upstream.url }] })
+  const alice = await gw.mint({ sub: 'alice', clientId: 'client-a' })
+  const client = await connectSdk1Client(gw.mcpUrl(), { token: alice })
+  t.teardown(() => client.close())
+  await client.listTools()
+  const sessionId = upstream.sessionIds()[0]!
+  t.ok(sessionId)
+  const before = upstream.requests.length
+  const call = (token: string) =>
+    postJsonRpc(gw.mcpUrl(), { jsonrpc: '2.0', id: 9, method: 'tools/list' }, {
+      authorization: `Bearer ${token}`,
+      'mcp-session-id': sessionId,
+      'mcp-protocol-version': '2025-11-25',
+    })
+
+  const bob = await call(await gw.mint({ sub: 'bob', clientId: 'client-a' }))
+  t.equal(bob.status, 404, 'another subject: as if the session did not exist')
+  const otherClient = await call(await gw.mint({ sub: 'alice', clientId: 'client-b' }))
+  t.equal(otherClient.status, 404, 'same subject through another client: refused too')
+  const invented = await postJsonRpc(gw.mcpUrl(), ping, { authorization: `Bearer ${alice}`, 'mcp-session-id': 'guessed-session' })
+  t.equal(invented.status, 404, 'an unbound session id is refused by the gateway')
+  t.equal(upstream.requests.length, before, 'none of these reached the upstream')
+  const noToken = await postJsonRpc(gw.mcpUrl(), ping, { 'mcp-session-id': sessionId })
+  t.equal(noToken.status, 401, 'a session id is never authentication (MCPS-10)')
+
+  t.equal((await call(alice)).status, 200, 'the owner still gets through')
+
+  const del = await fetch(gw.mcpUrl(), {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${alice}`, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' },
+  })
+  t.equal(del.status, 200, 'DELETE ends the session')
+  t.equal((await call(alice)).status, 404, 'an ended session is no longer bound')
+})
+
+t.test('an unreachable upstream: 502 with a JSON-RPC error, no internal address in it', async (t) => {
+  const port = await freePort()
+  const gw = await startTestGateway(t, { resources: [{ upstream: `http://127.0.0.1:${port}/mcp` }] })
+  const res = await postJsonRpc(gw.mcpUrl(), ping, { authorization: `Bearer ${await gw.mint()}` })
+  t.equal(res.status, 502)
+  const body = JSON.parse(res.text)
+  t.match(body, { jsonrpc: '2.0', id: null, error: { code: -32001, message: 'the MCP server is unavailable' } })
+  t.notMatch(res.text, String(port))
+  t.ok(gw.logs.some((l) => /ECONNREFUSED|UND_ERR/.test(JSON.stringify(l))), 'the cause is logged for the operator')
+})
+
+t.test('an upstream that never answers: 504 after responseHeadersMs', async (t) => {
+  const url = await rawUpstream(t, () => {})
+  const gw = await startTestGateway(t, { resources: [{ upstream: url, timeouts: { responseHeadersMs: 300 } }] })
+  const started = Date.now()
+  const res = await postJsonRpc(gw.mcpUrl(), ping, { authorization: `Bearer ${await gw.mint()}` })
+  t.equal(res.status, 504)
+  t.match(JSON.parse(res.text), { error: { code: -32001 } })
+  t.ok(Date.now() - started < 3000, 'no hang')
+})
+
+t.test('an idle SSE stream is not cut by the headers timeout; a hang-up cancels the upstream (MCPT-16)', async (t) => {
+  let upstreamClosed = false
+  let sendMore: (() => void) | undefined
+  const url = await rawUpstream(t, (req, res) => {
+    req.resume()
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    res.write('event: message\ndata: {"n":1}\n\n')
+    res.on('close', () => {
+      upstreamClosed = true
+    })
+    sendMore = () => res.write('event: message\ndata: {"n":2}\n\n')
+  })
+  const gw = await startTestGateway(t, { resources: [{ upstream: url, timeouts: { responseHeadersMs: 200 } }] })
+  const controller = new AbortController()
+  const response = await fetch(gw.mcpUrl(), {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await gw.mint()}`, 'content-type': 'application/json', accept: 'text/event-stream' },
+    body: JSON.stringify(ping),
+    signal: controller.signal,
+  })
+  const events = readSseEvents(response)
+  t.match((await events.next()).value, { data: '{"n":1}' })
+  await new Promise((r) => setTimeout(r, 1200)) // six times the headers timeout, idle
+  sendMore!()
+  t.match((await events.next()).value, { data: '{"n":2}' }, 'the stream survived the idle period')
+  t.notOk(upstreamClosed)
+  controller.abort()
+  const deadline = Date.now() + 2000
+  while (!upstreamClosed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  t.ok(upstreamClosed, 'the upstream request ended when the client went away')
+})
+
+t.test('an upstream cannot set the gateway’s own cookies', async (t) => {
+  const url = await rawUpstream(t, (req, res) => {
+    req.resume()
+    res.setHeader('set-cookie', ['__Host-gatehouse-session=planted; Path=/', 'upstream=ok'])
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}')
+  })
+  const gw = await startTestGateway(t, { resources: [{ upstream: url }] })
+  const res = await postJsonRpc(gw.mcpUrl(), ping, { authorization: `Bearer ${await gw.mint()}` })
+  t.equal(res.status, 200)
+  t.same(res.headers.getSetCookie(), ['upstream=ok'])
+})
