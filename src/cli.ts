@@ -1,0 +1,172 @@
+#!/usr/bin/env node
+/**
+ * The `gatehouse` command.
+ *
+ *   gatehouse serve [--config FILE]       run the gateway (no file: the embedded demo)
+ *   gatehouse check-config FILE           validate a configuration, listing every problem
+ *   gatehouse token --config FILE ...     mint an access token (until the built-in AS issues them)
+ *   gatehouse keys generate [--alg ES256] print a new private signing key (PKCS#8 PEM)
+ */
+import { parseArgs } from 'node:util'
+import { exportPKCS8, generateKeyPair } from 'jose'
+import { ConfigError, loadConfigFile, loadConfigObject, type GatewayConfig } from './config/load.js'
+import { demoConfig } from './demo/config.js'
+import { startDemoMcpServer } from './demo/mcp-server.js'
+import { KeyError, loadKeystore } from './keys/keystore.js'
+import { mintAccessToken } from './keys/tokens.js'
+import { createLogger } from './log.js'
+import { closeOnSignals, startGateway } from './main.js'
+import { createStore } from './store/create.js'
+
+const USAGE = `usage:
+  gatehouse serve [--config FILE]          (or GATEHOUSE_CONFIG=FILE; no file runs the embedded demo)
+  gatehouse check-config FILE
+  gatehouse token --config FILE [--resource ID] [--sub SUBJECT] [--client-id ID] [--scope "A B"] [--ttl SECONDS]
+  gatehouse keys generate [--alg ES256|RS256|PS256|EdDSA]`
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  switch (command) {
+    case 'serve':
+      return serve(rest)
+    case 'check-config':
+      return checkConfig(rest)
+    case 'token':
+      return token(rest)
+    case 'keys':
+      return keys(rest)
+    default:
+      process.stderr.write(`${USAGE}\n`)
+      return command === undefined || command === 'help' || command === '--help' ? 0 : 2
+  }
+}
+
+async function serve(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' } } })
+  const file = values.config ?? process.env.GATEHOUSE_CONFIG
+  if (file) {
+    const config = await loadConfigFile(file)
+    const logger = createLogger(config.log.level)
+    const gateway = await startGateway(config, { logger })
+    closeOnSignals(gateway, logger)
+    return -1
+  }
+
+  const port = Number(process.env.PORT ?? 8080)
+  const demo = await startDemoMcpServer()
+  const config = loadConfigObject(demoConfig(port, demo.url), 'embedded demo configuration')
+  const logger = createLogger(config.log.level)
+  const gateway = await startGateway(config, { logger })
+  const originalClose = gateway.close
+  closeOnSignals({ ...gateway, close: async () => (await originalClose(), await demo.close()) }, logger)
+  const resource = config.resources[0]!
+  const devToken = await mintAccessToken(
+    gateway.keystore!,
+    config.issuer,
+    { sub: 'developer', clientId: 'gatehouse-demo', audience: resource.uri, scopes: resource.requiredScopes },
+    3600,
+  )
+  process.stdout.write(`
+Gatehouse is running the embedded demo (development settings; see the warnings above).
+
+  MCP endpoint      ${resource.uri}   (protected; upstream: the bundled demo MCP server)
+  Resource metadata ${resource.metadataUrl}
+
+Try it:
+  curl -i ${resource.uri} -X POST -H 'content-type: application/json' -d '{}'      # 401 + challenge
+  export TOKEN=${devToken}
+  curl -s ${resource.uri} -X POST -H "authorization: Bearer $TOKEN" \\
+    -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \\
+    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}'
+
+The token above is valid for one hour. Next: write your own configuration
+(config/gatehouse.example.yaml) and run: gatehouse serve --config FILE
+`)
+  return -1
+}
+
+async function checkConfig(args: string[]): Promise<number> {
+  const { positionals } = parseArgs({ args, allowPositionals: true })
+  const file = positionals[0]
+  if (!file) throw new UsageError('check-config needs a FILE')
+  const config = await loadConfigFile(file)
+  process.stdout.write(`${file}: valid (${config.resources.length} resource(s))\n`)
+  for (const warning of config.warnings) process.stdout.write(`  warning: ${warning}\n`)
+  return 0
+}
+
+async function token(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string' },
+      resource: { type: 'string' },
+      sub: { type: 'string', default: 'developer' },
+      'client-id': { type: 'string', default: 'gatehouse-cli' },
+      scope: { type: 'string' },
+      ttl: { type: 'string' },
+    },
+  })
+  const file = values.config ?? process.env.GATEHOUSE_CONFIG
+  if (!file) throw new UsageError('token needs --config FILE')
+  const config = await loadConfigFile(file)
+  if (config.externalIssuer) throw new UsageError('this gateway trusts an external issuer: get tokens from it')
+  if (config.keys.length === 0 && config.store.type === 'memory') {
+    throw new UsageError(
+      'the development key of a gateway with the memory store lives in that process only; ' +
+        'configure keys or the Redis store to mint tokens from the command line',
+    )
+  }
+  const resource = values.resource ? config.resources.find((r) => r.id === values.resource) : config.defaultResource
+  if (!resource) throw new UsageError(values.resource ? `no resource with id ${values.resource}` : 'name a --resource')
+  const ttl = Number(values.ttl ?? config.accessTokens.ttlSeconds)
+  if (!Number.isInteger(ttl) || ttl < 1) throw new UsageError('--ttl must be a whole number of seconds')
+  const store = createStore(config.store, createLogger('error'))
+  try {
+    const keystore = await loadKeystore(config.keys, store)
+    const scopes = values.scope !== undefined ? values.scope.split(' ').filter(Boolean) : resource.requiredScopes
+    const jwt = await mintAccessToken(
+      keystore,
+      config.issuer,
+      { sub: values.sub, clientId: values['client-id'], audience: resource.uri, scopes },
+      ttl,
+    )
+    process.stdout.write(`${jwt}\n`)
+  } finally {
+    await store.close()
+  }
+  return 0
+}
+
+async function keys(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { alg: { type: 'string', default: 'ES256' } },
+  })
+  if (positionals[0] !== 'generate') throw new UsageError('keys generate [--alg ES256|RS256|PS256|EdDSA]')
+  if (!['ES256', 'RS256', 'PS256', 'EdDSA'].includes(values.alg)) throw new UsageError(`unsupported --alg ${values.alg}`)
+  const { privateKey } = await generateKeyPair(values.alg, { extractable: true, ...(values.alg !== 'ES256' && values.alg !== 'EdDSA' && { modulusLength: 3072 }) })
+  process.stdout.write(await exportPKCS8(privateKey))
+  return 0
+}
+
+class UsageError extends Error {}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError || err instanceof KeyError || err instanceof UsageError) {
+      process.stderr.write(`gatehouse: ${err.message}\n`)
+      process.exitCode = 2
+    } else if (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`gatehouse: ${err.message}\n${USAGE}\n`)
+      process.exitCode = 2
+    } else {
+      process.stderr.write(`gatehouse: ${err instanceof Error ? err.message : String(err)}\n`)
+      process.exitCode = 1
+    }
+  },
+)
