@@ -9,7 +9,9 @@ import type { GatewayConfig } from './config/load.js'
 import { registerErrorHandling } from './http/error-handler.js'
 import { registerHealth, type HealthState } from './http/health.js'
 import { registerSecurityHeaders } from './http/security-headers.js'
+import type { Keystore } from './keys/keystore.js'
 import type { AccessTokenVerifier } from './keys/tokens.js'
+import { oauthPlugin } from './oauth/plugin.js'
 import { resourcePlugin } from './resource/plugin.js'
 import type { Store } from './store/store.js'
 
@@ -17,13 +19,15 @@ export interface AppDeps {
   config: GatewayConfig
   store: Store
   verifier: AccessTokenVerifier
+  /** The built-in authorization server's keys; absent in external-issuer mode. */
+  keystore: Keystore | undefined
   logger: Logger
   health?: HealthState
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
-export async function buildApp({ config, store, verifier, logger, health }: AppDeps): Promise<FastifyInstance> {
+export async function buildApp({ config, store, verifier, keystore, logger, health }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // Fastify takes a hop count too, though its type declaration omits it.
@@ -48,5 +52,6 @@ export async function buildApp({ config, store, verifier, logger, health }: AppD
   registerHealth(app, store, health ?? { shuttingDown: false })
   const issuer = config.externalIssuer?.issuer ?? config.issuer
   await app.register(resourcePlugin, { config, issuer, store, verifier })
+  if (keystore) await app.register(oauthPlugin, { config, store, keystore, verifier })
   return app
 }

@@ -6,13 +6,15 @@
  *   gatehouse check-config FILE           validate a configuration, listing every problem
  *   gatehouse token --config FILE ...     mint an access token (until the built-in AS issues them)
  *   gatehouse keys generate [--alg ES256] print a new private signing key (PKCS#8 PEM)
+ *   gatehouse hash-password               hash a password read from stdin, for login.static.users
  */
 import { parseArgs } from 'node:util'
 import { exportPKCS8, generateKeyPair } from 'jose'
 import { ConfigError, loadConfigFile, loadConfigObject, type GatewayConfig } from './config/load.js'
-import { demoConfig } from './demo/config.js'
+import { DEMO_CLIENT_ID, DEMO_USER, demoConfig } from './demo/config.js'
 import { startDemoMcpServer } from './demo/mcp-server.js'
 import { KeyError, loadKeystore } from './keys/keystore.js'
+import { hashPassword } from './login/passwords.js'
 import { mintAccessToken } from './keys/tokens.js'
 import { createLogger } from './log.js'
 import { closeOnSignals, startGateway } from './main.js'
@@ -22,7 +24,8 @@ const USAGE = `usage:
   gatehouse serve [--config FILE]          (or GATEHOUSE_CONFIG=FILE; no file runs the embedded demo)
   gatehouse check-config FILE
   gatehouse token --config FILE [--resource ID] [--sub SUBJECT] [--client-id ID] [--scope "A B"] [--ttl SECONDS]
-  gatehouse keys generate [--alg ES256|RS256|PS256|EdDSA]`
+  gatehouse keys generate [--alg ES256|RS256|PS256|EdDSA]
+  gatehouse hash-password                  (reads the password from standard input)`
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
@@ -35,6 +38,8 @@ async function main(argv: string[]): Promise<number> {
       return token(rest)
     case 'keys':
       return keys(rest)
+    case 'hash-password':
+      return hashPasswordCommand()
     default:
       process.stderr.write(`${USAGE}\n`)
       return command === undefined || command === 'help' || command === '--help' ? 0 : 2
@@ -54,7 +59,10 @@ async function serve(args: string[]): Promise<number> {
 
   const port = Number(process.env.PORT ?? 8080)
   const demo = await startDemoMcpServer()
-  const config = loadConfigObject(demoConfig(port, demo.url), 'embedded demo configuration')
+  const config = loadConfigObject(
+    demoConfig(port, demo.url, await hashPassword(DEMO_USER.password)),
+    'embedded demo configuration',
+  )
   const logger = createLogger(config.log.level)
   const gateway = await startGateway(config, { logger })
   const originalClose = gateway.close
@@ -79,8 +87,12 @@ Try it:
     -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \\
     -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}'
 
-The token above is valid for one hour. Next: write your own configuration
-(config/gatehouse.example.yaml) and run: gatehouse serve --config FILE
+The token above is valid for one hour. MCP clients can also get their own through the
+built-in authorization server (${config.issuer}): pre-registered client id ${DEMO_CLIENT_ID}
+(redirect http://localhost:<any port>/callback), sign in as ${DEMO_USER.username} / ${DEMO_USER.password}.
+
+Next: write your own configuration (config/gatehouse.example.yaml) and run:
+  gatehouse serve --config FILE
 `)
   return -1
 }
@@ -148,6 +160,16 @@ async function keys(args: string[]): Promise<number> {
   if (!['ES256', 'RS256', 'PS256', 'EdDSA'].includes(values.alg)) throw new UsageError(`unsupported --alg ${values.alg}`)
   const { privateKey } = await generateKeyPair(values.alg, { extractable: true, ...(values.alg !== 'ES256' && values.alg !== 'EdDSA' && { modulusLength: 3072 }) })
   process.stdout.write(await exportPKCS8(privateKey))
+  return 0
+}
+
+/** From stdin, not argv: a password on the command line would land in shell history and ps. */
+async function hashPasswordCommand(): Promise<number> {
+  const chunks: Buffer[] = []
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+  const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
+  if (password.length < 8) throw new UsageError('give a password of at least 8 characters on standard input')
+  process.stdout.write(`${await hashPassword(password)}\n`)
   return 0
 }
 

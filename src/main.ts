@@ -52,7 +52,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   }
 
   const health: HealthState = { shuttingDown: false }
-  const app = await buildApp({ config, store, verifier, logger, health })
+  const app = await buildApp({ config, store, verifier, keystore, logger, health })
   try {
     await app.listen({ host: config.listen.host, port: config.listen.port })
   } catch (err) {

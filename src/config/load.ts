@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises'
 import { Ajv, type ErrorObject } from 'ajv'
 import { parseDocument } from 'yaml'
 import { ConfigSchema, type Config, type ResourceConfig } from './schema.js'
-import { isLoopbackHost } from './loopback.js'
+import { isAcceptableRedirectUri, isLoopbackHost } from './loopback.js'
 
 export interface ConfigProblem {
   path: string
@@ -187,6 +187,27 @@ function semanticProblems(c: Config): ConfigProblem[] {
     }
   })
   if (c.resources.filter((r) => r.default).length > 1) add('resources', 'at most one resource can be the default')
+
+  const clientIds = new Set<string>()
+  c.clients.forEach((client, i) => {
+    const at = `clients[${i}]`
+    if (clientIds.has(client.clientId)) add(`${at}.clientId`, `"${client.clientId}" is listed twice`)
+    clientIds.add(client.clientId)
+    const confidential = client.tokenEndpointAuthMethod !== 'none'
+    if (confidential && client.secret === undefined) add(`${at}.secret`, `is required with ${client.tokenEndpointAuthMethod}`)
+    if (!confidential && client.secret !== undefined) add(`${at}.secret`, 'a public client (none) has no secret')
+    client.redirectUris.forEach((uri, j) => {
+      if (!isAcceptableRedirectUri(uri)) {
+        add(`${at}.redirectUris[${j}]`, 'must be https, http on localhost/127.0.0.1/[::1], or a private-use scheme, without fragment')
+      }
+    })
+  })
+  if (c.clients.length > 0 && c.externalIssuer) add('clients', 'clients belong to the built-in authorization server, unused with externalIssuer')
+  const usernames = new Set<string>()
+  c.login.static?.users.forEach((u, i) => {
+    if (usernames.has(u.username)) add(`login.static.users[${i}].username`, `"${u.username}" is listed twice`)
+    usernames.add(u.username)
+  })
   return problems
 }
 
@@ -209,6 +230,9 @@ function derive(c: Config): GatewayConfig {
   }
   if (c.keys.length === 0 && !c.externalIssuer) {
     warnings.push('no signing keys configured: a development key is generated and kept in the store')
+  }
+  if (!c.externalIssuer && !c.login.static) {
+    warnings.push('no login provider configured: nobody can sign in to authorize a client')
   }
   return {
     ...c,

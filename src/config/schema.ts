@@ -201,6 +201,70 @@ const Resource = Type.Object(
   strict,
 )
 
+const StaticClient = Type.Object(
+  {
+    clientId: Type.String({
+      pattern: '^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$',
+      description: 'The client identifier (never URL-shaped: URLs are Client ID Metadata Documents).',
+    }),
+    name: Type.String({ minLength: 1, maxLength: 100, description: 'Shown on the consent page.' }),
+    redirectUris: Type.Array(Type.String({ format: 'uri' }), {
+      minItems: 1,
+      uniqueItems: true,
+      description:
+        'Exact redirect URIs (https, or http on localhost/127.0.0.1/[::1] where any port matches), or a ' +
+        'private-use scheme of a native app.',
+    }),
+    tokenEndpointAuthMethod: Type.Union(
+      [Type.Literal('none'), Type.Literal('client_secret_basic'), Type.Literal('client_secret_post')],
+      { default: 'none', description: 'none for public clients (PKCE alone); a secret for confidential ones.' },
+    ),
+    secret: Type.Optional(
+      Type.String({ minLength: 32, description: 'The client secret, from the environment (${NAME}); at least 32 characters.' }),
+    ),
+    grantTypes: Type.Array(Type.Union([Type.Literal('authorization_code'), Type.Literal('refresh_token')]), {
+      default: ['authorization_code', 'refresh_token'],
+      uniqueItems: true,
+      description: 'Refresh tokens are issued only to clients that list refresh_token.',
+    }),
+  },
+  strict,
+)
+
+const StaticUser = Type.Object(
+  {
+    username: Type.String({ minLength: 1, maxLength: 128 }),
+    passwordHash: Type.String({
+      pattern: '^scrypt\\$',
+      description: 'From `gatehouse hash-password`: scrypt$N$r$p$salt$hash.',
+    }),
+    subject: Type.Optional(Type.String({ minLength: 1, description: 'The token `sub`; defaults to static:<username>.' })),
+    email: Type.Optional(Type.String()),
+    name: Type.Optional(Type.String()),
+    groups: Type.Array(Type.String(), { default: [] }),
+  },
+  strict,
+)
+
+const AuthorizationServer = Type.Object(
+  {
+    codeTtlSeconds: Seconds('Lifetime of an authorization code (single use).', 60, 10),
+    requestTtlSeconds: Seconds('How long a person has to log in and consent.', 600, 60),
+    refreshTokenTtlSeconds: Seconds('Lifetime of a refresh token; each use rotates it.', 2592000, 60),
+    refreshReuseGraceSeconds: Type.Integer({
+      minimum: 0,
+      maximum: 300,
+      default: 10,
+      description:
+        'A rotated refresh token presented again within this time is refused without consequence (two tabs ' +
+        'refreshing at once); later, its reuse revokes the whole grant (OAuth 2.1 §4.3.1).',
+    }),
+    sessionTtlSeconds: Seconds('Lifetime of the browser login session at the gateway.', 28800, 60),
+    consentTtlSeconds: Seconds('How long a remembered consent spares the person the consent page.', 2592000, 60),
+  },
+  { ...strict, default: {}, description: 'The built-in OAuth 2.1 authorization server.' },
+)
+
 export const ConfigSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String({ description: 'Path or URL of this schema, for editors.' })),
@@ -267,6 +331,19 @@ export const ConfigSchema = Type.Object(
           'calls in flight get the grace period.',
       },
     ),
+    authorizationServer: AuthorizationServer,
+    clients: Type.Array(StaticClient, { default: [], description: 'Pre-registered OAuth clients.' }),
+    login: Type.Object(
+      {
+        static: Type.Optional(
+          Type.Object(
+            { users: Type.Array(StaticUser, { minItems: 1 }) },
+            { ...strict, description: 'Users defined in this file, with scrypt password hashes.' },
+          ),
+        ),
+      },
+      { ...strict, default: {}, description: 'How people prove who they are before consenting.' },
+    ),
     resources: Type.Array(Resource, { minItems: 1, description: 'The protected MCP endpoints.' }),
   },
   { ...strict, title: 'Gatehouse configuration' },
@@ -278,6 +355,8 @@ export type StoreConfig = Static<typeof Store>
 export type RedisStoreConfig = Static<typeof RedisStore>
 export type SigningKeyConfig = Static<typeof SigningKey>
 export type ExternalIssuerConfig = Static<typeof ExternalIssuer>
+export type StaticClientConfig = Static<typeof StaticClient>
+export type StaticUserConfig = Static<typeof StaticUser>
 
 /**
  * The published JSON Schema document, for editors: a property with a default is not required

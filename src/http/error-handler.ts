@@ -7,12 +7,13 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { NotFoundError, PublicError, ServerError, TemporarilyUnavailableError } from '../errors.js'
 import { jsonRpcError, JsonRpcCode } from '../resource/jsonrpc.js'
+import { errorPage } from './html.js'
 import { StoreUnavailableError } from '../store/store.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** How errors on this route are written; OAuth JSON unless said otherwise. */
-    errorFormat?: 'oauth' | 'jsonrpc'
+    errorFormat?: 'oauth' | 'jsonrpc' | 'html'
     /** The response comes from an upstream: the gateway adds no page-oriented headers. */
     proxied?: boolean
   }
@@ -57,7 +58,12 @@ function publicMessage(err: FastifyError): string {
 function writeError(err: PublicError, request: FastifyRequest, reply: FastifyReply) {
   reply.code(err.status).headers(err.headers).header('cache-control', 'no-store')
   if (err.status === 503) reply.header('retry-after', '5')
-  if (request.routeOptions.config?.errorFormat === 'jsonrpc') {
+  const format = request.routeOptions.config?.errorFormat
+  if (format === 'html') {
+    const page = errorPage(err.status >= 500 ? 'Something went wrong' : 'This request cannot continue', err.description)
+    return reply.header('content-security-policy', page.csp).type('text/html; charset=utf-8').send(page.html)
+  }
+  if (format === 'jsonrpc') {
     return reply.type('application/json').send(jsonRpcError(jsonRpcCodeOf(err), err.description))
   }
   return reply.type('application/json').send(err.toJSON())

@@ -7,4 +7,20 @@ export const storeKeys = {
   mcpSession: (resourceId: string, sessionIdHash: string) => `mcp-session:${resourceId}:${sessionIdHash}`,
   /** The generated development signing key, shared by replicas (private JWK). */
   devSigningKey: () => 'keys:dev-signing-key',
+  /** A browser login session at the gateway, by the hash of its cookie value. */
+  loginSession: (idHash: string) => `login-session:${idHash}`,
+  /** An authorization request between /authorize and the code: login and consent happen meanwhile. */
+  authorizationRequest: (id: string) => `authz-request:${id}`,
+  /** An issued authorization code, by its hash; taken once at the token endpoint. */
+  authorizationCode: (codeHash: string) => `code:${codeHash}`,
+  /** A redeemed code, remembered so a replay can revoke what it issued. */
+  redeemedCode: (codeHash: string) => `code-redeemed:${codeHash}`,
+  /** A grant: what one user allowed one client on one resource; refresh tokens live while it does. */
+  grant: (grantId: string) => `grant:${grantId}`,
+  /** A live refresh token, by its hash. */
+  refreshToken: (tokenHash: string) => `refresh:${tokenHash}`,
+  /** A rotated refresh token, by its hash: its reuse after the grace window revokes the grant. */
+  rotatedRefreshToken: (tokenHash: string) => `refresh-rotated:${tokenHash}`,
+  /** A remembered consent of one user for one client and resource. */
+  consent: (subHash: string, clientIdHash: string, resourceId: string) => `consent:${subHash}:${clientIdHash}:${resourceId}`,
 } as const

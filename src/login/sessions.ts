@@ -1,0 +1,43 @@
+/**
+ * The browser session at the gateway: an opaque random id in a cookie, the record in the
+ * store (so any replica continues a login another started). Only the id's hash is a key.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import { storeKeys } from '../store/keys.js'
+import type { Store } from '../store/store.js'
+import type { Identity } from './provider.js'
+
+export interface LoginSession {
+  identity: Identity
+  /** Seconds since the epoch. */
+  authTime: number
+}
+
+export class LoginSessions {
+  constructor(
+    private readonly store: Store,
+    private readonly ttlSeconds: number,
+  ) {}
+
+  /** Starts a session; returns the id for the cookie. */
+  async create(identity: Identity): Promise<string> {
+    const id = randomBytes(32).toString('base64url')
+    const session: LoginSession = { identity, authTime: Math.floor(Date.now() / 1000) }
+    await this.store.set(storeKeys.loginSession(hash(id)), JSON.stringify(session), this.ttlSeconds * 1000)
+    return id
+  }
+
+  async get(id: string | undefined): Promise<LoginSession | undefined> {
+    if (!id || id.length > 100) return undefined
+    const stored = await this.store.get(storeKeys.loginSession(hash(id)))
+    return stored === undefined ? undefined : (JSON.parse(stored) as LoginSession)
+  }
+
+  async end(id: string): Promise<void> {
+    await this.store.delete(storeKeys.loginSession(hash(id)))
+  }
+}
+
+export function hash(secret: string): string {
+  return createHash('sha256').update(secret).digest('base64url')
+}

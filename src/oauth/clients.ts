@@ -1,0 +1,52 @@
+/**
+ * Where OAuth clients come from. Pre-registered clients (YAML) now; dynamically registered
+ * and Client ID Metadata Document clients plug into the same registry later. Ids never
+ * collide across sources: pre-registered ids cannot be URL-shaped (schema), CIMD ids are URLs.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { StaticClientConfig } from '../config/schema.js'
+
+export type ClientAuthMethod = 'none' | 'client_secret_basic' | 'client_secret_post'
+
+export interface OAuthClient {
+  readonly clientId: string
+  readonly name: string
+  readonly redirectUris: readonly string[]
+  readonly authMethod: ClientAuthMethod
+  readonly grantTypes: readonly string[]
+  readonly source: 'static'
+  /** Checks a presented secret in constant time; false for public clients. */
+  verifySecret(secret: string): boolean
+}
+
+export interface ClientRegistry {
+  find(clientId: string): Promise<OAuthClient | undefined>
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest()
+
+export class StaticClients implements ClientRegistry {
+  readonly #clients: ReadonlyMap<string, OAuthClient>
+
+  constructor(configs: readonly StaticClientConfig[]) {
+    this.#clients = new Map(configs.map((c) => [c.clientId, staticClient(c)]))
+  }
+
+  async find(clientId: string): Promise<OAuthClient | undefined> {
+    return this.#clients.get(clientId)
+  }
+}
+
+function staticClient(c: StaticClientConfig): OAuthClient {
+  // Only the digest is kept; comparing digests makes the comparison length-independent too.
+  const secretDigest = c.secret === undefined ? undefined : digest(c.secret)
+  return {
+    clientId: c.clientId,
+    name: c.name,
+    redirectUris: c.redirectUris,
+    authMethod: c.tokenEndpointAuthMethod,
+    grantTypes: c.grantTypes,
+    source: 'static',
+    verifySecret: (secret) => secretDigest !== undefined && timingSafeEqual(digest(secret), secretDigest),
+  }
+}

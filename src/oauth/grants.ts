@@ -1,0 +1,178 @@
+/**
+ * Codes, grants and refresh tokens, all in the store and all stored by hash only (MCPA-62).
+ *
+ * - A code is single use through an atomic take; a replayed code revokes the grant it
+ *   created (OAuth 2.1 §4.1.3).
+ * - A grant is what one user allowed one client on one resource with some scopes; refresh
+ *   tokens are valid only while their grant exists, so revoking a grant stops them at once.
+ * - Refresh tokens rotate on every use (MCPA-64, OQ-11). A rotated token presented again within
+ *   the grace window is refused harmlessly (two refreshes racing); after it, the reuse means
+ *   a copy leaked, and the whole grant is revoked.
+ */
+import { randomBytes, randomUUID } from 'node:crypto'
+import { hash } from '../login/sessions.js'
+import { storeKeys } from '../store/keys.js'
+import type { Store } from '../store/store.js'
+
+export interface Grant {
+  grantId: string
+  sub: string
+  clientId: string
+  resourceId: string
+  scopes: string[]
+  /** Seconds since the epoch. */
+  createdAt: number
+}
+
+export interface CodeRecord {
+  grant: Grant
+  redirectUri: string
+  codeChallenge: string
+  /** Whether the client may receive a refresh token (its grant types, at authorization time). */
+  refreshAllowed: boolean
+}
+
+interface RefreshRecord {
+  grantId: string
+  clientId: string
+  /** The scopes of this token: the grant's, or fewer after a narrowing refresh. */
+  scopes: string[]
+}
+
+interface RotatedRecord {
+  grantId: string
+  rotatedAt: number
+}
+
+export interface GrantTimings {
+  codeTtlSeconds: number
+  refreshTokenTtlSeconds: number
+  refreshReuseGraceSeconds: number
+}
+
+export type RefreshOutcome =
+  | { kind: 'rotated'; grant: Grant; scopes: string[]; refreshToken: string }
+  | { kind: 'invalid' }
+  /** A rotated token came back after the grace window: the grant is now revoked. */
+  | { kind: 'reused'; grantId: string }
+
+const token = () => randomBytes(32).toString('base64url')
+
+export class Grants {
+  constructor(
+    private readonly store: Store,
+    private readonly timings: GrantTimings,
+  ) {}
+
+  newGrant(fields: Omit<Grant, 'grantId' | 'createdAt'>): Grant {
+    return { ...fields, grantId: randomUUID(), createdAt: Math.floor(Date.now() / 1000) }
+  }
+
+  async issueCode(record: CodeRecord): Promise<string> {
+    const code = token()
+    await this.store.set(storeKeys.authorizationCode(hash(code)), JSON.stringify(record), this.timings.codeTtlSeconds * 1000)
+    return code
+  }
+
+  /**
+   * The code's record, once. A second redemption finds the code gone and its redemption marker
+   * present; the grant it created is revoked then (a replay means the code leaked).
+   */
+  async redeemCode(code: string): Promise<CodeRecord | 'replayed' | undefined> {
+    const codeHash = hash(code)
+    const stored = await this.store.take(storeKeys.authorizationCode(codeHash))
+    if (stored === undefined) {
+      const replayedGrant = await this.store.get(storeKeys.redeemedCode(codeHash))
+      if (replayedGrant === undefined) return undefined
+      await this.revoke(replayedGrant)
+      return 'replayed'
+    }
+    const record = JSON.parse(stored) as CodeRecord
+    await this.store.set(
+      storeKeys.redeemedCode(codeHash),
+      record.grant.grantId,
+      // Long enough to catch a replay of any code that could still have been valid.
+      Math.max(this.timings.codeTtlSeconds * 10, 600) * 1000,
+    )
+    return record
+  }
+
+  /** Stores the grant (at the first token) and returns its first refresh token. */
+  async start(grant: Grant, withRefreshToken: boolean): Promise<string | undefined> {
+    await this.store.set(storeKeys.grant(grant.grantId), JSON.stringify(grant), this.timings.refreshTokenTtlSeconds * 1000)
+    return withRefreshToken ? this.#issueRefresh({ grantId: grant.grantId, clientId: grant.clientId, scopes: grant.scopes }) : undefined
+  }
+
+  async get(grantId: string): Promise<Grant | undefined> {
+    const stored = await this.store.get(storeKeys.grant(grantId))
+    return stored === undefined ? undefined : (JSON.parse(stored) as Grant)
+  }
+
+  async revoke(grantId: string): Promise<void> {
+    await this.store.delete(storeKeys.grant(grantId))
+  }
+
+  /**
+   * Rotates a refresh token presented by `clientId`. `scopes`, when given, may only narrow
+   * (RFC 6749 §6); the new token carries the narrowed set.
+   */
+  async refresh(
+    presented: string,
+    clientId: string,
+    scopes?: readonly string[],
+  ): Promise<RefreshOutcome | { kind: 'invalid_scope' }> {
+    const tokenHash = hash(presented)
+    const key = storeKeys.refreshToken(tokenHash)
+    const peeked = await this.store.get(key)
+    if (peeked === undefined) return this.#afterMissing(tokenHash)
+    const record = JSON.parse(peeked) as RefreshRecord
+    if (record.clientId !== clientId) {
+      // Another client holding this client's token: the token leaked.
+      await this.store.delete(key)
+      await this.revoke(record.grantId)
+      return { kind: 'reused', grantId: record.grantId }
+    }
+    // Checked before the take, so a refused narrowing leaves the client its working token.
+    if (scopes && scopes.some((s) => !record.scopes.includes(s))) return { kind: 'invalid_scope' }
+    // Of two concurrent refreshes with one token, the take lets exactly one rotate it.
+    if ((await this.store.take(key)) === undefined) return this.#afterMissing(tokenHash)
+    await this.store.set(
+      storeKeys.rotatedRefreshToken(tokenHash),
+      JSON.stringify({ grantId: record.grantId, rotatedAt: Date.now() } satisfies RotatedRecord),
+      this.timings.refreshTokenTtlSeconds * 1000,
+    )
+    const grant = await this.get(record.grantId)
+    if (!grant) return { kind: 'invalid' }
+    const next = scopes ? [...scopes] : record.scopes
+    const refreshToken = await this.#issueRefresh({ ...record, scopes: next })
+    return { kind: 'rotated', grant, scopes: next, refreshToken }
+  }
+
+  async #afterMissing(tokenHash: string): Promise<RefreshOutcome> {
+    const rotated = await this.store.get(storeKeys.rotatedRefreshToken(tokenHash))
+    if (rotated === undefined) return { kind: 'invalid' }
+    const { grantId, rotatedAt } = JSON.parse(rotated) as RotatedRecord
+    if (Date.now() - rotatedAt <= this.timings.refreshReuseGraceSeconds * 1000) return { kind: 'invalid' }
+    await this.revoke(grantId)
+    return { kind: 'reused', grantId }
+  }
+
+  async #issueRefresh(record: RefreshRecord): Promise<string> {
+    const refreshToken = token()
+    await this.store.set(
+      storeKeys.refreshToken(hash(refreshToken)),
+      JSON.stringify(record),
+      this.timings.refreshTokenTtlSeconds * 1000,
+    )
+    return refreshToken
+  }
+
+  /** The grant behind a live refresh token, for introspection and revocation. */
+  async refreshTokenInfo(presented: string): Promise<{ grant: Grant; scopes: string[] } | undefined> {
+    const stored = await this.store.get(storeKeys.refreshToken(hash(presented)))
+    if (stored === undefined) return undefined
+    const record = JSON.parse(stored) as RefreshRecord
+    const grant = await this.get(record.grantId)
+    return grant && { grant, scopes: record.scopes }
+  }
+}

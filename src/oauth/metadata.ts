@@ -1,0 +1,36 @@
+/**
+ * RFC 8414 authorization server metadata: exactly what is supported (ASM-*, MCPA-22 needs
+ * code_challenge_methods_supported, MCPA-F01 the iss parameter flag).
+ */
+import type { GatewayConfig } from '../config/load.js'
+
+export function authorizationServerMetadata(config: GatewayConfig): Record<string, unknown> {
+  const base = config.issuer
+  const authMethods = ['none', 'client_secret_basic', 'client_secret_post']
+  const scopes = [...new Set(config.resources.flatMap((r) => r.scopes.map((s) => s.name)))]
+  return {
+    issuer: config.issuer,
+    authorization_endpoint: `${base}/oauth/authorize`,
+    token_endpoint: `${base}/oauth/token`,
+    jwks_uri: `${base}/oauth/jwks`,
+    revocation_endpoint: `${base}/oauth/revoke`,
+    introspection_endpoint: `${base}/oauth/introspect`,
+    response_types_supported: ['code'],
+    response_modes_supported: ['query'],
+    grant_types_supported: ['authorization_code', 'refresh_token'],
+    code_challenge_methods_supported: ['S256'],
+    token_endpoint_auth_methods_supported: authMethods,
+    revocation_endpoint_auth_methods_supported: authMethods,
+    introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+    // offline_access is listed here only, never in resource metadata (OQ-12, MCPA-F04).
+    scopes_supported: [...scopes, 'offline_access'],
+    authorization_response_iss_parameter_supported: true,
+    protected_resources: config.resources.map((r) => r.uri),
+  }
+}
+
+/** RFC 8414 §3.1: the well-known path is inserted before the issuer's own path. */
+export function metadataPath(issuer: string): string {
+  const path = new URL(issuer).pathname
+  return `/.well-known/oauth-authorization-server${path === '/' ? '' : path}`
+}

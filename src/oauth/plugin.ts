@@ -1,0 +1,47 @@
+/**
+ * The authorization-server role: metadata, keys, the authorization endpoint with login and
+ * consent, token, revocation and introspection. Not registered in external-issuer mode.
+ */
+import formbody from '@fastify/formbody'
+import type { FastifyInstance } from 'fastify'
+import type { GatewayConfig } from '../config/load.js'
+import { CookieJar } from '../http/cookies.js'
+import type { Keystore } from '../keys/keystore.js'
+import type { AccessTokenVerifier } from '../keys/tokens.js'
+import { LoginSessions } from '../login/sessions.js'
+import { StaticLoginProvider } from '../login/static.js'
+import type { Store } from '../store/store.js'
+import { registerAuthorize } from './authorize.js'
+import { StaticClients } from './clients.js'
+import { Grants } from './grants.js'
+import { authorizationServerMetadata, metadataPath } from './metadata.js'
+import { registerRevokeIntrospect } from './revoke-introspect.js'
+import { registerToken } from './token.js'
+
+export interface OAuthPluginOptions {
+  config: GatewayConfig
+  store: Store
+  keystore: Keystore
+  verifier: AccessTokenVerifier
+}
+
+export async function oauthPlugin(app: FastifyInstance, { config, store, keystore, verifier }: OAuthPluginOptions) {
+  await app.register(formbody, { bodyLimit: 16 * 1024 })
+  const as = config.authorizationServer
+  const clients = new StaticClients(config.clients)
+  const grants = new Grants(store, as)
+  const sessions = new LoginSessions(store, as.sessionTtlSeconds)
+  const login = config.login.static ? new StaticLoginProvider(config.login.static.users) : undefined
+  const cookies = new CookieJar(config.publicUrl)
+
+  const metadata = JSON.stringify(authorizationServerMetadata(config))
+  const jwks = JSON.stringify(keystore.jwks)
+  const publicJson = (body: string) => async (_request: unknown, reply: import('fastify').FastifyReply) =>
+    reply.type('application/json').header('cache-control', 'public, max-age=300').header('access-control-allow-origin', '*').send(body)
+  app.get(metadataPath(config.issuer), publicJson(metadata))
+  app.get('/oauth/jwks', publicJson(jwks))
+
+  registerAuthorize(app, { config, store, clients, grants, sessions, login, cookies })
+  registerToken(app, { config, clients, grants, keystore })
+  registerRevokeIntrospect(app, { config, clients, grants, verifier })
+}

@@ -1,0 +1,76 @@
+/**
+ * Token revocation (RFC 7009) and introspection (RFC 7662).
+ *
+ * Revoking a refresh token revokes its grant, so every refresh token of it stops at once.
+ * Access tokens are short-lived JWTs checked offline by the resource side; revoking one
+ * answers 200 (RFC 7009 §2.2) and it expires on its own within accessTokens.ttlSeconds.
+ * Introspection is for confidential clients (resource servers registered as such).
+ */
+import type { FastifyInstance } from 'fastify'
+import type { GatewayConfig } from '../config/load.js'
+import { InvalidClientError, InvalidRequestError } from '../errors.js'
+import type { AccessTokenVerifier } from '../keys/tokens.js'
+import { authenticateClient } from './client-auth.js'
+import type { ClientRegistry } from './clients.js'
+import type { Grants } from './grants.js'
+import { singleValued } from './params.js'
+
+export interface RevokeIntrospectDeps {
+  config: GatewayConfig
+  clients: ClientRegistry
+  grants: Grants
+  verifier: AccessTokenVerifier
+}
+
+export function registerRevokeIntrospect(app: FastifyInstance, { config, clients, grants, verifier }: RevokeIntrospectDeps) {
+  app.post('/oauth/revoke', async (request, reply) => {
+    const form = singleValued(request.body)
+    const client = await authenticateClient(request, form, clients)
+    if (!form.token) throw new InvalidRequestError('the token parameter is missing')
+    const info = await grants.refreshTokenInfo(form.token)
+    // A client may only revoke its own tokens; anyone else's is treated as unknown (RFC 7009 §2.1).
+    if (info && info.grant.clientId === client.clientId) {
+      await grants.revoke(info.grant.grantId)
+      request.log.info({ grantId: info.grant.grantId, clientId: client.clientId }, 'grant revoked by client')
+    }
+    return reply.header('cache-control', 'no-store').code(200).send()
+  })
+
+  app.post('/oauth/introspect', async (request, reply) => {
+    const form = singleValued(request.body)
+    const client = await authenticateClient(request, form, clients)
+    if (client.authMethod === 'none') throw new InvalidClientError('introspection needs a confidential client')
+    if (!form.token) throw new InvalidRequestError('the token parameter is missing')
+    reply.header('cache-control', 'no-store')
+    const hint = form.token_type_hint
+    if (hint !== 'refresh_token') {
+      const access = await verifier.verify(form.token).catch(() => undefined)
+      if (access) {
+        return {
+          active: true,
+          token_type: 'Bearer',
+          scope: [...access.scopes].join(' '),
+          client_id: access.clientId,
+          sub: access.sub,
+          aud: access.audiences,
+          iss: config.issuer,
+          exp: access.exp,
+          ...(access.jti && { jti: access.jti }),
+        }
+      }
+    }
+    const refresh = await grants.refreshTokenInfo(form.token)
+    if (refresh) {
+      return {
+        active: true,
+        token_type: 'refresh_token',
+        scope: refresh.scopes.join(' '),
+        client_id: refresh.grant.clientId,
+        sub: refresh.grant.sub,
+        aud: config.resources.find((r) => r.id === refresh.grant.resourceId)?.uri,
+        iss: config.issuer,
+      }
+    }
+    return { active: false }
+  })
+}

@@ -1,0 +1,124 @@
+/**
+ * The token endpoint (OAuth 2.1 §3.2, §4.1.3, §4.3): authorization_code with PKCE and
+ * refresh_token with rotation. Answers carry Cache-Control: no-store; errors are RFC 6749
+ * §5.2 JSON written by the root handler.
+ */
+import type { FastifyInstance } from 'fastify'
+import type { GatewayConfig, Resource } from '../config/load.js'
+import {
+  InvalidGrantError,
+  InvalidRequestError,
+  InvalidScopeError,
+  InvalidTargetError,
+  UnauthorizedClientError,
+  UnsupportedGrantTypeError,
+} from '../errors.js'
+import type { Keystore } from '../keys/keystore.js'
+import { mintAccessToken } from '../keys/tokens.js'
+import { authenticateClient } from './client-auth.js'
+import type { ClientRegistry, OAuthClient } from './clients.js'
+import type { Grant, Grants } from './grants.js'
+import { singleValued, type Params } from './params.js'
+import { verifyPkce } from './pkce.js'
+import { resolveResource } from './resource-indicator.js'
+
+export interface TokenDeps {
+  config: GatewayConfig
+  clients: ClientRegistry
+  grants: Grants
+  keystore: Keystore
+}
+
+export function registerToken(app: FastifyInstance, { config, clients, grants, keystore }: TokenDeps): void {
+  app.post('/oauth/token', async (request, reply) => {
+    const form = singleValued(request.body)
+    const client = await authenticateClient(request, form, clients)
+    let answer: Record<string, unknown>
+    switch (form.grant_type) {
+      case 'authorization_code':
+        answer = await authorizationCode(form, client)
+        break
+      case 'refresh_token':
+        answer = await refreshToken(form, client)
+        break
+      case undefined:
+        throw new InvalidRequestError('the grant_type parameter is missing')
+      default:
+        throw new UnsupportedGrantTypeError('supported grant types: authorization_code, refresh_token')
+    }
+    return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(answer)
+  })
+
+  async function authorizationCode(form: Params, client: OAuthClient) {
+    if (!form.code) throw new InvalidRequestError('the code parameter is missing')
+    if (!form.code_verifier) throw new InvalidRequestError('the code_verifier parameter is missing')
+    const record = await grants.redeemCode(form.code)
+    if (record === 'replayed') throw new InvalidGrantError('the code was already used', { detail: 'code replay: grant revoked' })
+    if (!record) throw new InvalidGrantError('the code is invalid or expired')
+    // Any mismatch fails as one error, so the endpoint does not tell which binding was wrong.
+    const mismatch =
+      record.grant.clientId !== client.clientId
+        ? 'client'
+        : form.redirect_uri !== record.redirectUri
+          ? 'redirect_uri'
+          : !verifyPkce(record.codeChallenge, form.code_verifier)
+            ? 'pkce'
+            : undefined
+    if (mismatch) throw new InvalidGrantError('the code does not match this request', { detail: mismatch })
+    const resource = resourceFor(record.grant)
+    checkResourceParam(form.resource, resource)
+    const refreshToken = await grants.start(record.grant, record.refreshAllowed && client.grantTypes.includes('refresh_token'))
+    return tokenResponse(record.grant, record.grant.scopes, resource, refreshToken)
+  }
+
+  async function refreshToken(form: Params, client: OAuthClient) {
+    if (!client.grantTypes.includes('refresh_token')) {
+      throw new UnauthorizedClientError('this client may not use refresh tokens')
+    }
+    if (!form.refresh_token) throw new InvalidRequestError('the refresh_token parameter is missing')
+    const scopes = form.scope?.split(' ').filter(Boolean)
+    const outcome = await grants.refresh(form.refresh_token, client.clientId, scopes)
+    switch (outcome.kind) {
+      case 'invalid_scope':
+        throw new InvalidScopeError('a refresh can narrow the scope, never widen it')
+      case 'reused':
+        throw new InvalidGrantError('the refresh token is no longer valid', { detail: `reuse: grant ${outcome.grantId} revoked` })
+      case 'invalid':
+        throw new InvalidGrantError('the refresh token is invalid, expired or revoked')
+    }
+    const resource = resourceFor(outcome.grant)
+    checkResourceParam(form.resource, resource)
+    return tokenResponse(outcome.grant, outcome.scopes, resource, outcome.refreshToken)
+  }
+
+  function resourceFor(grant: Grant): Resource {
+    const resource = config.resources.find((r) => r.id === grant.resourceId)
+    // A grant for a resource removed from the configuration cannot be used any more.
+    if (!resource) throw new InvalidGrantError('the resource of this grant is no longer served')
+    return resource
+  }
+
+  /** RI-07: a resource named at the token endpoint must be the one the grant covers. */
+  function checkResourceParam(requested: string | undefined, bound: Resource) {
+    if (requested === undefined) return
+    const named = resolveResource(config, requested)
+    if (named.id !== bound.id) throw new InvalidTargetError('the grant does not cover this resource')
+  }
+
+  async function tokenResponse(grant: Grant, scopes: readonly string[], resource: Resource, refreshToken: string | undefined) {
+    const ttl = config.accessTokens.ttlSeconds
+    const accessToken = await mintAccessToken(
+      keystore,
+      config.issuer,
+      { sub: grant.sub, clientId: grant.clientId, audience: resource.uri, scopes },
+      ttl,
+    )
+    return {
+      access_token: accessToken,
+      token_type: 'Bearer',
+      expires_in: ttl,
+      scope: scopes.join(' '),
+      ...(refreshToken !== undefined && { refresh_token: refreshToken }),
+    }
+  }
+}
