@@ -7,6 +7,7 @@
  *   gatehouse token --config FILE ...     mint an access token (until the built-in AS issues them)
  *   gatehouse keys generate [--alg ES256] print a new private signing key (PKCS#8 PEM)
  *   gatehouse hash-password               hash a password read from stdin, for login.static.users
+ *   gatehouse grants list|revoke ...      what people allowed which clients; revoking stops refreshes
  */
 import { parseArgs } from 'node:util'
 import { exportPKCS8, generateKeyPair } from 'jose'
@@ -15,6 +16,7 @@ import { DEMO_CLIENT_ID, DEMO_USER, demoConfig } from './demo/config.js'
 import { startDemoMcpServer } from './demo/mcp-server.js'
 import { KeyError, loadKeystore } from './keys/keystore.js'
 import { hashPassword } from './login/passwords.js'
+import { Grants } from './oauth/grants.js'
 import { mintAccessToken } from './keys/tokens.js'
 import { createLogger } from './log.js'
 import { closeOnSignals, startGateway } from './main.js'
@@ -25,7 +27,9 @@ const USAGE = `usage:
   gatehouse check-config FILE
   gatehouse token --config FILE [--resource ID] [--sub SUBJECT] [--client-id ID] [--scope "A B"] [--ttl SECONDS]
   gatehouse keys generate [--alg ES256|RS256|PS256|EdDSA]
-  gatehouse hash-password                  (reads the password from standard input)`
+  gatehouse hash-password                  (reads the password from standard input)
+  gatehouse grants list --config FILE [--sub SUBJECT] [--client-id ID]
+  gatehouse grants revoke --config FILE GRANT_ID...`
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
@@ -40,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
       return keys(rest)
     case 'hash-password':
       return hashPasswordCommand()
+    case 'grants':
+      return grantsCommand(rest)
     default:
       process.stderr.write(`${USAGE}\n`)
       return command === undefined || command === 'help' || command === '--help' ? 0 : 2
@@ -161,6 +167,51 @@ async function keys(args: string[]): Promise<number> {
   const { privateKey } = await generateKeyPair(values.alg, { extractable: true, ...(values.alg !== 'ES256' && values.alg !== 'EdDSA' && { modulusLength: 3072 }) })
   process.stdout.write(await exportPKCS8(privateKey))
   return 0
+}
+
+async function grantsCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { config: { type: 'string' }, sub: { type: 'string' }, 'client-id': { type: 'string' } },
+  })
+  const [action, ...ids] = positionals
+  if (action !== 'list' && action !== 'revoke') throw new UsageError('grants list|revoke --config FILE')
+  const config = await sharedStoreConfig(values.config, 'grants')
+  const store = createStore(config.store, createLogger('error'))
+  try {
+    const grants = new Grants(store, config.authorizationServer)
+    if (action === 'list') {
+      const filter = { ...(values.sub && { sub: values.sub }), ...(values['client-id'] && { clientId: values['client-id'] }) }
+      for await (const grant of grants.list(filter)) process.stdout.write(`${JSON.stringify(grant)}\n`)
+      return 0
+    }
+    if (ids.length === 0) throw new UsageError('grants revoke needs at least one GRANT_ID')
+    let missing = 0
+    for (const id of ids) {
+      if (await grants.get(id)) {
+        await grants.revoke(id)
+        process.stdout.write(`revoked ${id}\n`)
+      } else {
+        process.stderr.write(`gatehouse: no grant ${id}\n`)
+        missing++
+      }
+    }
+    return missing > 0 ? 1 : 0
+  } finally {
+    await store.close()
+  }
+}
+
+/** Operator commands reach a running deployment through its store; a memory store is out of reach. */
+async function sharedStoreConfig(file: string | undefined, command: string): Promise<GatewayConfig> {
+  const path = file ?? process.env.GATEHOUSE_CONFIG
+  if (!path) throw new UsageError(`${command} needs --config FILE`)
+  const config = await loadConfigFile(path)
+  if (config.store.type === 'memory') {
+    throw new UsageError(`${command} works on the Redis store of a deployment; a memory store lives inside its process`)
+  }
+  return config
 }
 
 /** From stdin, not argv: a password on the command line would land in shell history and ps. */

@@ -7,7 +7,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { connectSdk1Client } from './fixtures/mcp-clients.js'
+import { Grants } from '../src/oauth/grants.js'
+import { RedisStore } from '../src/store/redis.js'
 import { freePort, startTestGateway } from './helpers/gateway.js'
+import { redisForTests } from './helpers/redis.js'
 
 const CLI = new URL('../src/cli.ts', import.meta.url).pathname
 
@@ -111,4 +114,43 @@ t.test('serve without a config: the embedded demo works end to end, SIGTERM stop
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
   child.kill('SIGTERM')
   t.equal(await exited, 0, 'graceful exit on SIGTERM')
+})
+
+t.test('grants list and revoke work on the Redis store of a deployment', async (t) => {
+  const redis = await redisForTests(t)
+  if (!redis) return
+  const store = new RedisStore(redis.storeConfig(), { warn() {}, error() {} })
+  t.teardown(() => store.close())
+  const grants = new Grants(store, { codeTtlSeconds: 60, refreshTokenTtlSeconds: 3600, refreshReuseGraceSeconds: 10 })
+  const mine = grants.newGrant({ sub: 'static:alice', clientId: 'cli', resourceId: 'a', scopes: ['mcp'] })
+  const other = grants.newGrant({ sub: 'static:bob', clientId: 'cli', resourceId: 'a', scopes: ['mcp'] })
+  const refresh = await grants.start(mine, true)
+  await grants.start(other, false)
+
+  const config = join(dir, 'redis.yaml')
+  await writeFile(
+    config,
+    `publicUrl: https://mcp.example.com\nstore: { type: redis, redis: { url: "${redis.url}", keyPrefix: "${redis.keyPrefix}" } }\n` +
+      `resources:\n  - { id: a, name: A, path: /mcp, upstream: "http://127.0.0.1:1/mcp" }\n`,
+  )
+  const listed = await run(['grants', 'list', '--config', config, '--sub', 'static:alice'])
+  t.equal(listed.code, 0, listed.stderr)
+  const lines = listed.stdout.trim().split('\n').map((l) => JSON.parse(l) as { grantId: string; sub: string })
+  t.same(lines.map((g) => g.grantId), [mine.grantId], 'only the asked-for subject')
+
+  const revoked = await run(['grants', 'revoke', '--config', config, mine.grantId])
+  t.equal(revoked.code, 0)
+  t.match(revoked.stdout, `revoked ${mine.grantId}`)
+  t.match(await grants.refresh(refresh!, 'cli'), { kind: 'invalid' }, 'its refresh token stops at once')
+  const all = await run(['grants', 'list', '--config', config])
+  t.notMatch(all.stdout, mine.grantId)
+  t.match(all.stdout, other.grantId)
+  const unknown = await run(['grants', 'revoke', '--config', config, 'no-such-grant'])
+  t.equal(unknown.code, 1)
+
+  const memory = join(dir, 'memory-grants.yaml')
+  await writeFile(memory, `publicUrl: https://mcp.example.com\nresources:\n  - { id: a, name: A, path: /mcp, upstream: "http://127.0.0.1:1/mcp" }\n`)
+  const refused = await run(['grants', 'list', '--config', memory])
+  t.equal(refused.code, 2)
+  t.match(refused.stderr, /memory store lives inside its process/)
 })

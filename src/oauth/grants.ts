@@ -108,6 +108,17 @@ export class Grants {
     return stored === undefined ? undefined : (JSON.parse(stored) as Grant)
   }
 
+  /** Every live grant, optionally of one subject or client (operator tools only: walks the store). */
+  async *list(filter: { sub?: string; clientId?: string } = {}): AsyncIterable<Grant> {
+    for await (const key of this.store.keys(storeKeys.grant(''))) {
+      const grant = await this.get(key.slice(storeKeys.grant('').length))
+      if (!grant) continue
+      if (filter.sub !== undefined && grant.sub !== filter.sub) continue
+      if (filter.clientId !== undefined && grant.clientId !== filter.clientId) continue
+      yield grant
+    }
+  }
+
   async revoke(grantId: string): Promise<void> {
     await this.store.delete(storeKeys.grant(grantId))
   }

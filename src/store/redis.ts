@@ -111,8 +111,10 @@ export function redisClientPlan(config: RedisStoreConfig): RedisClientPlan {
 export class RedisStore implements Store {
   readonly #client: Redis | Cluster
   readonly #firstAttempt: Promise<void>
+  readonly #keyPrefix: string
 
   constructor(config: RedisStoreConfig, log: StoreLog) {
+    this.#keyPrefix = config.keyPrefix
     const plan = redisClientPlan(config)
     this.#client = plan.kind === 'cluster' ? new Cluster(plan.nodes, plan.options) : new Redis(plan.options)
     logConnectionTrouble(this.#client, log)
@@ -140,6 +142,22 @@ export class RedisStore implements Store {
 
   async delete(key: string): Promise<void> {
     await this.#run('DEL', (c) => c.del(key))
+  }
+
+  /** SCAN ignores ioredis' keyPrefix, so the prefix is added to the pattern and removed from results. */
+  async *keys(prefix: string): AsyncIterable<string> {
+    await this.#firstAttempt
+    const match = `${globEscape(this.#keyPrefix + prefix)}*`
+    const nodes = this.#client instanceof Cluster ? this.#client.nodes('master') : [this.#client]
+    try {
+      for (const node of nodes) {
+        for await (const batch of node.scanStream({ match, count: 500 }) as AsyncIterable<string[]>) {
+          for (const key of batch) yield key.slice(this.#keyPrefix.length)
+        }
+      }
+    } catch (err) {
+      throw new StoreUnavailableError(`Redis SCAN failed: ${(err as Error).message}`, { cause: err })
+    }
   }
 
   async ping(): Promise<void> {
@@ -211,3 +229,8 @@ function logConnectionTrouble(client: Redis | Cluster, log: StoreLog): void {
   })
 }
 
+
+/** Escapes Redis glob characters so a prefix matches only itself. */
+function globEscape(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
+}

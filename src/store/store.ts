@@ -17,6 +17,11 @@ export interface Store {
   take(key: string): Promise<string | undefined>
   /** Removes the key; absent keys are not an error. */
   delete(key: string): Promise<void>
+  /**
+   * Every live key that starts with `prefix`, for operator tools (listing grants). Not for
+   * request paths: it walks the whole key space.
+   */
+  keys(prefix: string): AsyncIterable<string>
   /** Resolves when the backing service answers; rejects with StoreUnavailableError otherwise. */
   ping(): Promise<void>
   /** Releases connections and timers. The store must not be used afterwards. */

@@ -177,4 +177,21 @@ export function storeContract(t: Test, make: () => Promise<Store>): void {
     const store = await open(t)
     await t.resolves(store.ping())
   })
+
+  t.test('keys(prefix) lists exactly the live keys under the prefix, glob characters literal', async (t) => {
+    const store = await open(t)
+    const base = `list-${Math.random().toString(36).slice(2)}`
+    await store.set(`${base}:a`, '1', LONG)
+    await store.set(`${base}:b*`, '2', LONG)
+    await store.set(`${base}:gone`, '3', 50)
+    await store.set(`${base}x:c`, '4', LONG)
+    await store.set(`${base}*:d`, '5', LONG)
+    await new Promise((r) => setTimeout(r, 120))
+    const listed: string[] = []
+    for await (const key of store.keys(`${base}:`)) listed.push(key)
+    t.same(listed.sort(), [`${base}:a`, `${base}:b*`], 'expired and neighbouring keys left out')
+    const star: string[] = []
+    for await (const key of store.keys(`${base}*`)) star.push(key)
+    t.same(star, [`${base}*:d`], 'a * in the prefix matches only itself')
+  })
 }
