@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises'
 import { Ajv, type ErrorObject } from 'ajv'
 import { parseDocument } from 'yaml'
 import { ConfigSchema, type Config, type ResourceConfig } from './schema.js'
+import { NAMED_METHODS } from '../policy/mcp-rules.js'
 import { isAcceptableRedirectUri, isLoopbackHost } from './loopback.js'
 
 export interface ConfigProblem {
@@ -180,6 +181,18 @@ function semanticProblems(c: Config): ConfigProblem[] {
     for (const s of r.requiredScopes) {
       if (!known.has(s)) add(`${at}.requiredScopes`, `"${s}" is not listed in scopes`)
     }
+    r.policy.rules.forEach((rule, j) => {
+      const where = `${at}.policy.rules[${j}]`
+      for (const scope of rule.scopes ?? []) {
+        if (!known.has(scope)) add(`${where}.scopes`, `"${scope}" is not listed in the resource's scopes`)
+      }
+      if (rule.name !== undefined && !rule.method.includes('*') && !(rule.method in NAMED_METHODS)) {
+        add(`${where}.name`, `${rule.method} calls have no name; name applies to ${Object.keys(NAMED_METHODS).join(', ')}`)
+      }
+      if (rule.action === 'deny' && (rule.scopes !== undefined || rule.users !== undefined)) {
+        add(where, 'a deny rule takes no scopes or users')
+      }
+    })
     const headers = Object.values(r.identityHeaders).map((h) => h.toLowerCase())
     if (new Set(headers).size !== headers.length) add(`${at}.identityHeaders`, 'names one header twice')
     for (const h of headers) {

@@ -125,6 +125,67 @@ const ExternalIssuer = Type.Object(
   },
 )
 
+const Pattern = (description: string) =>
+  Type.String({ minLength: 1, maxLength: 512, description: `${description} \`*\` matches any run of characters.` })
+
+const PolicyRule = Type.Object(
+  {
+    id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', description: 'Named in audit events and refusals; defaults to rules[N].' })),
+    method: Pattern('The JSON-RPC method, e.g. tools/call.'),
+    name: Type.Optional(
+      Pattern('The tool or prompt name (params.name), or the resource URI (params.uri) of resources/read.'),
+    ),
+    action: Type.Union([Type.Literal('allow'), Type.Literal('deny')], {
+      default: 'allow',
+      description: 'deny refuses matching calls whatever the token carries.',
+    }),
+    scopes: Type.Optional(
+      Type.Array(Scope, {
+        uniqueItems: true,
+        description:
+          'Every scope a matching call needs; replaces the resource\'s requiredScopes for it ([] = any valid token).',
+      }),
+    ),
+    users: Type.Optional(
+      Type.Object(
+        {
+          subjects: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
+          emails: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
+          emailDomains: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z0-9.-]+$' }), { minItems: 1 })),
+          groupsAnyOf: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
+          groupsAllOf: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
+        },
+        {
+          ...strict,
+          description:
+            'Who may make a matching call (all given conditions must hold), from the token\'s sub, email and groups claims.',
+        },
+      ),
+    ),
+  },
+  strict,
+)
+
+const Policy = Type.Object(
+  {
+    rules: Type.Array(PolicyRule, {
+      default: [],
+      description:
+        'Checked in order; the first rule whose method and name match decides. A call no rule matches is ' +
+        'allowed with the resource\'s requiredScopes.',
+    }),
+    filterLists: Type.Boolean({
+      default: false,
+      description: 'Remove from tools/list, resources/list and prompts/list results what the token may not call.',
+    }),
+    auditArguments: Type.Boolean({
+      default: false,
+      description: 'Put call arguments into audit events (they may hold personal data; off by default).',
+    }),
+  },
+  { ...strict, default: {}, description: 'MCP-aware authorization of each JSON-RPC call.' },
+)
+
 const Resource = Type.Object(
   {
     id: Type.String({
@@ -197,6 +258,7 @@ const Resource = Type.Object(
       { ...strict, default: {}, description: 'Upstream time limits (504 when exceeded).' },
     ),
     documentation: Type.Optional(Url('Published as `resource_documentation`.')),
+    policy: Policy,
   },
   strict,
 )
@@ -351,6 +413,7 @@ export const ConfigSchema = Type.Object(
 
 export type Config = Static<typeof ConfigSchema>
 export type ResourceConfig = Static<typeof Resource>
+export type PolicyRuleConfig = Static<typeof PolicyRule>
 export type StoreConfig = Static<typeof Store>
 export type RedisStoreConfig = Static<typeof RedisStore>
 export type SigningKeyConfig = Static<typeof SigningKey>

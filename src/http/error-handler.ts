@@ -6,7 +6,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { NotFoundError, PublicError, ServerError, TemporarilyUnavailableError } from '../errors.js'
-import { jsonRpcError, JsonRpcCode } from '../resource/jsonrpc.js'
+import { jsonRpcError, JsonRpcCode, JsonRpcError } from '../resource/jsonrpc.js'
 import { errorPage } from './html.js'
 import { StoreUnavailableError } from '../store/store.js'
 
@@ -64,7 +64,11 @@ function writeError(err: PublicError, request: FastifyRequest, reply: FastifyRep
     return reply.header('content-security-policy', page.csp).type('text/html; charset=utf-8').send(page.html)
   }
   if (format === 'jsonrpc') {
-    return reply.type('application/json').send(jsonRpcError(jsonRpcCodeOf(err), err.description))
+    const body =
+      err instanceof JsonRpcError
+        ? jsonRpcError(err.rpcCode, err.description, err.rpcId)
+        : jsonRpcError(jsonRpcCodeOf(err), err.description)
+    return reply.type('application/json').send(body)
   }
   return reply.type('application/json').send(err.toJSON())
 }

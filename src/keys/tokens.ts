@@ -35,6 +35,9 @@ export interface VerifiedToken {
   /** Expiry in seconds since the epoch. */
   readonly exp: number
   readonly jti: string | undefined
+  /** Identity claims some issuers add, used by MCP policy rules on users. */
+  readonly email: string | undefined
+  readonly groups: readonly string[] | undefined
 }
 
 /** Why a token was refused; the description is safe to send back (RFC 6750 error_description). */
@@ -167,6 +170,8 @@ export class AccessTokenVerifier {
       scopes: scopesOf(payload),
       exp: payload.exp!,
       jti: payload.jti,
+      email: typeof payload.email === 'string' ? payload.email : undefined,
+      groups: Array.isArray(payload.groups) ? payload.groups.filter((g): g is string => typeof g === 'string') : undefined,
     }
   }
 }

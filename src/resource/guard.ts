@@ -1,13 +1,13 @@
 /**
- * The resource side's decision for one request, taken in `onRequest`, before the body is read
+ * The resource side's check of who is calling, in `onRequest`, before the body is read
  * (MCPA-58): Origin (MCPT-01), bearer token (MCPA-51..57, JWT-03), audience (MCPA-53, MCPA-59,
- * RI-08), base scopes (MCPA-43), session ownership (MCPS-10..12).
+ * RI-08), session ownership (MCPS-10..12). Scopes are the policy step's, once the body says
+ * which call this is.
  * Refusals are thrown as PublicErrors carrying their challenge; the root handler writes them.
  */
 import type { Resource } from '../config/load.js'
 import {
   ForbiddenError,
-  InsufficientScopeError,
   InvalidRequestError,
   InvalidTokenError,
   NotFoundError,
@@ -75,12 +75,6 @@ export function createGuard({ resource, verifier, sessions, ownOrigin }: GuardDe
     if (!principal.token.audiences.includes(resource.uri)) {
       const description = 'the access token was not issued for this resource'
       throw new InvalidTokenError(description, { headers: challenge('invalid_token', description), detail: 'audience' })
-    }
-
-    const missing = requiredScopes.filter((s) => !principal.scopes.has(s))
-    if (missing.length > 0) {
-      const description = `the access token lacks the scope ${missing.join(' ')}`
-      throw new InsufficientScopeError(description, { headers: challenge('insufficient_scope', description) })
     }
 
     const sessionId = raw.headers['mcp-session-id']

@@ -14,6 +14,7 @@ import type { AccessTokenVerifier } from '../keys/tokens.js'
 import type { Store } from '../store/store.js'
 import { corsHeaders, preflightHeaders } from './cors.js'
 import { createGuard } from './guard.js'
+import { createPolicyStep } from './policy-step.js'
 import { protectedResourceMetadata } from './prm.js'
 import { SessionBindings } from './sessions.js'
 import { upstreamReplyOptions } from './upstream.js'
@@ -86,6 +87,11 @@ async function guardedProxy(
     request.principal = await guard(request.raw)
   })
 
+  const policyStep = createPolicyStep(resource)
+  scope.addHook('preHandler', async (request) => {
+    if (request.method !== 'OPTIONS') policyStep(request)
+  })
+
   scope.options(resource.path, async (request, reply) => {
     const headers = preflightHeaders(request.headers, allowedOrigins)
     if (!headers) throw new ForbiddenError('this origin may not call the MCP endpoint')
@@ -116,7 +122,7 @@ async function guardedProxy(
     undici: dispatcher,
     disableRequestLogging: true,
     config: { errorFormat: 'jsonrpc', proxied: true },
-    replyOptions: upstreamReplyOptions({ resource, sessions, publicUrl: config.publicUrl, trackStream }),
+    replyOptions: upstreamReplyOptions({ resource, sessions, publicUrl: config.publicUrl, trackStream, mayCall: policyStep.mayCall }),
     // The checked bytes go upstream as they are: reply-from would re-encode a JSON body itself.
     handler: (request, reply, dest, options) =>
       Buffer.isBuffer(request.body)

@@ -9,10 +9,13 @@
  */
 import type { FastifyHttpProxyOptions } from '@fastify/http-proxy'
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
-import type { Readable } from 'node:stream'
+import { pipeline, type Readable } from 'node:stream'
 import type { Resource } from '../config/load.js'
 import { BadGatewayError, GatewayTimeoutError, TemporarilyUnavailableError } from '../errors.js'
 import { isGatehouseCookie, withoutGatehouseCookies } from '../http/cookies.js'
+import { filterJson, filterSse, type ListFilter } from './list-filter.js'
+import type { McpRequest } from './mcp-request.js'
+import { LIST_METHODS } from './policy-step.js'
 import type { Principal } from './principal.js'
 import type { SessionBindings } from './sessions.js'
 
@@ -49,6 +52,8 @@ export interface UpstreamDeps {
    * never ends by itself, so shutdown can end it: the upstream body and the client response.
    */
   trackStream: (upstreamBody: Readable, client: ServerResponse) => void
+  /** Whether a principal may call a listed item; used when the resource filters lists. */
+  mayCall: (principal: Principal, method: string, name: string) => boolean
 }
 
 type ReplyOptions = Required<NonNullable<FastifyHttpProxyOptions['replyOptions']>>
@@ -61,7 +66,7 @@ interface UpstreamResponse {
   stream: Readable
 }
 
-export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStream }: UpstreamDeps) {
+export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStream, mayCall }: UpstreamDeps) {
   const identity = resource.identityHeaders
   const identityNames = Object.values(identity).map((h) => h.toLowerCase())
   const forwardedProto = new URL(publicUrl).protocol.slice(0, -1)
@@ -125,7 +130,25 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
     if (isEventStream(res.headers) && isNotificationStream(request.method, request.body)) {
       trackStream(res.stream, reply.raw as ServerResponse)
     }
-    reply.send(res.stream)
+    const filter = resource.policy.filterLists ? listFilterOf(request.mcp, request.principal!) : undefined
+    if (!filter || res.statusCode !== 200) return reply.send(res.stream)
+    // pipeline, not pipe: a client hanging up must also end the upstream request (MCPT-16).
+    if (isEventStream(res.headers)) return reply.send(pipeline(res.stream, filterSse(filter), () => {}))
+    try {
+      const body = await filterJson(res.stream, filter)
+      reply.removeHeader('content-length')
+      reply.send(body)
+    } catch (err) {
+      res.stream.destroy()
+      reply.send(new BadGatewayError('the MCP server sent a list too large to filter', { cause: err }))
+    }
+  }
+
+  function listFilterOf(mcp: McpRequest | undefined, principal: Principal): ListFilter | undefined {
+    const message = mcp && !mcp.batch ? mcp.messages[0] : undefined
+    const list = message?.method === undefined ? undefined : LIST_METHODS[message.method]
+    if (!message || !list || message.id === undefined) return undefined
+    return { id: message.id, field: list.field, key: list.key, keep: (name) => mayCall(principal, list.call, name) }
   }
 
   const onError: Hook<'onError'> = (reply, { error: e }) => {

@@ -1,0 +1,105 @@
+/**
+ * MCP-aware authorization rules: which calls (method, tool/prompt name or resource URI) need
+ * which scopes and which users, or are denied. Pure: no I/O, no Fastify.
+ *
+ * Evaluation: the first rule whose method and name patterns match decides; a call no rule
+ * matches needs the resource's base scopes. Decisions always come from the parsed body, never
+ * from mirrored headers (MCPT-14).
+ */
+import type { PolicyRuleConfig } from '../config/schema.js'
+
+/** The caller, as far as the token tells. */
+export interface Caller {
+  sub: string
+  scopes: ReadonlySet<string>
+  email?: string | undefined
+  groups?: readonly string[] | undefined
+}
+
+/** What a call is: its method and, for tools/call, prompts/get and resources/read, its target. */
+export interface Operation {
+  method: string
+  name?: string | undefined
+}
+
+export type Decision =
+  | { allowed: true; rule: string }
+  /** Denied outright (an action: deny rule or a user condition). */
+  | { allowed: false; reason: 'denied'; rule: string }
+  /** The token lacks scopes: `needed` is everything this operation needs (MCPA-F05). */
+  | { allowed: false; reason: 'insufficient_scope'; rule: string; needed: readonly string[] }
+
+interface CompiledRule {
+  id: string
+  method: RegExp
+  name: RegExp | undefined
+  action: 'allow' | 'deny'
+  scopes: readonly string[] | undefined
+  users: PolicyRuleConfig['users']
+}
+
+export const DEFAULT_RULE = 'default'
+
+/** The method whose name field a rule's `name` matches, and where that name is in params. */
+export const NAMED_METHODS: Readonly<Record<string, 'name' | 'uri'>> = {
+  'tools/call': 'name',
+  'prompts/get': 'name',
+  'resources/read': 'uri',
+}
+
+export class McpPolicy {
+  readonly #rules: readonly CompiledRule[]
+
+  constructor(
+    rules: readonly PolicyRuleConfig[],
+    private readonly baseScopes: readonly string[],
+  ) {
+    this.#rules = rules.map((r, i) => ({
+      id: r.id ?? `rules[${i}]`,
+      method: globToRegExp(r.method),
+      name: r.name === undefined ? undefined : globToRegExp(r.name),
+      action: r.action,
+      scopes: r.scopes,
+      users: r.users,
+    }))
+  }
+
+  /** For traffic that is not a call (GET streams, DELETE, responses to the server): the base scopes. */
+  decideBase(caller: Caller): Decision {
+    return this.#scopes(this.baseScopes, DEFAULT_RULE, caller)
+  }
+
+  decide(op: Operation, caller: Caller): Decision {
+    const rule = this.#rules.find((r) => r.method.test(op.method) && (r.name === undefined || (op.name !== undefined && r.name.test(op.name))))
+    if (!rule) return this.#scopes(this.baseScopes, DEFAULT_RULE, caller)
+    if (rule.action === 'deny') return { allowed: false, reason: 'denied', rule: rule.id }
+    if (rule.users && !usersMatch(rule.users, caller)) return { allowed: false, reason: 'denied', rule: rule.id }
+    return this.#scopes(rule.scopes ?? this.baseScopes, rule.id, caller)
+  }
+
+  #scopes(needed: readonly string[], rule: string, caller: Caller): Decision {
+    return needed.every((s) => caller.scopes.has(s))
+      ? { allowed: true, rule }
+      : { allowed: false, reason: 'insufficient_scope', rule, needed }
+  }
+}
+
+function usersMatch(users: NonNullable<PolicyRuleConfig['users']>, caller: Caller): boolean {
+  const email = caller.email?.toLowerCase()
+  const groups = new Set(caller.groups ?? [])
+  if (users.subjects && !users.subjects.includes(caller.sub)) return false
+  if (users.emails && (!email || !users.emails.some((e) => e.toLowerCase() === email))) return false
+  if (users.emailDomains && (!email || !users.emailDomains.some((d) => email.endsWith(`@${d.toLowerCase()}`)))) return false
+  if (users.groupsAnyOf && !users.groupsAnyOf.some((g) => groups.has(g))) return false
+  if (users.groupsAllOf && !users.groupsAllOf.every((g) => groups.has(g))) return false
+  return true
+}
+
+/** `*` matches any run of characters (slashes included); everything else is literal. */
+export function globToRegExp(pattern: string): RegExp {
+  const source = pattern
+    .split('*')
+    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+    .join('.*')
+  return new RegExp(`^${source}$`, 's')
+}

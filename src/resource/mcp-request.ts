@@ -1,0 +1,109 @@
+/**
+ * What an MCP POST asks for, read from its body: each JSON-RPC message with its method and,
+ * for tools/call, prompts/get and resources/read, its target. For the 2026-07-28 revision the
+ * mirrored headers must agree with the body (MCPT-11..13), else 400 HeaderMismatch (-32020).
+ */
+import type { IncomingHttpHeaders } from 'node:http'
+import { NAMED_METHODS } from '../policy/mcp-rules.js'
+import { JsonRpcCode, JsonRpcError, type JsonRpcId } from './jsonrpc.js'
+
+export interface McpMessage {
+  id: JsonRpcId | undefined
+  /** Undefined for responses (a client answering a server's request). */
+  method: string | undefined
+  name: string | undefined
+  params: Record<string, unknown> | undefined
+}
+
+export interface McpRequest {
+  messages: McpMessage[]
+  batch: boolean
+}
+
+/** The first revision whose requests mirror method and name in headers. */
+const HEADER_MIRRORING_SINCE = '2026-07-28'
+/** JSON-RPC batches exist only in 2025-03-26 (removed in 2025-06-18). */
+const BATCHES_UNTIL = '2025-03-26'
+const PROTOCOL_META = 'io.modelcontextprotocol/protocolVersion'
+
+class McpRequestError extends JsonRpcError {
+  constructor(rpcCode: number, status: number, description: string, rpcId: JsonRpcId = null) {
+    super(rpcCode === JsonRpcCode.headerMismatch ? 'header_mismatch' : 'invalid_request', status, description, rpcCode, rpcId)
+  }
+}
+
+export function inspectMcpBody(body: Buffer, headers: IncomingHttpHeaders): McpRequest {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(body.toString('utf8'))
+  } catch {
+    throw new McpRequestError(JsonRpcCode.parseError, 400, 'the body is not JSON')
+  }
+  const version = single(headers['mcp-protocol-version'])
+  const batch = Array.isArray(parsed)
+  if (batch) {
+    if ((version !== undefined && version > BATCHES_UNTIL) || (parsed as unknown[]).length === 0) {
+      throw new McpRequestError(JsonRpcCode.invalidRequest, 400, 'JSON-RPC batches are not allowed in this protocol revision')
+    }
+  }
+  const messages = (batch ? (parsed as unknown[]) : [parsed]).map(message)
+  if (version !== undefined && version >= HEADER_MIRRORING_SINCE) {
+    if (batch) throw mismatch('a batch cannot carry mirrored headers', null)
+    checkMirroredHeaders(messages[0]!, headers, version)
+  }
+  return { messages, batch }
+}
+
+function message(raw: unknown): McpMessage {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || (raw as { jsonrpc?: unknown }).jsonrpc !== '2.0') {
+    throw new McpRequestError(JsonRpcCode.invalidRequest, 400, 'not a JSON-RPC 2.0 message')
+  }
+  const m = raw as { id?: unknown; method?: unknown; params?: unknown }
+  const id = m.id === undefined || m.id === null || typeof m.id === 'string' || typeof m.id === 'number' ? (m.id as JsonRpcId | undefined) : undefined
+  if (m.method !== undefined && typeof m.method !== 'string') {
+    throw new McpRequestError(JsonRpcCode.invalidRequest, 400, 'the method must be a string', id ?? null)
+  }
+  const params = m.params !== null && typeof m.params === 'object' && !Array.isArray(m.params) ? (m.params as Record<string, unknown>) : undefined
+  const field = m.method === undefined ? undefined : NAMED_METHODS[m.method]
+  const target = field === undefined ? undefined : params?.[field]
+  if (field !== undefined && typeof target !== 'string') {
+    throw new McpRequestError(JsonRpcCode.invalidParams, 400, `${m.method} needs params.${field}`, id ?? null)
+  }
+  return { id, method: m.method, name: target as string | undefined, params }
+}
+
+/** MCPT-12, MCPT-13: present, well-formed and equal to the body, values decoded first. */
+function checkMirroredHeaders(m: McpMessage, headers: IncomingHttpHeaders, version: string): void {
+  if (m.method === undefined) return
+  const id = m.id ?? null
+  const isNotification = m.id === undefined
+  const method = single(headers['mcp-method'])
+  // Clients send no Mcp-Method on some notifications (notifications/cancelled); when sent, it must agree.
+  if (method === undefined && !isNotification) throw mismatch('the Mcp-Method header is missing', id)
+  if (method !== undefined && decode(method) !== m.method) throw mismatch('Mcp-Method does not match the body', id)
+  if (m.name !== undefined) {
+    const name = single(headers['mcp-name'])
+    if (name === undefined) throw mismatch('the Mcp-Name header is missing', id)
+    if (decode(name) !== m.name) throw mismatch('Mcp-Name does not match the body', id)
+  }
+  const meta = m.params?._meta as Record<string, unknown> | undefined
+  if (!isNotification && meta?.[PROTOCOL_META] !== undefined && meta[PROTOCOL_META] !== version) {
+    throw mismatch('MCP-Protocol-Version does not match the body', id)
+  }
+}
+
+function mismatch(description: string, id: JsonRpcId): McpRequestError {
+  return new McpRequestError(JsonRpcCode.headerMismatch, 400, description, id)
+}
+
+/** MCPT-13: `=?base64?…?=` (markers case-sensitive) is Base64 of UTF-8. */
+function decode(value: string): string | undefined {
+  const encoded = /^=\?base64\?(.*)\?=$/.exec(value)
+  if (!encoded) return value
+  const text = Buffer.from(encoded[1]!, 'base64').toString('utf8')
+  return Buffer.from(text, 'utf8').toString('base64').replace(/=+$/, '') === encoded[1]!.replace(/=+$/, '') ? text : undefined
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value
+}
