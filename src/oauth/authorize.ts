@@ -46,6 +46,7 @@ export interface AuthorizeDeps {
 interface PendingRequest {
   clientId: string
   redirectUri: string
+  redirectUriGiven: boolean
   state: string | undefined
   codeChallenge: string
   resourceId: string
@@ -72,9 +73,9 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
 
   app.get('/oauth/authorize', pageRoute, async (request, reply) => {
     const params = singleValued(request.query)
-    const { client, redirectUri } = await verifiedClient(params)
+    const { client, redirectUri, redirectUriGiven } = await verifiedClient(params)
     try {
-      const pending = validateRequest(params, client, redirectUri)
+      const pending = { ...validateRequest(params, client, redirectUri), redirectUriGiven }
       const id = randomBytes(24).toString('base64url')
       const binding = randomBytes(24).toString('base64url')
       await store.set(
@@ -128,7 +129,7 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
     return issueCode(reply, pending, client, session.identity, 303)
   })
 
-  async function verifiedClient(params: Params): Promise<{ client: OAuthClient; redirectUri: string }> {
+  async function verifiedClient(params: Params): Promise<{ client: OAuthClient; redirectUri: string; redirectUriGiven: boolean }> {
     if (!params.client_id) throw new InvalidRequestError('the client_id parameter is missing')
     const client = await clients.find(params.client_id)
     if (!client) throw new PublicError('invalid_client', 400, 'this application is not known to the gateway')
@@ -139,10 +140,10 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
         detail: `client ${client.clientId}`,
       })
     }
-    return { client, redirectUri: requested }
+    return { client, redirectUri: requested, redirectUriGiven: params.redirect_uri !== undefined }
   }
 
-  function validateRequest(params: Params, client: OAuthClient, redirectUri: string): Omit<PendingRequest, 'binding'> {
+  function validateRequest(params: Params, client: OAuthClient, redirectUri: string): Omit<PendingRequest, 'binding' | 'redirectUriGiven'> {
     const redirectable = { redirectable: true }
     if (params.response_type !== 'code') {
       throw new UnsupportedResponseTypeError('only response_type=code is supported')
@@ -242,6 +243,7 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
     const code = await grants.issueCode({
       grant,
       redirectUri: pending.redirectUri,
+      redirectUriGiven: pending.redirectUriGiven,
       codeChallenge: pending.codeChallenge,
       refreshAllowed: client.grantTypes.includes('refresh_token'),
     })

@@ -8,6 +8,8 @@ import { InvalidClientError, InvalidRequestError } from '../errors.js'
 import type { ClientRegistry, OAuthClient } from './clients.js'
 import type { Params } from './params.js'
 
+const BASIC_CHALLENGE = { 'www-authenticate': 'Basic realm="gatehouse", charset="UTF-8"' }
+
 export async function authenticateClient(
   request: FastifyRequest,
   form: Params,
@@ -23,7 +25,7 @@ export async function authenticateClient(
   const fail = (detail: string) =>
     new InvalidClientError('client authentication failed', {
       detail,
-      ...(basic && { headers: { 'www-authenticate': 'Basic realm="gatehouse", charset="UTF-8"' } }),
+      ...(basic && { headers: BASIC_CHALLENGE }),
     })
   if (!clientId) throw fail('no client_id')
   const client = await clients.find(clientId)
@@ -39,13 +41,13 @@ function parseBasic(header: string | undefined): { id: string; secret: string } 
   if (!header || !/^basic /i.test(header)) return undefined
   const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8')
   const colon = decoded.indexOf(':')
-  if (colon === -1) throw new InvalidClientError('malformed Basic credentials')
+  if (colon === -1) throw new InvalidClientError('malformed Basic credentials', { headers: BASIC_CHALLENGE })
   try {
     return {
       id: decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, ' ')),
       secret: decodeURIComponent(decoded.slice(colon + 1).replace(/\+/g, ' ')),
     }
   } catch {
-    throw new InvalidClientError('malformed Basic credentials')
+    throw new InvalidClientError('malformed Basic credentials', { headers: BASIC_CHALLENGE })
   }
 }

@@ -27,6 +27,8 @@ export interface Grant {
 export interface CodeRecord {
   grant: Grant
   redirectUri: string
+  /** Whether the authorization request carried redirect_uri (RFC 6749 §4.1.3: then the token request must too). */
+  redirectUriGiven: boolean
   codeChallenge: string
   /** Whether the client may receive a refresh token (its grant types, at authorization time). */
   refreshAllowed: boolean
@@ -75,26 +77,25 @@ export class Grants {
   }
 
   /**
-   * The code's record, once. A second redemption finds the code gone and its redemption marker
-   * present; the grant it created is revoked then (a replay means the code leaked).
+   * The code's record. A second redemption finds the code gone and its redemption marker
+   * present: it gets the record again, marked replayed, and the caller revokes the grant once
+   * the replay is otherwise valid, so a stray code alone cannot revoke anyone's grant (O21-08).
    */
-  async redeemCode(code: string): Promise<CodeRecord | 'replayed' | undefined> {
+  async redeemCode(code: string): Promise<{ record: CodeRecord; replayed: boolean } | undefined> {
     const codeHash = hash(code)
     const stored = await this.store.take(storeKeys.authorizationCode(codeHash))
     if (stored === undefined) {
-      const replayedGrant = await this.store.get(storeKeys.redeemedCode(codeHash))
-      if (replayedGrant === undefined) return undefined
-      await this.revoke(replayedGrant)
-      return 'replayed'
+      const redeemed = await this.store.get(storeKeys.redeemedCode(codeHash))
+      return redeemed === undefined ? undefined : { record: JSON.parse(redeemed) as CodeRecord, replayed: true }
     }
     const record = JSON.parse(stored) as CodeRecord
     await this.store.set(
       storeKeys.redeemedCode(codeHash),
-      record.grant.grantId,
+      stored,
       // Long enough to catch a replay of any code that could still have been valid.
       Math.max(this.timings.codeTtlSeconds * 10, 600) * 1000,
     )
-    return record
+    return { record, replayed: false }
   }
 
   /** Stores the grant (at the first token) and returns its first refresh token. */
@@ -155,7 +156,10 @@ export class Grants {
     const grant = await this.get(record.grantId)
     if (!grant) return { kind: 'invalid' }
     const next = scopes ? [...scopes] : record.scopes
-    const refreshToken = await this.#issueRefresh({ ...record, scopes: next })
+    // O21-10: the new refresh token keeps exactly the old scope; only the access token is narrowed.
+    const refreshToken = await this.#issueRefresh(record)
+    // The grant lives as long as its newest refresh token.
+    await this.store.set(storeKeys.grant(grant.grantId), JSON.stringify(grant), this.timings.refreshTokenTtlSeconds * 1000)
     return { kind: 'rotated', grant, scopes: next, refreshToken }
   }
 

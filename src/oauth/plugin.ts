@@ -26,6 +26,8 @@ export interface OAuthPluginOptions {
 }
 
 export async function oauthPlugin(app: FastifyInstance, { config, store, keystore, verifier }: OAuthPluginOptions) {
+  // OAuth endpoints take form-encoded bodies only (RFC 6749 §3.2, §4.1.3); nothing else is parsed.
+  app.removeAllContentTypeParsers()
   await app.register(formbody, { bodyLimit: 16 * 1024 })
   const as = config.authorizationServer
   const clients = new StaticClients(config.clients)

@@ -42,21 +42,19 @@ export function registerRevokeIntrospect(app: FastifyInstance, { config, clients
     if (client.authMethod === 'none') throw new InvalidClientError('introspection needs a confidential client')
     if (!form.token) throw new InvalidRequestError('the token parameter is missing')
     reply.header('cache-control', 'no-store')
-    const hint = form.token_type_hint
-    if (hint !== 'refresh_token') {
-      const access = await verifier.verify(form.token).catch(() => undefined)
-      if (access) {
-        return {
-          active: true,
-          token_type: 'Bearer',
-          scope: [...access.scopes].join(' '),
-          client_id: access.clientId,
-          sub: access.sub,
-          aud: access.audiences,
-          iss: config.issuer,
-          exp: access.exp,
-          ...(access.jti && { jti: access.jti }),
-        }
+    // RFC 7662 §2.1: a hint does not limit the search; every token type is tried.
+    const access = await verifier.verify(form.token).catch(() => undefined)
+    if (access) {
+      return {
+        active: true,
+        token_type: 'Bearer',
+        scope: [...access.scopes].join(' '),
+        client_id: access.clientId,
+        sub: access.sub,
+        aud: access.audiences,
+        iss: config.issuer,
+        exp: access.exp,
+        ...(access.jti && { jti: access.jti }),
       }
     }
     const refresh = await grants.refreshTokenInfo(form.token)

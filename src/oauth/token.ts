@@ -52,19 +52,26 @@ export function registerToken(app: FastifyInstance, { config, clients, grants, k
   async function authorizationCode(form: Params, client: OAuthClient) {
     if (!form.code) throw new InvalidRequestError('the code parameter is missing')
     if (!form.code_verifier) throw new InvalidRequestError('the code_verifier parameter is missing')
-    const record = await grants.redeemCode(form.code)
-    if (record === 'replayed') throw new InvalidGrantError('the code was already used', { detail: 'code replay: grant revoked' })
-    if (!record) throw new InvalidGrantError('the code is invalid or expired')
+    const redeemed = await grants.redeemCode(form.code)
+    if (!redeemed) throw new InvalidGrantError('the code is invalid or expired')
+    const { record, replayed } = redeemed
     // Any mismatch fails as one error, so the endpoint does not tell which binding was wrong.
+    // RFC 6749 §4.1.3, O21-12: redirect_uri is required only when /authorize carried one.
+    const redirectRequired = form.redirect_uri !== undefined || record.redirectUriGiven
     const mismatch =
       record.grant.clientId !== client.clientId
         ? 'client'
-        : form.redirect_uri !== record.redirectUri
+        : redirectRequired && form.redirect_uri !== record.redirectUri
           ? 'redirect_uri'
           : !verifyPkce(record.codeChallenge, form.code_verifier)
             ? 'pkce'
             : undefined
-    if (mismatch) throw new InvalidGrantError('the code does not match this request', { detail: mismatch })
+    if (mismatch) throw new InvalidGrantError('the code does not match this request', { detail: replayed ? `replay, ${mismatch}: grant kept` : mismatch })
+    if (replayed) {
+      // O21-08: only a replay that is otherwise valid revokes, so a leaked used code is no DoS.
+      await grants.revoke(record.grant.grantId)
+      throw new InvalidGrantError('the code was already used', { detail: 'code replay: grant revoked' })
+    }
     const resource = resourceFor(record.grant)
     checkResourceParam(form.resource, resource)
     const refreshToken = await grants.start(record.grant, record.refreshAllowed && client.grantTypes.includes('refresh_token'))
@@ -77,6 +84,12 @@ export function registerToken(app: FastifyInstance, { config, clients, grants, k
     }
     if (!form.refresh_token) throw new InvalidRequestError('the refresh_token parameter is missing')
     const scopes = form.scope?.split(' ').filter(Boolean)
+    // RI-07, checked before the rotation so that a refused request leaves the token working.
+    if (form.resource !== undefined) {
+      const info = await grants.refreshTokenInfo(form.refresh_token)
+      if (info && info.grant.clientId === client.clientId) checkResourceParam(form.resource, resourceFor(info.grant))
+      else resolveResource(config, form.resource)
+    }
     const outcome = await grants.refresh(form.refresh_token, client.clientId, scopes)
     switch (outcome.kind) {
       case 'invalid_scope':
@@ -86,9 +99,7 @@ export function registerToken(app: FastifyInstance, { config, clients, grants, k
       case 'invalid':
         throw new InvalidGrantError('the refresh token is invalid, expired or revoked')
     }
-    const resource = resourceFor(outcome.grant)
-    checkResourceParam(form.resource, resource)
-    return tokenResponse(outcome.grant, outcome.scopes, resource, outcome.refreshToken)
+    return tokenResponse(outcome.grant, outcome.scopes, resourceFor(outcome.grant), outcome.refreshToken)
   }
 
   function resourceFor(grant: Grant): Resource {

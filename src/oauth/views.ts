@@ -29,11 +29,11 @@ export function loginPage(options: {
   return page(
     'Sign in',
     `<h1>Sign in to continue</h1>
-<p><strong>${escapeHtml(displayText(client.name))}</strong> wants to use <strong>${escapeHtml(options.resourceName)}</strong> on your behalf.</p>
-${options.error ? `<p class="error" role="alert">${escapeHtml(options.error)}</p>` : ''}
+<p><strong>${escapeHtml(displayText(client.name))}</strong> <span class="muted">(${escapeHtml(client.verifiedAs)})</span> wants to use <strong>${escapeHtml(options.resourceName)}</strong> on your behalf.</p>
+${options.error ? `<p class="error" id="login-error" role="alert">${escapeHtml(options.error)}</p>` : ''}
 <form method="post" action="/oauth/authorize/login">${hidden(options.fields)}
-<label for="username">Username</label><input id="username" name="username" type="text" autocomplete="username" required autofocus value="${escapeHtml(options.username ?? '')}">
-<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<label for="username">Username</label><input id="username" name="username" type="text" autocomplete="username" required${options.username ? '' : ' autofocus'} value="${escapeHtml(options.username ?? '')}">
+<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required${options.username ? ' autofocus' : ''}${options.error ? ' aria-invalid="true" aria-describedby="login-error"' : ''}>
 <div class="actions"><button class="primary" type="submit">Sign in</button></div></form>`,
     options.formTargets,
   )
@@ -69,7 +69,8 @@ export function consentPage(options: {
     `<h1>Allow <span>${escapeHtml(displayText(client.name))}</span> to use ${escapeHtml(options.resourceName)}?</h1>
 <p class="muted">Signed in as ${escapeHtml(options.user)}</p>
 <dl>
-<dt>Application</dt><dd>${escapeHtml(displayText(client.name))} <span class="muted">(${escapeHtml(client.verifiedAs)})</span></dd>
+<dt>Application</dt><dd>${escapeHtml(displayText(client.name))}</dd>
+<dt>Verified</dt><dd>${escapeHtml(client.verifiedAs)}</dd>
 <dt>Client ID</dt><dd><code>${escapeHtml(client.clientId)}</code></dd>
 <dt>Sends you back to</dt><dd><strong>${escapeHtml(redirect.origin === 'null' ? redirect.protocol : redirect.origin)}</strong></dd>
 <dt>MCP server</dt><dd>${escapeHtml(options.resourceUri)}</dd>
