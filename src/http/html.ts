@@ -5,18 +5,19 @@
 import { createHash } from 'node:crypto'
 
 const STYLE = `
-:root{color-scheme:light dark;--fg:#1b1f24;--muted:#57606a;--bg:#f6f8fa;--card:#fff;--line:#d0d7de;--accent:#0b57d0;--warn-bg:#fff8c5;--warn-line:#d4a72c;--err:#cf222e}
-@media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#9da7b3;--bg:#0d1117;--card:#161b22;--line:#30363d;--accent:#4493f8;--warn-bg:#3b2e00;--warn-line:#9e6a03;--err:#f85149}}
+:root{color-scheme:light dark;--fg:#1b1f24;--muted:#57606a;--bg:#f6f8fa;--card:#fff;--line:#d0d7de;--field:#818b98;--accent:#0b57d0;--btn:#0b57d0;--warn-bg:#fff8c5;--warn-line:#d4a72c;--err:#cf222e}
+@media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#9da7b3;--bg:#0d1117;--card:#161b22;--line:#30363d;--field:#6e7681;--accent:#4493f8;--btn:#1f6feb;--warn-bg:#3b2e00;--warn-line:#9e6a03;--err:#f85149}}
 *{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg)}
 main{max-width:30rem;margin:3rem auto;padding:2rem;background:var(--card);border:1px solid var(--line);border-radius:12px}
 h1{font-size:1.35rem;margin:0 0 1rem}p{margin:.5rem 0}.muted{color:var(--muted);font-size:.9rem}
-dl{margin:1rem 0;display:grid;grid-template-columns:auto 1fr;gap:.35rem 1rem}dt{color:var(--muted)}dd{margin:0;word-break:break-all}
+dl{margin:1rem 0;display:grid;grid-template-columns:auto 1fr;gap:.35rem 1rem}dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}
 ul.scopes{padding-left:1.2rem}ul.scopes li{margin:.25rem 0}.new{font-weight:600}.badge{font-size:.75rem;border:1px solid var(--line);border-radius:999px;padding:0 .5rem;margin-left:.35rem}
 .warning{background:var(--warn-bg);border:1px solid var(--warn-line);border-radius:8px;padding:.75rem;margin:1rem 0}
 .error{color:var(--err)}label{display:block;margin:.75rem 0 .25rem;font-weight:600}
-input[type=text],input[type=password]{width:100%;padding:.6rem;border:1px solid var(--line);border-radius:6px;background:var(--bg);color:var(--fg);font:inherit}
-.actions{display:flex;gap:.75rem;margin-top:1.5rem}button{font:inherit;padding:.6rem 1.2rem;border-radius:6px;border:1px solid var(--line);background:var(--card);color:var(--fg);cursor:pointer}
-button.primary{background:var(--accent);border-color:var(--accent);color:#fff}button:focus-visible,input:focus-visible{outline:3px solid var(--accent);outline-offset:2px}
+input[type=text],input[type=password]{width:100%;padding:.6rem;border:1px solid var(--field);border-radius:6px;background:var(--bg);color:var(--fg);font:inherit}
+.actions{display:flex;gap:.75rem;margin-top:1.5rem}button{font:inherit;padding:.6rem 1.2rem;border-radius:6px;border:1px solid var(--field);background:var(--card);color:var(--fg);cursor:pointer}
+button.primary{background:var(--btn);border-color:var(--btn);color:#fff}button:focus-visible,input:focus-visible{outline:3px solid var(--accent);outline-offset:2px}
+@media (max-width:32rem){main{margin:0;border:0;border-radius:0;padding:1.5rem 1.25rem}dl{grid-template-columns:1fr;gap:0}dt{margin-top:.5rem}}
 `
 
 const STYLE_HASH = `'sha256-${createHash('sha256').update(STYLE).digest('base64')}'`
