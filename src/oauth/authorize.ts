@@ -304,7 +304,7 @@ function expired(): PublicError {
 }
 
 function summary(client: OAuthClient, redirectUri: string): ClientSummary {
-  return { name: client.name, clientId: client.clientId, verifiedAs: 'registered by the operator', redirectUri }
+  return { name: client.name, clientId: client.clientId, verifiedAs: client.verifiedAs, redirectUri }
 }
 
 function isLoopbackUri(uri: string): boolean {

@@ -14,7 +14,10 @@ export interface OAuthClient {
   readonly redirectUris: readonly string[]
   readonly authMethod: ClientAuthMethod
   readonly grantTypes: readonly string[]
-  readonly source: 'static'
+  /** Where the client came from; ids of the three sources never collide (see below). */
+  readonly source: 'static' | 'registered' | 'cimd'
+  /** What the gateway verified about the client, shown beside its self-chosen name (SEC-24). */
+  readonly verifiedAs: string
   /** Checks a presented secret in constant time; false for public clients. */
   verifySecret(secret: string): boolean
 }
@@ -47,6 +50,23 @@ function staticClient(c: StaticClientConfig): OAuthClient {
     authMethod: c.tokenEndpointAuthMethod,
     grantTypes: c.grantTypes,
     source: 'static',
+    verifiedAs: 'registered by the operator',
     verifySecret: (secret) => secretDigest !== undefined && timingSafeEqual(digest(secret), secretDigest),
+  }
+}
+
+/**
+ * Looks a client id up in each source in turn: pre-registered clients first, so an operator's
+ * registration always wins (SEC-05), then dynamically registered ones, then metadata documents.
+ */
+export class ClientSources implements ClientRegistry {
+  constructor(private readonly sources: readonly ClientRegistry[]) {}
+
+  async find(clientId: string): Promise<OAuthClient | undefined> {
+    for (const source of this.sources) {
+      const client = await source.find(clientId)
+      if (client) return client
+    }
+    return undefined
   }
 }

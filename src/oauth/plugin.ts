@@ -12,7 +12,7 @@ import { LoginSessions } from '../login/sessions.js'
 import { StaticLoginProvider } from '../login/static.js'
 import type { Store } from '../store/store.js'
 import { registerAuthorize } from './authorize.js'
-import { StaticClients } from './clients.js'
+import { ClientSources, StaticClients } from './clients.js'
 import { Grants } from './grants.js'
 import { authorizationServerMetadata, metadataPath } from './metadata.js'
 import { registerRevokeIntrospect } from './revoke-introspect.js'
@@ -30,7 +30,8 @@ export async function oauthPlugin(app: FastifyInstance, { config, store, keystor
   app.removeAllContentTypeParsers()
   await app.register(formbody, { bodyLimit: 16 * 1024 })
   const as = config.authorizationServer
-  const clients = new StaticClients(config.clients)
+  // Dynamic registration and metadata documents join as further sources.
+  const clients = new ClientSources([new StaticClients(config.clients)])
   const grants = new Grants(store, as)
   const sessions = new LoginSessions(store, as.sessionTtlSeconds)
   const login = config.login.static ? new StaticLoginProvider(config.login.static.users) : undefined
