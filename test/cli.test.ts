@@ -13,6 +13,9 @@ import { freePort, startTestGateway } from './helpers/gateway.js'
 import { redisForTests } from './helpers/redis.js'
 
 const CLI = new URL('../src/cli.ts', import.meta.url).pathname
+// Every case starts node processes that compile the CLI on the fly; on a loaded 2-core machine
+// that is slow, so this file gets more than the default per-file time.
+t.setTimeout(360_000)
 
 interface Run {
   code: number | null
