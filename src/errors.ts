@@ -75,9 +75,14 @@ export class InvalidTokenError extends kind('invalid_token', 401) {}
 export class InsufficientScopeError extends kind('insufficient_scope', 403) {}
 export class ServerError extends kind('server_error', 500) {}
 export class TemporarilyUnavailableError extends kind('temporarily_unavailable', 503) {}
+/** RFC 7591 §3.2.2. */
+export class InvalidRedirectUriError extends kind('invalid_redirect_uri', 400) {}
+export class InvalidClientMetadataError extends kind('invalid_client_metadata', 400) {}
 
 export class NotFoundError extends httpKind('not_found', 404) {}
 export class ForbiddenError extends httpKind('forbidden', 403) {}
 export class PayloadTooLargeError extends httpKind('payload_too_large', 413) {}
 export class BadGatewayError extends httpKind('bad_gateway', 502) {}
 export class GatewayTimeoutError extends httpKind('gateway_timeout', 504) {}
+/** A rate limit or capacity limit; give a Retry-After header. */
+export class TooManyRequestsError extends httpKind('too_many_requests', 429) {}

@@ -86,7 +86,7 @@ t.test('keys generate → a key file the gateway signs with; token mints for it'
     config: { keys: [{ file: keyFile, kid: 'k1' }] },
     resources: [{ id: 'a', upstream: 'http://127.0.0.1:1/mcp', scopes: [{ name: 'mcp' }] }],
   })
-  const res = await fetch(gw.mcpUrl(), { method: 'POST', headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' }, body: '{}' })
+  const res = await fetch(gw.mcpUrl(), { method: 'POST', headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' })
   t.equal(res.status, 502, 'the token is accepted (the upstream is deliberately absent)')
 
   const memoryOnly = join(dir, 'memory.yaml')

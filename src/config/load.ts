@@ -6,9 +6,10 @@
 import { readFile } from 'node:fs/promises'
 import { Ajv, type ErrorObject } from 'ajv'
 import { parseDocument } from 'yaml'
-import { ConfigSchema, type Config, type ResourceConfig } from './schema.js'
+import { ConfigSchema, REGISTERED_CLIENT_ID_PREFIX, type Config, type ResourceConfig } from './schema.js'
 import { NAMED_METHODS } from '../policy/mcp-rules.js'
 import { isAcceptableRedirectUri, isLoopbackHost } from './loopback.js'
+import { cimdConfigProblems, cimdWarnings } from './cimd-checks.js'
 
 export interface ConfigProblem {
   path: string
@@ -205,6 +206,9 @@ function semanticProblems(c: Config): ConfigProblem[] {
   c.clients.forEach((client, i) => {
     const at = `clients[${i}]`
     if (clientIds.has(client.clientId)) add(`${at}.clientId`, `"${client.clientId}" is listed twice`)
+    if (client.clientId.toLowerCase().startsWith(REGISTERED_CLIENT_ID_PREFIX)) {
+      add(`${at}.clientId`, `must not start with "${REGISTERED_CLIENT_ID_PREFIX}" (reserved for dynamically registered clients)`)
+    }
     clientIds.add(client.clientId)
     const confidential = client.tokenEndpointAuthMethod !== 'none'
     if (confidential && client.secret === undefined) add(`${at}.secret`, `is required with ${client.tokenEndpointAuthMethod}`)
@@ -216,6 +220,10 @@ function semanticProblems(c: Config): ConfigProblem[] {
     })
   })
   if (c.clients.length > 0 && c.externalIssuer) add('clients', 'clients belong to the built-in authorization server, unused with externalIssuer')
+  if (c.registration.enabled && c.externalIssuer) {
+    add('registration.enabled', 'registration belongs to the built-in authorization server, unused with externalIssuer')
+  }
+  problems.push(...cimdConfigProblems(c.cimd, c.externalIssuer !== undefined))
   const usernames = new Set<string>()
   c.login.static?.users.forEach((u, i) => {
     if (usernames.has(u.username)) add(`login.static.users[${i}].username`, `"${u.username}" is listed twice`)
@@ -244,6 +252,10 @@ function derive(c: Config): GatewayConfig {
   if (c.keys.length === 0 && !c.externalIssuer) {
     warnings.push('no signing keys configured: a development key is generated and kept in the store')
   }
+  if (c.registration.enabled && c.registration.initialAccessToken === undefined && !c.externalIssuer) {
+    warnings.push('dynamic client registration is open: anyone can register a client (rate-limited and capped)')
+  }
+  warnings.push(...cimdWarnings(c.cimd))
   if (!c.externalIssuer && !c.login.static) {
     warnings.push('no login provider configured: nobody can sign in to authorize a client')
   }

@@ -7,6 +7,7 @@
  * can treat it as present.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { CimdSchema } from './cimd-schema.js'
 
 const strict = { additionalProperties: false } as const
 
@@ -267,7 +268,9 @@ const StaticClient = Type.Object(
   {
     clientId: Type.String({
       pattern: '^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$',
-      description: 'The client identifier (never URL-shaped: URLs are Client ID Metadata Documents).',
+      description:
+        'The client identifier (never URL-shaped: URLs are Client ID Metadata Documents; never starting with ' +
+        '"dcr.": that prefix belongs to dynamically registered clients).',
     }),
     name: Type.String({ minLength: 1, maxLength: 100, description: 'Shown on the consent page.' }),
     redirectUris: Type.Array(Type.String({ format: 'uri' }), {
@@ -291,6 +294,84 @@ const StaticClient = Type.Object(
     }),
   },
   strict,
+)
+
+/** Dynamically registered client ids start with this; pre-registered ids may not (load.ts). */
+export const REGISTERED_CLIENT_ID_PREFIX = 'dcr.'
+
+const Registration = Type.Object(
+  {
+    enabled: Type.Boolean({
+      default: false,
+      description:
+        'Serve POST /oauth/register (RFC 7591) and advertise registration_endpoint. Off by default: MCP deprecates ' +
+        'dynamic registration in favour of Client ID Metadata Documents (MCPA-F02), and every registration is ' +
+        'self-asserted, so an operator turns it on knowingly.',
+    }),
+    initialAccessToken: Type.Optional(
+      Type.String({
+        minLength: 32,
+        description:
+          'When set, registering needs `Authorization: Bearer <this>` (RFC 7591 §3), compared in constant time. ' +
+          'Give it from the environment (${NAME}); at least 32 characters. Absent: open registration.',
+      }),
+    ),
+    maxClients: Type.Integer({
+      minimum: 1,
+      default: 10000,
+      description:
+        'At most this many new registrations within unusedTtlSeconds (counted in the current and the previous ' +
+        'window), so unused registrations never exceed it. Beyond it registering is refused with 429 ' +
+        'registration_limit_reached until the window moves on. Registrations kept alive by use are not counted: ' +
+        'each needs a person who signed in.',
+    }),
+    unusedTtlSeconds: Seconds(
+      'A registration not used for this long (no /authorize, no token request) is deleted. Use renews it (at most ' +
+        'one write per tenth of this time). Keep it at least refreshTokenTtlSeconds, or a client\'s refresh tokens ' +
+        'can outlive its registration.',
+      2592000,
+      60,
+    ),
+    rateLimit: Type.Object(
+      {
+        perAddress: Type.Integer({
+          minimum: 1,
+          default: 20,
+          description:
+            'Registration requests one source address may make per window (429 with Retry-After above it). MCP ' +
+            'clients register once per installation, but many people can share one NAT address.',
+        }),
+        windowSeconds: Seconds('The fixed window of the per-address limit.', 3600),
+      },
+      { ...strict, default: {}, description: 'Limits POST /oauth/register per source address (see trustProxy).' },
+    ),
+    grantTypes: Type.Array(Type.Union([Type.Literal('authorization_code'), Type.Literal('refresh_token')]), {
+      default: ['authorization_code', 'refresh_token'],
+      uniqueItems: true,
+      minItems: 1,
+      description:
+        'Grant types a registration may ask for; anything else is refused (invalid_client_metadata). Drop ' +
+        'refresh_token to give self-registered clients access tokens only.',
+    }),
+    tokenEndpointAuthMethods: Type.Array(
+      Type.Union([Type.Literal('none'), Type.Literal('client_secret_basic'), Type.Literal('client_secret_post')]),
+      {
+        default: ['none', 'client_secret_basic', 'client_secret_post'],
+        uniqueItems: true,
+        minItems: 1,
+        description:
+          'Client authentication methods a registration may ask for. A registration that names none is a public ' +
+          'client (none), as MCP clients expect, not client_secret_basic as RFC 7591 §2 would have it.',
+      },
+    ),
+  },
+  {
+    ...strict,
+    default: {},
+    description:
+      'Dynamic client registration (RFC 7591) with read and delete (RFC 7592), for MCP clients that register ' +
+      'themselves. Registered clients are self-asserted: the consent page says nothing about them was verified.',
+  },
 )
 
 const StaticUser = Type.Object(
@@ -394,7 +475,9 @@ export const ConfigSchema = Type.Object(
       },
     ),
     authorizationServer: AuthorizationServer,
+    cimd: CimdSchema,
     clients: Type.Array(StaticClient, { default: [], description: 'Pre-registered OAuth clients.' }),
+    registration: Registration,
     login: Type.Object(
       {
         static: Type.Optional(
@@ -420,6 +503,7 @@ export type SigningKeyConfig = Static<typeof SigningKey>
 export type ExternalIssuerConfig = Static<typeof ExternalIssuer>
 export type StaticClientConfig = Static<typeof StaticClient>
 export type StaticUserConfig = Static<typeof StaticUser>
+export type RegistrationConfig = Static<typeof Registration>
 
 /**
  * The published JSON Schema document, for editors: a property with a default is not required

@@ -24,6 +24,7 @@ import { hash, type LoginSessions } from '../login/sessions.js'
 import { storeKeys } from '../store/keys.js'
 import type { Store } from '../store/store.js'
 import type { ClientRegistry, OAuthClient } from './clients.js'
+import { snapshotOf } from './client-snapshot.js'
 import type { Grants } from './grants.js'
 import { singleValued, type Params } from './params.js'
 import { isValidChallenge } from './pkce.js'
@@ -246,6 +247,7 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
       redirectUriGiven: pending.redirectUriGiven,
       codeChallenge: pending.codeChallenge,
       refreshAllowed: client.grantTypes.includes('refresh_token'),
+      ...withSnapshot(client),
     })
     reply.log.info({ sub: identity.sub, clientId: client.clientId, resource: pending.resourceId, grantId: grant.grantId }, 'code issued')
     const target = new URL(pending.redirectUri)
@@ -327,4 +329,9 @@ function send(reply: FastifyReply, page: Page) {
     .header('cache-control', 'no-store')
     .type('text/html; charset=utf-8')
     .send(page.html)
+}
+
+function withSnapshot(client: OAuthClient): { client?: ReturnType<typeof snapshotOf> } {
+  const snapshot = snapshotOf(client)
+  return snapshot ? { client: snapshot } : {}
 }

@@ -13,6 +13,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { hash } from '../login/sessions.js'
 import { storeKeys } from '../store/keys.js'
 import type { Store } from '../store/store.js'
+import type { ClientSnapshot } from './client-snapshot.js'
 
 export interface Grant {
   grantId: string
@@ -32,6 +33,8 @@ export interface CodeRecord {
   codeChallenge: string
   /** Whether the client may receive a refresh token (its grant types, at authorization time). */
   refreshAllowed: boolean
+  /** A metadata-document client as it was at authorization time (SEC-22); the token endpoint uses it. */
+  client?: ClientSnapshot
 }
 
 interface RefreshRecord {
@@ -74,6 +77,12 @@ export class Grants {
     const code = token()
     await this.store.set(storeKeys.authorizationCode(hash(code)), JSON.stringify(record), this.timings.codeTtlSeconds * 1000)
     return code
+  }
+
+  /** The record of a live code, without redeeming it (the token endpoint reads the client snapshot first). */
+  async peekCode(code: string): Promise<CodeRecord | undefined> {
+    const stored = await this.store.get(storeKeys.authorizationCode(hash(code)))
+    return stored === undefined ? undefined : (JSON.parse(stored) as CodeRecord)
   }
 
   /**

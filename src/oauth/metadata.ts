@@ -15,6 +15,8 @@ export function authorizationServerMetadata(config: GatewayConfig): Record<strin
     jwks_uri: `${base}/oauth/jwks`,
     revocation_endpoint: `${base}/oauth/revoke`,
     introspection_endpoint: `${base}/oauth/introspect`,
+    // RFC 7591 §3: only when registration is on (DCR-01); absent otherwise.
+    ...(config.registration.enabled && { registration_endpoint: `${base}/oauth/register` }),
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
     grant_types_supported: ['authorization_code', 'refresh_token'],
@@ -25,6 +27,8 @@ export function authorizationServerMetadata(config: GatewayConfig): Record<strin
     // offline_access is listed here only, never in resource metadata (OQ-12, MCPA-F04).
     scopes_supported: [...scopes, 'offline_access'],
     authorization_response_iss_parameter_supported: true,
+    // CIMD-32: published only when metadata documents are accepted.
+    ...(config.cimd.enabled && { client_id_metadata_document_supported: true }),
     protected_resources: config.resources.map((r) => r.uri),
   }
 }

@@ -12,9 +12,12 @@ import { LoginSessions } from '../login/sessions.js'
 import { StaticLoginProvider } from '../login/static.js'
 import type { Store } from '../store/store.js'
 import { registerAuthorize } from './authorize.js'
+import { createCimdClients } from './cimd/create.js'
 import { ClientSources, StaticClients } from './clients.js'
 import { Grants } from './grants.js'
 import { authorizationServerMetadata, metadataPath } from './metadata.js'
+import { registrationRoutes } from './register.js'
+import { RegisteredClients } from './registered-clients.js'
 import { registerRevokeIntrospect } from './revoke-introspect.js'
 import { registerToken } from './token.js'
 
@@ -30,8 +33,15 @@ export async function oauthPlugin(app: FastifyInstance, { config, store, keystor
   app.removeAllContentTypeParsers()
   await app.register(formbody, { bodyLimit: 16 * 1024 })
   const as = config.authorizationServer
-  // Dynamic registration and metadata documents join as further sources.
-  const clients = new ClientSources([new StaticClients(config.clients)])
+  // Pre-registered clients first, so their ids always win (SEC-05); then dynamically registered
+  // ones (ids `dcr.…`, never URL-shaped), only while registration is on; metadata documents last.
+  const registered = new RegisteredClients(store, config.registration)
+  const cimd = createCimdClients(app, config, store)
+  const clients = new ClientSources([
+    new StaticClients(config.clients),
+    ...(config.registration.enabled ? [registered] : []),
+    ...(cimd ? [cimd] : []),
+  ])
   const grants = new Grants(store, as)
   const sessions = new LoginSessions(store, as.sessionTtlSeconds)
   const login = config.login.static ? new StaticLoginProvider(config.login.static.users) : undefined
@@ -47,4 +57,5 @@ export async function oauthPlugin(app: FastifyInstance, { config, store, keystor
   registerAuthorize(app, { config, store, clients, grants, sessions, login, cookies })
   registerToken(app, { config, clients, grants, keystore })
   registerRevokeIntrospect(app, { config, clients, grants, verifier })
+  if (config.registration.enabled) await app.register(registrationRoutes, { config, store, registered })
 }

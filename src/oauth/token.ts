@@ -17,6 +17,7 @@ import type { Keystore } from '../keys/keystore.js'
 import { mintAccessToken } from '../keys/tokens.js'
 import { authenticateClient } from './client-auth.js'
 import type { ClientRegistry, OAuthClient } from './clients.js'
+import { clientFromSnapshot } from './client-snapshot.js'
 import type { Grant, Grants } from './grants.js'
 import { singleValued, type Params } from './params.js'
 import { verifyPkce } from './pkce.js'
@@ -32,7 +33,7 @@ export interface TokenDeps {
 export function registerToken(app: FastifyInstance, { config, clients, grants, keystore }: TokenDeps): void {
   app.post('/oauth/token', async (request, reply) => {
     const form = singleValued(request.body)
-    const client = await authenticateClient(request, form, clients)
+    const client = await authenticateClient(request, form, await clientsFor(form))
     let answer: Record<string, unknown>
     switch (form.grant_type) {
       case 'authorization_code':
@@ -48,6 +49,17 @@ export function registerToken(app: FastifyInstance, { config, clients, grants, k
     }
     return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(answer)
   })
+
+  /**
+   * For a code issued to a metadata-document client, the client as it was at /authorize
+   * (SEC-22): no fetch at the token endpoint, and a changed document cannot change the rules.
+   */
+  async function clientsFor(form: Params): Promise<ClientRegistry> {
+    if (form.grant_type !== 'authorization_code' || !form.code) return clients
+    const snapshot = (await grants.peekCode(form.code))?.client
+    if (!snapshot) return clients
+    return { find: async (id) => (id === snapshot.clientId ? clientFromSnapshot(snapshot) : clients.find(id)) }
+  }
 
   async function authorizationCode(form: Params, client: OAuthClient) {
     if (!form.code) throw new InvalidRequestError('the code parameter is missing')

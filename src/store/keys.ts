@@ -23,4 +23,16 @@ export const storeKeys = {
   rotatedRefreshToken: (tokenHash: string) => `refresh-rotated:${tokenHash}`,
   /** A remembered consent of one user for one client and resource. */
   consent: (subHash: string, clientIdHash: string, resourceId: string) => `consent:${subHash}:${clientIdHash}:${resourceId}`,
+  /** A validated Client ID Metadata Document, by the SHA-256 of the exact client id string (it repeats the id). */
+  cimdDocument: (clientIdHash: string) => `cimd-doc:${clientIdHash}`,
+  /** A recent CIMD failure (fetch, document or policy), by the SHA-256 of the client id: never a client. */
+  cimdFailure: (clientIdHash: string) => `cimd-fail:${clientIdHash}`,
+  /** A dynamically registered client (RFC 7591), by its client id (always `dcr.…`). */
+  registeredClient: (clientId: string) => `registered-client:${clientId}`,
+  /** The client id an identical registration from one address already got, by hash of both. */
+  registrationDedupe: (hash: string) => `registration-dedupe:${hash}`,
+  /** Counter of new registrations in one window of unusedTtlSeconds (the global cap). */
+  registrationCount: (window: number) => `registration-count:${window}`,
+  /** Counter of registration requests from one source address in the current rate window. */
+  registrationRate: (addressHash: string) => `registration-rate:${addressHash}`,
 } as const

@@ -47,6 +47,21 @@ export class MemoryStore implements Store {
     return true
   }
 
+  /** Atomic for the same reason as take. */
+  async increment(key: string, ttlMs: number): Promise<{ count: number; ttlMs: number }> {
+    checkTtl(ttlMs)
+    const now = performance.now()
+    const entry = this.#live(key)
+    if (!entry) {
+      this.#entries.set(key, { value: '1', expiresAt: now + ttlMs })
+      return { count: 1, ttlMs }
+    }
+    const count = Number(entry.value) + 1
+    if (!Number.isSafeInteger(count)) throw new TypeError(`the value at ${key} is not a counter`)
+    entry.value = String(count)
+    return { count, ttlMs: Math.max(1, Math.ceil(entry.expiresAt - now)) }
+  }
+
   /** Atomic because nothing can run between the read and the delete in one event loop. */
   async take(key: string): Promise<string | undefined> {
     const entry = this.#live(key)

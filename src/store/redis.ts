@@ -108,6 +108,20 @@ export function redisClientPlan(config: RedisStoreConfig): RedisClientPlan {
   }
 }
 
+/** INCR; a counter without a TTL (just created) gets one. Returns {count, remaining ms}. */
+const INCREMENT_SCRIPT = `
+local n = redis.call('INCR', KEYS[1])
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return {n, left}`
+
+interface Incrementing {
+  gatehouseIncrement(key: string, ttlMs: number): Promise<[number, number]>
+}
+
 export class RedisStore implements Store {
   readonly #client: Redis | Cluster
   readonly #firstAttempt: Promise<void>
@@ -117,6 +131,7 @@ export class RedisStore implements Store {
     this.#keyPrefix = config.keyPrefix
     const plan = redisClientPlan(config)
     this.#client = plan.kind === 'cluster' ? new Cluster(plan.nodes, plan.options) : new Redis(plan.options)
+    this.#client.defineCommand('gatehouseIncrement', { numberOfKeys: 1, lua: INCREMENT_SCRIPT })
     logConnectionTrouble(this.#client, log)
     this.#firstAttempt = firstConnectionAttempt(this.#client, config.connectTimeoutMs)
   }
@@ -138,6 +153,15 @@ export class RedisStore implements Store {
   /** GETDEL is one atomic command, so a code or state value is consumed once (O21, MCPS-05). */
   async take(key: string): Promise<string | undefined> {
     return (await this.#run('GETDEL', (c) => c.getdel(key))) ?? undefined
+  }
+
+  /** INCR and the PEXPIRE of a new counter run as one script, so no counter is left without a TTL. */
+  async increment(key: string, ttlMs: number): Promise<{ count: number; ttlMs: number }> {
+    checkTtl(ttlMs)
+    const [count, left] = (await this.#run('INCR', (c) =>
+      (c as unknown as Incrementing).gatehouseIncrement(key, Math.ceil(ttlMs)),
+    )) as [number, number]
+    return { count, ttlMs: left }
   }
 
   async delete(key: string): Promise<void> {

@@ -15,6 +15,13 @@ export interface Store {
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>
   /** Atomically returns and deletes the value: of concurrent callers, at most one gets it. */
   take(key: string): Promise<string | undefined>
+  /**
+   * Adds one to the counter at `key` and returns the new count with the time it has left. An
+   * absent counter starts at 1 and lives for ttlMs; an existing one keeps its TTL, so a window
+   * opened by the first call closes on time however often it is counted (fixed-window limits).
+   * Atomic across callers and replicas.
+   */
+  increment(key: string, ttlMs: number): Promise<{ count: number; ttlMs: number }>
   /** Removes the key; absent keys are not an error. */
   delete(key: string): Promise<void>
   /**

@@ -178,6 +178,40 @@ export function storeContract(t: Test, make: () => Promise<Store>): void {
     await t.resolves(store.ping())
   })
 
+  t.test('increment counts from 1 and keeps the first TTL (a fixed window)', async (t) => {
+    const store = await open(t)
+    const key = fresh('incr')
+    t.same(await store.increment(key, LONG), { count: 1, ttlMs: LONG })
+    const second = await store.increment(key, 10)
+    t.equal(second.count, 2)
+    t.ok(second.ttlMs > LONG - 5_000 && second.ttlMs <= LONG, 'the TTL given later does not replace the first')
+    t.equal(await store.get(key), '2', 'the counter reads as a decimal string')
+  })
+
+  t.test('an incremented counter expires with its window and starts again', async (t) => {
+    const store = await open(t)
+    const key = fresh('incr-expiry')
+    await store.increment(key, TTL)
+    await store.increment(key, TTL)
+    await sleep(AFTER_TTL)
+    t.equal(await store.get(key), undefined)
+    t.equal((await store.increment(key, LONG)).count, 1)
+  })
+
+  t.test('increment by 20 concurrent callers: counts 1..20, each once', async (t) => {
+    const store = await open(t)
+    const key = fresh('incr-race')
+    const counts = await Promise.all(Array.from({ length: 20 }, () => store.increment(key, LONG)))
+    t.same(counts.map((c) => c.count).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i + 1))
+  })
+
+  t.test('increment rejects a TTL that is not a positive finite number and writes nothing', async (t) => {
+    const store = await open(t)
+    const key = fresh('incr-ttl')
+    await t.rejects(store.increment(key, 0), TypeError)
+    t.equal(await store.get(key), undefined)
+  })
+
   t.test('keys(prefix) lists exactly the live keys under the prefix, glob characters literal', async (t) => {
     const store = await open(t)
     const base = `list-${Math.random().toString(36).slice(2)}`

@@ -1,0 +1,321 @@
+/**
+ * Client ID Metadata Document clients (CIMD draft -02): a client id that is a URL resolves to
+ * the document served there, under the gateway's rules, in this order:
+ *
+ *   URL rules (raw string, no I/O) → trust policy → cache → one fetch per URL at a time →
+ *   document validation → metadata policy → effective client
+ *
+ * Every refusal is a `CimdRefusal` (`invalid_client`, 400) whose description names the rule
+ * that refused; the authorization endpoint shows it on the gateway's own page, never at the
+ * unverified redirect URI (SEC-26). Nothing the remote side sent is echoed (SEC-36).
+ *
+ * Cache (SEC-19..21): the validated document, keyed by the hash of the exact client id string
+ * (the record repeats the id and is compared on read), for the lifetime its Cache-Control or
+ * Expires headers give, clamped to the configured bounds. Only documents whose effective client
+ * was valid are cached; failures go to a separate short negative record that never holds a
+ * client. The policy is applied again on every read, so a changed policy takes effect at once.
+ */
+import { createHash } from 'node:crypto'
+import type { CimdConfig } from '../../config/cimd-schema.js'
+import { PublicError } from '../../errors.js'
+import { decideTrust, type TrustEntry } from '../../policy/cimd-trust.js'
+import { applyMetadataPolicy, type MetadataPolicy } from '../../policy/metadata-policy.js'
+import { storeKeys } from '../../store/keys.js'
+import type { Store } from '../../store/store.js'
+import type { ClientRegistry, OAuthClient } from '../clients.js'
+import { DocumentError, grantTypesOf, parseDocument, validateDocument, validateEffective, type Metadata } from './document.js'
+import { FetchError, type FetchedJson } from './fetch.js'
+import { checkClientIdUrl, looksLikeUrlClientId } from './url-rules.js'
+
+export type CimdStep = 'url' | 'trust' | 'cache' | 'fetch' | 'document' | 'policy'
+
+/** A refused CIMD client id: `invalid_client` on the gateway's page, naming the rule. */
+export class CimdRefusal extends PublicError {
+  override readonly name = 'CimdRefusal'
+  constructor(
+    readonly step: CimdStep,
+    /** The rule or field that decided, e.g. `cimd.trust.deny[0] (host *.example.com)` or `redirect_uris`. */
+    readonly rule: string,
+    description: string,
+    detail?: string,
+  ) {
+    super('invalid_client', 400, description, { ...(detail !== undefined && { detail }) })
+  }
+}
+
+export interface CimdFetcher {
+  fetchJson(url: string): Promise<FetchedJson>
+}
+
+export interface CimdLog {
+  info(obj: object, msg: string): void
+  warn(obj: object, msg: string): void
+}
+
+export interface CimdClientsOptions {
+  config: CimdConfig
+  store: Store
+  fetcher: CimdFetcher
+  /** The gateway's own origin: a client id there is refused (SEC-05). */
+  selfOrigin: string
+  log?: CimdLog
+  now?: () => number
+}
+
+/** One step of a resolution, for `gatehouse cimd inspect` and tests. */
+export interface TraceStep {
+  step: CimdStep | 'client'
+  outcome: string
+}
+
+interface CachedDocument {
+  clientId: string
+  document: Metadata
+  fetchedAt: number
+  expiresAt: number
+}
+
+interface CachedFailure {
+  clientId: string
+  step: CimdStep
+  rule: string
+  description: string
+}
+
+const keyOf = (clientId: string) => createHash('sha256').update(clientId, 'utf8').digest('base64url')
+
+export class CimdClients implements ClientRegistry {
+  readonly #inflight = new Map<string, Promise<Metadata>>()
+  readonly #now: () => number
+
+  constructor(private readonly options: CimdClientsOptions) {
+    this.#now = options.now ?? Date.now
+  }
+
+  /** Undefined for ids that are not URL-shaped (other sources own them) or when CIMD is off. */
+  async find(clientId: string): Promise<OAuthClient | undefined> {
+    if (!this.options.config.enabled || !looksLikeUrlClientId(clientId)) return undefined
+    return this.resolve(clientId)
+  }
+
+  /** The effective client for a URL client id, or a CimdRefusal. `trace` collects the steps. */
+  async resolve(clientId: string, trace: TraceStep[] = []): Promise<OAuthClient> {
+    const { config, store } = this.options
+    const checked = checkClientIdUrl(clientId, config)
+    if (!checked.ok) {
+      throw this.#refuse(clientId, trace, 'url', checked.rule, `this application's client id is not an acceptable metadata document URL: ${checked.reason}`)
+    }
+    trace.push({ step: 'url', outcome: 'passes the URL rules' })
+    const host = checked.url.host
+    if (checked.url.origin === this.options.selfOrigin) {
+      throw this.#refuse(clientId, trace, 'url', 'url.self', 'this application\'s client id points at the gateway itself')
+    }
+    const trust = decideTrust(
+      { allow: config.trust.allow as TrustEntry[], deny: config.trust.deny as TrustEntry[], any: config.trust.any },
+      clientId,
+    )
+    if (!trust.allowed) {
+      throw this.#refuse(clientId, trace, 'trust', trust.rule, `this application (client id hosted at ${host}) is not allowed by the gateway's policy: ${trust.rule}`)
+    }
+    trace.push({ step: 'trust', outcome: `allowed by ${trust.rule}` })
+
+    let document: Metadata | undefined
+    if (config.cache.enabled) {
+      const cached = await store.get(storeKeys.cimdDocument(keyOf(clientId)))
+      const record = cached === undefined ? undefined : (JSON.parse(cached) as CachedDocument)
+      if (record && record.clientId === clientId && record.expiresAt > this.#now()) {
+        document = parseDocument(JSON.stringify(record.document))
+        trace.push({ step: 'cache', outcome: `cached document, fetched ${new Date(record.fetchedAt).toISOString()}, expires ${new Date(record.expiresAt).toISOString()}` })
+      } else {
+        const failed = await store.get(storeKeys.cimdFailure(keyOf(clientId)))
+        const failure = failed === undefined ? undefined : (JSON.parse(failed) as CachedFailure)
+        if (failure && failure.clientId === clientId) {
+          trace.push({ step: 'cache', outcome: `recent failure remembered (${failure.step}: ${failure.rule})` })
+          throw new CimdRefusal(failure.step, failure.rule, failure.description, 'negative cache')
+        }
+        trace.push({ step: 'cache', outcome: 'not cached' })
+      }
+    } else {
+      trace.push({ step: 'cache', outcome: 'cache disabled: fetching' })
+    }
+    document ??= await this.#fetchOnce(clientId, host, trace)
+    const effective = this.#effective(clientId, document, trace)
+    return toClient(clientId, host, effective)
+  }
+
+  /** Removes the cached document and failure of one client id, or every CIMD cache record. */
+  async purge(clientId?: string): Promise<number> {
+    const { store } = this.options
+    if (clientId !== undefined) {
+      await store.delete(storeKeys.cimdDocument(keyOf(clientId)))
+      await store.delete(storeKeys.cimdFailure(keyOf(clientId)))
+      return 1
+    }
+    let n = 0
+    for (const prefix of [storeKeys.cimdDocument(''), storeKeys.cimdFailure('')]) {
+      for await (const key of store.keys(prefix)) {
+        await store.delete(key)
+        n++
+      }
+    }
+    return n
+  }
+
+  /** Concurrent first uses of one URL share one fetch (SEC-14). */
+  #fetchOnce(clientId: string, host: string, trace: TraceStep[]): Promise<Metadata> {
+    let pending = this.#inflight.get(clientId)
+    if (!pending) {
+      pending = this.#fetchAndValidate(clientId, host, trace).finally(() => this.#inflight.delete(clientId))
+      this.#inflight.set(clientId, pending)
+    } else {
+      trace.push({ step: 'fetch', outcome: 'joined a fetch already in flight' })
+    }
+    return pending
+  }
+
+  async #fetchAndValidate(clientId: string, host: string, trace: TraceStep[]): Promise<Metadata> {
+    const { config, store } = this.options
+    let fetched: FetchedJson
+    try {
+      fetched = await this.options.fetcher.fetchJson(clientId)
+    } catch (err) {
+      const kind = err instanceof FetchError ? err.kind : 'network'
+      const detail = err instanceof FetchError ? err.detail : (err as Error)?.name
+      const message = err instanceof FetchError ? err.message : 'the server could not be reached'
+      throw await this.#fail(clientId, trace, 'fetch', `fetch.${kind}`, `the metadata document of this application (at ${host}) could not be used: ${message}`, detail)
+    }
+    trace.push({ step: 'fetch', outcome: `fetched ${Buffer.byteLength(fetched.text)} bytes` })
+    let document: Metadata
+    try {
+      document = parseDocument(fetched.text)
+      validateDocument(document, clientId)
+      const effective = this.#applyPolicy(document)
+      validateEffective(effective, clientId)
+    } catch (err) {
+      if (err instanceof DocumentError) {
+        throw await this.#fail(clientId, trace, 'document', err.field, `the metadata document of this application (at ${host}) is not acceptable: ${err.field} ${err.reason}`)
+      }
+      if (err instanceof PolicyViolation) {
+        throw await this.#fail(clientId, trace, 'policy', `cimd.metadataPolicy.${err.field}`, `the gateway's metadata policy refuses this application (at ${host}): ${err.field} ${err.reason}`)
+      }
+      throw err
+    }
+    trace.push({ step: 'document', outcome: 'valid' })
+    if (config.cache.enabled) {
+      const lifetime = cacheLifetimeSeconds(fetched, config.cache, this.#now())
+      if (lifetime > 0) {
+        const now = this.#now()
+        const record: CachedDocument = { clientId, document, fetchedAt: now, expiresAt: now + lifetime * 1000 }
+        await store.set(storeKeys.cimdDocument(keyOf(clientId)), JSON.stringify(record), lifetime * 1000)
+        await store.delete(storeKeys.cimdFailure(keyOf(clientId)))
+      }
+      trace.push({ step: 'cache', outcome: lifetime > 0 ? `cached for ${lifetime} s` : 'not cached (lifetime 0)' })
+    }
+    this.options.log?.info({ clientId, host }, 'cimd document fetched')
+    return document
+  }
+
+  #applyPolicy(document: Metadata): Metadata {
+    const outcome = applyMetadataPolicy(this.options.config.metadataPolicy as MetadataPolicy, document)
+    if (!outcome.ok) throw new PolicyViolation(outcome.field, outcome.reason)
+    return outcome.metadata
+  }
+
+  /** The policy's result, checked again: what the gateway enforces. */
+  #effective(clientId: string, document: Metadata, trace: TraceStep[]): Metadata {
+    const host = new URL(clientId).host
+    try {
+      const effective = this.#applyPolicy(document)
+      validateEffective(effective, clientId)
+      trace.push({ step: 'policy', outcome: `effective grant_types ${grantTypesOf(effective).join(' ')}` })
+      return effective
+    } catch (err) {
+      // A cached document that the current policy refuses (the policy changed since).
+      if (err instanceof PolicyViolation) {
+        throw this.#refuse(clientId, trace, 'policy', `cimd.metadataPolicy.${err.field}`, `the gateway's metadata policy refuses this application (at ${host}): ${err.field} ${err.reason}`)
+      }
+      if (err instanceof DocumentError) {
+        throw this.#refuse(clientId, trace, 'document', err.field, `the metadata document of this application (at ${host}) is not acceptable: ${err.field} ${err.reason}`)
+      }
+      throw err
+    }
+  }
+
+  #refuse(clientId: string, trace: TraceStep[], step: CimdStep, rule: string, description: string, detail?: string): CimdRefusal {
+    trace.push({ step, outcome: `refused: ${rule}` })
+    this.options.log?.warn({ clientId: clientId.slice(0, 256), step, rule, ...(detail !== undefined && { detail }) }, 'cimd client refused')
+    return new CimdRefusal(step, rule, description, detail)
+  }
+
+  /** A refusal after network I/O: also remembered briefly in the negative cache. */
+  async #fail(clientId: string, trace: TraceStep[], step: CimdStep, rule: string, description: string, detail?: string): Promise<CimdRefusal> {
+    const refusal = this.#refuse(clientId, trace, step, rule, description, detail)
+    const { config, store } = this.options
+    if (config.cache.enabled) {
+      const record: CachedFailure = { clientId, step, rule, description }
+      await store.set(storeKeys.cimdFailure(keyOf(clientId)), JSON.stringify(record), config.cache.negativeSeconds * 1000)
+    }
+    return refusal
+  }
+}
+
+class PolicyViolation extends Error {
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+  ) {
+    super(`${field} ${reason}`)
+  }
+}
+
+/**
+ * RFC 9111 freshness from the response (s-maxage or max-age minus Age; else Expires minus
+ * Date; no-store/no-cache → 0; nothing → the default), clamped to [min, max] (SEC-20).
+ */
+export function cacheLifetimeSeconds(
+  headers: Pick<FetchedJson, 'cacheControl' | 'expires' | 'date' | 'age'>,
+  bounds: { minSeconds: number; maxSeconds: number; defaultSeconds: number },
+  now: number,
+): number {
+  let lifetime: number | undefined
+  const directives = new Map(
+    (headers.cacheControl ?? '')
+      .split(',')
+      .map((d) => d.trim().toLowerCase())
+      .filter(Boolean)
+      .map((d) => {
+        const [k, v] = d.split('=', 2)
+        return [k!.trim(), v?.trim().replace(/^"|"$/g, '')] as const
+      }),
+  )
+  const age = Math.max(0, Number.parseInt(headers.age ?? '0', 10) || 0)
+  if (directives.has('no-store') || directives.has('no-cache')) lifetime = 0
+  else {
+    const maxAge = directives.get('s-maxage') ?? directives.get('max-age')
+    if (maxAge !== undefined && /^\d+$/.test(maxAge)) lifetime = Math.max(0, Number(maxAge) - age)
+    else if (headers.expires !== undefined) {
+      const expires = Date.parse(headers.expires)
+      const date = headers.date !== undefined ? Date.parse(headers.date) : Number.NaN
+      lifetime = Number.isNaN(expires) ? 0 : Math.max(0, Math.floor((expires - (Number.isNaN(date) ? now : date)) / 1000) - age)
+    }
+  }
+  lifetime ??= bounds.defaultSeconds
+  return Math.min(bounds.maxSeconds, Math.max(bounds.minSeconds, lifetime))
+}
+
+const UNSAFE_TEXT = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g
+
+function toClient(clientId: string, host: string, meta: Metadata): OAuthClient {
+  const name = typeof meta.client_name === 'string' ? meta.client_name.replace(UNSAFE_TEXT, '').trim() : ''
+  return {
+    clientId,
+    // OQ-03: a missing name shows the verified host instead.
+    name: name || host,
+    redirectUris: Object.freeze([...(meta.redirect_uris as string[])]),
+    authMethod: 'none',
+    grantTypes: Object.freeze(grantTypesOf(meta)),
+    source: 'cimd',
+    verifiedAs: `client id hosted at ${host}`,
+    verifySecret: () => false,
+  }
+}
