@@ -40,11 +40,17 @@ export async function buildApp({ config, store, verifier, keystore, logger, heal
     },
     // Idle keep-alive sockets close at shutdown; in-flight requests may finish.
     forceCloseConnections: 'idle',
+    // One access line per request (below) instead of Fastify's two: logging is most of the
+    // gateway's own CPU per call at info level.
+    disableRequestLogging: true,
     return503OnClosing: true,
     bodyLimit: 64 * 1024,
   })
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
+  })
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info({ req: request, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime }, 'request completed')
   })
 
   registerErrorHandling(app)

@@ -8,6 +8,7 @@
  *   gatehouse keys generate [--alg ES256] print a new private signing key (PKCS#8 PEM)
  *   gatehouse hash-password               hash a password read from stdin, for login.static.users
  *   gatehouse grants list|revoke ...      what people allowed which clients; revoking stops refreshes
+ *   gatehouse cimd inspect|purge ...      one metadata-document client id's decision, step by step; empty the cache
  */
 import { parseArgs } from 'node:util'
 import { exportPKCS8, generateKeyPair } from 'jose'
@@ -16,6 +17,9 @@ import { DEMO_CLIENT_ID, DEMO_USER, demoConfig } from './demo/config.js'
 import { startDemoMcpServer } from './demo/mcp-server.js'
 import { KeyError, loadKeystore } from './keys/keystore.js'
 import { hashPassword } from './login/passwords.js'
+import { inspectClientId } from './oauth/cimd/inspect.js'
+import { SafeFetcher } from './oauth/cimd/fetch.js'
+import { CimdClients } from './oauth/cimd/resolve.js'
 import { Grants } from './oauth/grants.js'
 import { mintAccessToken } from './keys/tokens.js'
 import { createLogger } from './log.js'
@@ -29,7 +33,9 @@ const USAGE = `usage:
   gatehouse keys generate [--alg ES256|RS256|PS256|EdDSA]
   gatehouse hash-password                  (reads the password from standard input)
   gatehouse grants list --config FILE [--sub SUBJECT] [--client-id ID]
-  gatehouse grants revoke --config FILE GRANT_ID...`
+  gatehouse grants revoke --config FILE GRANT_ID...
+  gatehouse cimd inspect URL --config FILE (the decision for one client id URL, step by step; reads the cache, never writes it)
+  gatehouse cimd purge [URL] --config FILE (empties the metadata document cache of a deployment, or one URL's records)`
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
@@ -46,6 +52,8 @@ async function main(argv: string[]): Promise<number> {
       return hashPasswordCommand()
     case 'grants':
       return grantsCommand(rest)
+    case 'cimd':
+      return cimdCommand(rest)
     default:
       process.stderr.write(`${USAGE}\n`)
       return command === undefined || command === 'help' || command === '--help' ? 0 : 2
@@ -94,8 +102,9 @@ Try it:
     -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}'
 
 The token above is valid for one hour. MCP clients can also get their own through the
-built-in authorization server (${config.issuer}): pre-registered client id ${DEMO_CLIENT_ID}
-(redirect http://localhost:<any port>/callback), sign in as ${DEMO_USER.username} / ${DEMO_USER.password}.
+built-in authorization server (${config.issuer}): they may register themselves, or use the
+pre-registered client id ${DEMO_CLIENT_ID} (redirect http://localhost:<any port>/callback).
+Sign in as ${DEMO_USER.username} / ${DEMO_USER.password}.
 
 Next: write your own configuration (config/gatehouse.example.yaml) and run:
   gatehouse serve --config FILE
@@ -201,6 +210,48 @@ async function grantsCommand(args: string[]): Promise<number> {
   } finally {
     await store.close()
   }
+}
+
+/**
+ * `cimd inspect` works with any store: with Redis it shows the deployment's cache state, with a
+ * memory store (empty in a new process) what a freshly started gateway would decide; it never
+ * writes the cache. `cimd purge` changes a deployment, so like `grants` it needs a shared store.
+ */
+async function cimdCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { config: { type: 'string' } } })
+  const [action, ...ids] = positionals
+  if (action === 'inspect') {
+    if (ids.length !== 1) throw new UsageError('cimd inspect needs exactly one client id URL')
+    const file = values.config ?? process.env.GATEHOUSE_CONFIG
+    if (!file) throw new UsageError('cimd inspect needs --config FILE')
+    const config = await loadConfigFile(file)
+    if (config.externalIssuer) throw new UsageError('this gateway trusts an external issuer: it resolves no client ids')
+    const store = createStore(config.store, createLogger('error'))
+    const fetcher = new SafeFetcher({ ...config.cimd.fetch, allowPrivateAddresses: config.cimd.allowPrivateAddresses })
+    try {
+      const { accepted, lines } = await inspectClientId(ids[0]!, { config, store, fetcher })
+      process.stdout.write(`${lines.join('\n')}\n`)
+      return accepted ? 0 : 1
+    } finally {
+      await fetcher.close()
+      await store.close()
+    }
+  }
+  if (action === 'purge') {
+    if (ids.length > 1) throw new UsageError('cimd purge takes at most one client id URL')
+    const config = await sharedStoreConfig(values.config, 'cimd purge')
+    const store = createStore(config.store, createLogger('error'))
+    try {
+      const noFetch = { fetchJson: () => Promise.reject(new Error('purge does not fetch')) }
+      const clients = new CimdClients({ config: config.cimd, store, fetcher: noFetch, selfOrigin: new URL(config.issuer).origin })
+      const n = await clients.purge(ids[0])
+      process.stdout.write(`purged ${n} cache record(s)${ids[0] !== undefined ? ` for ${ids[0]}` : ''}\n`)
+      return 0
+    } finally {
+      await store.close()
+    }
+  }
+  throw new UsageError('cimd inspect URL --config FILE | cimd purge [URL] --config FILE')
 }
 
 /** Operator commands reach a running deployment through its store; a memory store is out of reach. */

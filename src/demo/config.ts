@@ -11,6 +11,8 @@ export function demoConfig(port: number, upstreamUrl: string, demoPasswordHash: 
     publicUrl: `http://localhost:${port}`,
     listen: { host: '127.0.0.1', port },
     login: { static: { users: [{ username: DEMO_USER.username, passwordHash: demoPasswordHash, name: 'Demo User' }] } },
+    // Off-the-shelf MCP clients (the Inspector, most IDEs) register themselves: open for the demo.
+    registration: { enabled: true },
     clients: [
       {
         clientId: DEMO_CLIENT_ID,

@@ -40,6 +40,11 @@ function toPublicError(err: FastifyError, request: FastifyRequest): PublicError 
     const code = err.statusCode === 413 ? 'payload_too_large' : err.statusCode === 415 ? 'unsupported_media_type' : 'invalid_request'
     return new PublicError(code, err.statusCode, publicMessage(err))
   }
+  // A client that hangs up mid-answer aborts the upstream request: expected, not a fault.
+  if (request.raw.destroyed) {
+    request.log.debug({ error: err.code ?? err.name }, 'client went away')
+    return new ServerError('the request was aborted')
+  }
   request.log.error({ err }, 'unexpected error')
   return new ServerError('the gateway failed to handle the request')
 }

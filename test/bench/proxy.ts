@@ -1,0 +1,693 @@
+/**
+ * Proxy benchmark (`npm run bench`; not part of the test suite).
+ *
+ * Measures MCP `tools/call` throughput and latency for the same real upstream MCP server
+ * reached three ways, in one interleaved run:
+ *
+ *   direct   autocannon → upstream (SDK1 server from test/fixtures/mcp-upstream.ts)
+ *   bare     autocannon → minimal Fastify + @fastify/http-proxy (no auth, nothing else) → upstream
+ *   gateway  autocannon → Gatehouse (startGateway, token checks on, memory store) → upstream
+ *
+ * Scenarios:
+ *   stateless  the upstream runs stateless with JSON responses, so every tools/call is one POST
+ *              answered by one JSON body (no SSE, no session). The gateway is measured twice:
+ *              log level warn (no per-request logs) and info (the default, with access logs).
+ *   stateful   the upstream keeps sessions; each connection initialises its own session first and
+ *              sends its Mcp-Session-Id on every call, so the gateway also does its
+ *              session-binding lookup (store get + sha256 of the id) per request.
+ *
+ * Process layout. The servers run in child processes (test/bench/servers.ts, one process per
+ * server) and autocannon runs alone in this process. On a small machine, running everything
+ * in one process would make the load generator and every server share one event loop: the
+ * proxy and the upstream would take turns with each other and with autocannon, and the
+ * figures would mostly measure that contention. Separate processes let the OS schedule them on
+ * the available cores as a real deployment would (gateway and upstream are separate processes
+ * there too). Processes are not pinned: with 2 cores, the direct target has 2 busy processes
+ * (autocannon, upstream) and the proxied targets 3, so "vs direct" includes the cost of
+ * sharing the cores with one more process; "gateway vs bare proxy" compares like with like.
+ *
+ * Interleaving. After a warm-up, targets run in short rounds, one round per target per cycle,
+ * with the order rotated each cycle (A B C D, B C D A, ...), so drift on a shared machine and
+ * position effects hit every target alike. Each figure is the median of the per-round values,
+ * with the min–max over rounds as its spread; ratios are medians of per-cycle ratios.
+ *
+ * Environment: BENCH_DURATION (s per round, default 2), BENCH_ROUNDS (default 6),
+ * BENCH_CONNECTIONS (default 32), BENCH_WARMUP (s per target, default 2),
+ * BENCH_SCENARIOS (default "stateless,stateful"); on a shared machine BENCH_QUIET_WAIT (longest
+ * wait for other processes to calm down before a round, default 5 s), BENCH_REDO (how often a
+ * round disturbed by other processes is re-run, default 2) and BENCH_PATIENCE (total seconds
+ * for both, default 30; 0 turns both off); BENCH_JSON=file also writes every round's figures;
+ * BENCH_PROFILE=dir writes a V8 CPU profile of each server process there (slows them down).
+ */
+import autocannon from 'autocannon'
+import { fork, type ChildProcess } from 'node:child_process'
+import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import os from 'node:os'
+import { fileURLToPath } from 'node:url'
+import type { ChildMessage, ChildRequest, ServerSpec } from './servers.js'
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+
+function intEnv(name: string, fallback: number, min = 1): number {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min} (got ${raw})`)
+  return n
+}
+
+const DURATION = intEnv('BENCH_DURATION', 2)
+const ROUNDS = intEnv('BENCH_ROUNDS', 6)
+const CONNECTIONS = intEnv('BENCH_CONNECTIONS', 32)
+const WARMUP = intEnv('BENCH_WARMUP', 2, 0)
+/** Longest wait for a quiet machine before one round, in seconds. */
+const QUIET_WAIT = intEnv('BENCH_QUIET_WAIT', 5, 0)
+/** How often one disturbed round may be run again. */
+const REDO_LIMIT = intEnv('BENCH_REDO', 2, 0)
+/** Total seconds the run may spend waiting for quiet and re-running rounds; bounds the runtime. */
+const PATIENCE = intEnv('BENCH_PATIENCE', 30, 0)
+const QUIET_THRESHOLD = 0.15
+const PROFILE_DIR = process.env.BENCH_PROFILE || undefined
+const SCENARIOS = (process.env.BENCH_SCENARIOS ?? 'stateless,stateful').split(',').map((s) => s.trim()).filter(Boolean)
+for (const s of SCENARIOS) if (s !== 'stateless' && s !== 'stateful') throw new Error(`unknown scenario ${s}`)
+
+const PROTOCOL_VERSION = '2025-11-25'
+const CALL_BODY = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'tools/call',
+  params: { name: 'echo', arguments: { text: 'hello' } },
+})
+const BASE_HEADERS: Record<string, string> = {
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+  'mcp-protocol-version': PROTOCOL_VERSION,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+
+type Reply = Extract<ChildMessage, { type: 'reply' }>
+
+class ServerProcess {
+  #nextId = 1
+  readonly #pending = new Map<number, { resolve: (m: Reply) => void; reject: (e: Error) => void }>()
+  #exited: string | undefined
+  url = ''
+  token: string | undefined
+
+  private constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+  ) {}
+
+  static start(name: string, spec: ServerSpec): Promise<ServerProcess> {
+    // stdout goes to /dev/null: that is where the gateway's pino logs land (fd 1, as in production).
+    // BENCH_PROFILE=dir: V8 CPU profile of every server process, written when it exits.
+    // (tsx's loader thread writes a profile too; close() renames the main thread's after the server.)
+    const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []
+    const child = fork(fileURLToPath(new URL('./servers.ts', import.meta.url)), [], {
+      execArgv: [...process.execArgv, ...profile],
+      env: { ...process.env, BENCH_SERVER: JSON.stringify(spec) },
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    })
+    const proc = new ServerProcess(name, child)
+    children.add(proc)
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${name}: not ready after 30 s`)), 30_000)
+      child.on('message', (m: ChildMessage) => {
+        if (m.type === 'ready') {
+          clearTimeout(timer)
+          proc.url = m.url
+          proc.token = m.token
+          resolve(proc)
+        } else if (m.type === 'failed') {
+          clearTimeout(timer)
+          reject(new Error(`${name} failed to start:\n${m.error}`))
+        } else if (m.type === 'reply') {
+          proc.#pending.get(m.id)?.resolve(m)
+          proc.#pending.delete(m.id)
+        }
+      })
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer)
+        children.delete(proc)
+        proc.#exited = `${name} exited (code ${code}, signal ${signal})`
+        for (const { reject: fail } of proc.#pending.values()) fail(new Error(proc.#exited))
+        proc.#pending.clear()
+        if (!shuttingDown) reject(new Error(proc.#exited))
+      })
+    })
+  }
+
+  #ask(op: ChildRequest['op']): Promise<Reply> {
+    const id = this.#nextId++
+    return new Promise((resolve, reject) => {
+      if (this.#exited || !this.child.connected) return reject(new Error(this.#exited ?? `${this.name} is gone`))
+      this.#pending.set(id, { resolve, reject })
+      this.child.send({ id, op } satisfies ChildRequest)
+    })
+  }
+
+  /** CPU time (user + system) the process has used so far, in microseconds. */
+  async cpuMicros(): Promise<number> {
+    const { cpu } = await this.#ask('cpu')
+    if (!cpu) throw new Error(`${this.name}: no CPU figure`)
+    return cpu.user + cpu.system
+  }
+
+  async clear(): Promise<void> {
+    await this.#ask('clear')
+  }
+
+  async close(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()))
+    await this.#ask('close').catch(() => {})
+    const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 5000).unref())
+    if ((await Promise.race([exited, timeout])) === 'timeout') {
+      this.child.kill('SIGKILL')
+      await exited
+    }
+    if (PROFILE_DIR) {
+      // Node names profiles CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; thread 0 is the main thread.
+      const main = readdirSync(PROFILE_DIR).find((f) => f.includes(`.${this.child.pid}.0.`) && f.endsWith('.cpuprofile'))
+      if (main) renameSync(join(PROFILE_DIR, main), join(PROFILE_DIR, `${this.name.replace(/[^a-z0-9]+/gi, '-').replace(/-$/, '')}.cpuprofile`))
+    }
+  }
+}
+
+const children = new Set<ServerProcess>()
+let shuttingDown = false
+
+async function closeAll(): Promise<void> {
+  shuttingDown = true
+  await Promise.allSettled([...children].map((c) => c.close()))
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    shuttingDown = true
+    for (const c of children) c.child.kill('SIGKILL')
+    process.exit(signal === 'SIGINT' ? 130 : 143)
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets and their pre-flight checks
+
+type Scenario = 'stateless' | 'stateful'
+
+interface Target {
+  scenario: Scenario
+  label: string
+  kind: 'direct' | 'bare' | 'gateway'
+  url: string
+  headers: Record<string, string>
+  /** Stateful scenario: one session id per connection. */
+  sessions?: string[]
+  /** The exact answer every measured call must return. */
+  expectBody: string
+  /** The process in front of the upstream (bare proxy or gateway); none for direct. */
+  proxy: ServerProcess | undefined
+  upstream: ServerProcess
+  rounds: RoundResult[]
+}
+
+interface RoundResult {
+  cycle: number
+  requests: number
+  seconds: number
+  rps: number
+  p50: number
+  p99: number
+  non2xx: number
+  errors: number
+  mismatches: number
+  /** CPU microseconds per completed request, per process. */
+  proxyCpu: number | undefined
+  upstreamCpu: number
+  loadgenCpu: number
+  /** Share of the machine's CPU capacity used by processes outside the benchmark during the round. */
+  others: number | undefined
+}
+
+async function post(url: string, headers: Record<string, string>, body: string) {
+  const res = await fetch(url, { method: 'POST', headers, body })
+  return { status: res.status, headers: res.headers, text: await res.text() }
+}
+
+function fail(target: string, what: string, res: { status: number; text: string }): never {
+  throw new Error(`${target}: ${what} (got HTTP ${res.status}: ${res.text.slice(0, 300)})`)
+}
+
+/** One tools/call must answer 200 with the echo result; returns the exact body. */
+async function checkEcho(label: string, url: string, headers: Record<string, string>): Promise<string> {
+  const res = await post(url, headers, CALL_BODY)
+  if (res.status !== 200) fail(label, 'tools/call did not answer 200', res)
+  if (!res.headers.get('content-type')?.startsWith('application/json')) fail(label, 'tools/call did not answer JSON', res)
+  const parsed = JSON.parse(res.text) as { id?: unknown; result?: { content?: { type?: string; text?: string }[] } }
+  const text = parsed.result?.content?.[0]?.text
+  if (parsed.id !== 1 || text !== 'hello') fail(label, 'tools/call did not return the echo result', res)
+  return res.text
+}
+
+/** The gateway must refuse a call without a token: its checks are really on. */
+async function checkRefusesAnonymous(label: string, url: string, headers: Record<string, string>): Promise<void> {
+  const { authorization: _drop, ...anonymous } = headers
+  const res = await post(url, anonymous, CALL_BODY)
+  if (res.status !== 401 || !res.headers.get('www-authenticate')?.startsWith('Bearer')) {
+    fail(label, 'a call without a token was not refused with 401 + WWW-Authenticate: Bearer', res)
+  }
+}
+
+/** initialize + notifications/initialized; returns the session id. */
+async function openSession(label: string, url: string, headers: Record<string, string>): Promise<string> {
+  const init = await post(
+    url,
+    headers,
+    JSON.stringify({
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'gatehouse-bench', version: '1.0.0' } },
+    }),
+  )
+  const sessionId = init.headers.get('mcp-session-id')
+  if (init.status !== 200 || !sessionId) fail(label, 'initialize did not answer 200 with an Mcp-Session-Id', init)
+  const withSession = { ...headers, 'mcp-session-id': sessionId }
+  const initialized = await post(url, withSession, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }))
+  if (initialized.status !== 202) fail(label, 'notifications/initialized did not answer 202', initialized)
+  return sessionId
+}
+
+async function makeTarget(
+  scenario: Scenario,
+  kind: Target['kind'],
+  label: string,
+  front: ServerProcess,
+  upstream: ServerProcess,
+): Promise<Target> {
+  const headers = { ...BASE_HEADERS, ...(front.token && { authorization: `Bearer ${front.token}` }) }
+  const name = `${scenario}/${label}`
+  let sessions: string[] | undefined
+  let expectBody: string
+  if (scenario === 'stateful') {
+    sessions = []
+    for (let i = 0; i < CONNECTIONS; i++) sessions.push(await openSession(name, front.url, headers))
+    expectBody = await checkEcho(name, front.url, { ...headers, 'mcp-session-id': sessions[0]! })
+    if (kind === 'gateway') {
+      await checkRefusesAnonymous(name, front.url, { ...headers, 'mcp-session-id': sessions[0]! })
+    }
+  } else {
+    expectBody = await checkEcho(name, front.url, headers)
+    if (kind === 'gateway') await checkRefusesAnonymous(name, front.url, headers)
+  }
+  return {
+    scenario,
+    label,
+    kind,
+    url: front.url,
+    headers,
+    ...(sessions && { sessions }),
+    expectBody,
+    proxy: kind === 'direct' ? undefined : front,
+    upstream,
+    rounds: [],
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One round
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!
+}
+
+/** Machine-wide CPU time from /proc/stat, in microseconds (undefined off Linux). */
+function machineCpu(): { busy: number } | undefined {
+  let line: string | undefined
+  try {
+    line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]
+  } catch {
+    return undefined
+  }
+  const f = line?.trim().split(/\s+/).slice(1).map(Number) ?? []
+  if (f.length < 8 || f.some((n) => !Number.isFinite(n))) return undefined
+  // user nice system idle iowait irq softirq … (guest time is already inside user/nice)
+  const tick = 1e6 / 100 // USER_HZ is 100 on Linux
+  return { busy: (f[0]! + f[1]! + f[2]! + f[5]! + f[6]!) * tick }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * Waits (at most maxSeconds) until processes outside the benchmark use less than
+ * QUIET_THRESHOLD of the machine, sampled over half a second; returns the seconds waited.
+ * On a shared machine this keeps other people's bursts (a build, a test run) out of most rounds.
+ */
+async function waitForQuiet(maxSeconds: number): Promise<number> {
+  if (maxSeconds <= 0 || machineCpu() === undefined) return 0
+  const started = performance.now()
+  for (;;) {
+    const all = [...children]
+    const before = await Promise.all(all.map((p) => p.cpuMicros()))
+    const own = process.cpuUsage()
+    const m0 = machineCpu()!
+    const t0 = performance.now()
+    await sleep(500)
+    const m1 = machineCpu()!
+    const ownDelta = process.cpuUsage(own)
+    const after = await Promise.all(all.map((p) => p.cpuMicros()))
+    const ours = ownDelta.user + ownDelta.system + after.reduce((a, v, i) => a + v - before[i]!, 0)
+    const share = (m1.busy - m0.busy - ours) / ((performance.now() - t0) * 1e3 * os.availableParallelism())
+    const waited = (performance.now() - started) / 1000
+    if (share < QUIET_THRESHOLD || waited >= maxSeconds) return waited
+  }
+}
+
+async function runRound(target: Target, seconds: number, cycle: number): Promise<RoundResult> {
+  await target.upstream.clear()
+  const procs = [target.upstream, ...(target.proxy ? [target.proxy] : [])]
+  // Every benchmark process is sampled, idle ones included, so the rest of the machine's
+  // CPU time can be attributed to other processes.
+  const all = [...children]
+  const cpuBefore = await Promise.all(all.map((p) => p.cpuMicros()))
+  const ownBefore = process.cpuUsage()
+  const machineBefore = machineCpu()
+
+  let latencies = new Float64Array(65_536)
+  let count = 0
+  let responses = 0
+  let sessionIndex = 0
+  const started = performance.now()
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url: target.url,
+        method: 'POST',
+        headers: target.headers,
+        body: CALL_BODY,
+        connections: CONNECTIONS,
+        pipelining: 1,
+        duration: seconds,
+        expectBody: target.expectBody,
+        ...(target.sessions && {
+          setupClient: (client: autocannon.Client) => {
+            const sessions = target.sessions!
+            client.setHeaders({ ...target.headers, 'mcp-session-id': sessions[sessionIndex++ % sessions.length]! })
+          },
+        }),
+      },
+      (err, res) => (err ? reject(err) : resolve(res)),
+    )
+    instance.on('response', (_client, statusCode, _bytes, ms) => {
+      responses++
+      if (statusCode < 200 || statusCode >= 300) return
+      if (count === latencies.length) {
+        const grown = new Float64Array(latencies.length * 2)
+        grown.set(latencies)
+        latencies = grown
+      }
+      latencies[count++] = ms
+    })
+  })
+  const elapsed = (performance.now() - started) / 1000
+
+  const own = process.cpuUsage(ownBefore)
+  const machineAfter = machineCpu()
+  const cpuAfter = await Promise.all(all.map((p) => p.cpuMicros()))
+  const delta = (p: ServerProcess) => cpuAfter[all.indexOf(p)]! - cpuBefore[all.indexOf(p)]!
+  const perRequest = (i: number) => delta(procs[i]!) / Math.max(1, responses)
+  const ours = own.user + own.system + all.reduce((a, p) => a + delta(p), 0)
+  const capacity = elapsed * 1e6 * os.availableParallelism()
+  const others =
+    machineBefore && machineAfter ? Math.max(0, machineAfter.busy - machineBefore.busy - ours) / capacity : undefined
+  const sorted = latencies.subarray(0, count).sort()
+  return {
+    cycle,
+    requests: responses,
+    seconds: elapsed,
+    rps: responses / elapsed,
+    p50: percentile(sorted, 0.5),
+    p99: percentile(sorted, 0.99),
+    non2xx: result.non2xx,
+    errors: result.errors,
+    mismatches: result.mismatches,
+    upstreamCpu: perRequest(0),
+    proxyCpu: target.proxy ? perRequest(1) : undefined,
+    loadgenCpu: (own.user + own.system) / Math.max(1, responses),
+    others,
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and printing
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b)
+  if (s.length === 0) return NaN
+  const mid = Math.floor(s.length / 2)
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+}
+
+interface Spread {
+  median: number
+  min: number
+  max: number
+}
+
+function spread(values: number[]): Spread {
+  return { median: median(values), min: Math.min(...values), max: Math.max(...values) }
+}
+
+const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US')
+const fmtMs = (n: number) => n.toFixed(2)
+const fmtRatio = (n: number) => n.toFixed(2)
+const fmtPct = (n: number) => `${(n * 100).toFixed(0)}%`
+
+function cell(s: Spread, f: (n: number) => string): string {
+  return `${f(s.median)} [${f(s.min)}–${f(s.max)}]`
+}
+
+function table(header: string[], rows: string[][], rightAligned: boolean[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (rightAligned[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd()
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
+}
+
+function describeScenario(scenario: Scenario): string {
+  return scenario === 'stateless'
+    ? 'stateless — SDK1 upstream stateless + enableJsonResponse: every tools/call is one POST answered by one JSON body'
+    : 'stateful — SDK1 upstream with sessions + enableJsonResponse: one session per connection, Mcp-Session-Id on every call (gateway checks the session binding)'
+}
+
+function report(targets: Target[], meta: { startLoad: number[]; wallSeconds: number; quietWaited: number; redone: number }): string {
+  const out: string[] = []
+  const cpus = os.cpus()
+  out.push('Gatehouse proxy benchmark — MCP tools/call (echo) over HTTP/1.1 keep-alive, 127.0.0.1')
+  out.push(
+    `machine:  ${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores (availableParallelism ${os.availableParallelism()}), ` +
+      `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.platform()} ${os.arch()}, Node ${process.version}; ` +
+      `load average before start ${meta.startLoad.map((l) => l.toFixed(2)).join(' ')}`,
+  )
+  out.push(
+    `settings: autocannon ${CONNECTIONS} connections, pipelining 1, ${ROUNDS} rounds × ${DURATION} s per target after a ` +
+      `${WARMUP} s warm-up each; interleaved (one round per target per cycle, order rotated each cycle); ` +
+      `mcp-protocol-version ${PROTOCOL_VERSION}; total wall time ${meta.wallSeconds.toFixed(0)} s`,
+  )
+  const rounds = targets.flatMap((t) => t.rounds)
+  const noisy = rounds.filter((r) => r.others !== undefined && r.others >= QUIET_THRESHOLD).length
+  out.push(
+    `shared machine: each round first waits (≤ ${QUIET_WAIT} s) until other processes use < ${fmtPct(QUIET_THRESHOLD)} of the ` +
+      `CPU, and a round they disturbed anyway is run again (≤ ${REDO_LIMIT}×, least disturbed attempt kept), within ` +
+      `${PATIENCE} s in all; waited ` +
+      `${meta.quietWaited.toFixed(0)} s, ran ${meta.redone} rounds again; ${noisy} of ${rounds.length} kept rounds had ≥ ` +
+      `${fmtPct(QUIET_THRESHOLD)} other load (column "others")`,
+  )
+  out.push(
+    'processes: autocannon in the parent; upstream, bare proxy and each gateway in their own child process (not pinned). ' +
+      'Gateway: startGateway, memory store, token checks on (ES256 JWT from its generated key, audience, scope; one token, so the ' +
+      'verifier cache is hit after the first call), MCP policy step with no rules (body parsed, required scope checked), ' +
+      'identity headers X-User/X-Client/X-Scopes, pino logs to stdout → /dev/null; at level info that is 3 JSON lines ' +
+      'per call (incoming request, mcp decision audit, request completed), at warn none. Bare proxy: Fastify() + ' +
+      '@fastify/http-proxy { upstream }, defaults, no logger. Every measured answer is compared byte for byte with the ' +
+      'direct answer (mismatches).',
+  )
+  out.push(
+    'figures: median over rounds [min–max]; spread = (max − min) / median of req/s; latency percentiles over every 2xx ' +
+      'response of a round; µs/req = CPU time (user + system) of that process per completed request; others = CPU ' +
+      'used by processes outside the benchmark during the round, as a share of the whole machine (from /proc/stat).',
+  )
+
+  for (const scenario of ['stateless', 'stateful'] as const) {
+    const group = targets.filter((t) => t.scenario === scenario)
+    if (group.length === 0) continue
+    out.push('')
+    out.push(`scenario ${describeScenario(scenario)}`)
+    const rows = group.map((t) => {
+      const r = t.rounds
+      const rps = spread(r.map((x) => x.rps))
+      return [
+        t.label,
+        cell(rps, fmtInt),
+        `${(((rps.max - rps.min) / rps.median) * 100).toFixed(1)}%`,
+        cell(spread(r.map((x) => x.p50)), fmtMs),
+        cell(spread(r.map((x) => x.p99)), fmtMs),
+        t.proxy ? fmtInt(median(r.map((x) => x.proxyCpu!))) : '—',
+        fmtInt(median(r.map((x) => x.upstreamCpu))),
+        fmtInt(median(r.map((x) => x.loadgenCpu))),
+        fmtInt(r.reduce((a, x) => a + x.requests, 0)),
+        String(r.reduce((a, x) => a + x.non2xx, 0)),
+        String(r.reduce((a, x) => a + x.errors + x.mismatches, 0)),
+        r.every((x) => x.others !== undefined) ? fmtPct(median(r.map((x) => x.others!))) : 'n/a',
+      ]
+    })
+    out.push(
+      table(
+        ['target', 'req/s', 'spread', 'p50 ms', 'p99 ms', 'proxy µs/req', 'upstream µs/req', 'loadgen µs/req', 'requests', 'non-2xx', 'errors+mismatches', 'others'],
+        rows,
+        [false, true, true, true, true, true, true, true, true, true, true, true],
+      ),
+    )
+
+    const bare = group.find((t) => t.kind === 'bare')
+    const direct = group.find((t) => t.kind === 'direct')
+    const ratioRows: string[][] = []
+    for (const gw of group.filter((t) => t.kind === 'gateway')) {
+      for (const base of [bare, direct]) {
+        if (!base) continue
+        const perCycle = gw.rounds.map((r) => {
+          const b = base.rounds.find((x) => x.cycle === r.cycle)!
+          return { rps: r.rps / b.rps, p50: r.p50 / b.p50, p99: r.p99 / b.p99, cpu: r.proxyCpu! / (b.proxyCpu ?? NaN) }
+        })
+        const cpu = base.proxy !== undefined ? cell(spread(perCycle.map((x) => x.cpu)), fmtRatio) : '—'
+        ratioRows.push([
+          `${gw.label} vs ${base.label}`,
+          cell(spread(perCycle.map((x) => x.rps)), fmtRatio),
+          cell(spread(perCycle.map((x) => x.p50)), fmtRatio),
+          cell(spread(perCycle.map((x) => x.p99)), fmtRatio),
+          cpu,
+        ])
+      }
+    }
+    if (ratioRows.length > 0) {
+      out.push('')
+      out.push(
+        table(
+          ['ratio (median of per-cycle ratios)', 'throughput', 'p50 latency', 'p99 latency', 'proxy CPU/req'],
+          ratioRows,
+          [false, true, true, true, true],
+        ),
+      )
+    }
+  }
+  return out.join('\n')
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function main(): Promise<number> {
+  const startLoad = os.loadavg()
+  const wallStart = performance.now()
+  const log = (s: string) => process.stderr.write(`${s}\n`)
+  log(`starting servers (scenarios: ${SCENARIOS.join(', ')})…`)
+
+  const targets: Target[] = []
+  for (const scenario of SCENARIOS as Scenario[]) {
+    const stateful = scenario === 'stateful'
+    const upstream = await ServerProcess.start(`${scenario} upstream`, { role: 'upstream', stateful })
+    const [bare, gwWarn, gwInfo] = await Promise.all([
+      ServerProcess.start(`${scenario} bare proxy`, { role: 'bare', upstream: upstream.url }),
+      ServerProcess.start(`${scenario} gateway (warn)`, { role: 'gateway', upstream: upstream.url, logLevel: 'warn' }),
+      // The info-level gateway is measured in the stateless scenario only, to keep the run short.
+      stateful
+        ? undefined
+        : ServerProcess.start(`${scenario} gateway (info)`, { role: 'gateway', upstream: upstream.url, logLevel: 'info' }),
+    ])
+    targets.push(await makeTarget(scenario, 'direct', 'direct', upstream, upstream))
+    targets.push(await makeTarget(scenario, 'bare', 'bare proxy', bare, upstream))
+    targets.push(await makeTarget(scenario, 'gateway', 'gateway (log warn)', gwWarn, upstream))
+    if (gwInfo) targets.push(await makeTarget(scenario, 'gateway', 'gateway (log info)', gwInfo, upstream))
+  }
+  for (const t of targets) {
+    if (t.expectBody !== targets.find((x) => x.scenario === t.scenario)!.expectBody) {
+      throw new Error(`${t.scenario}/${t.label}: answer differs from the direct answer:\n${t.expectBody}`)
+    }
+  }
+  log(`checked: every target answers tools/call with the echo result; the gateways refuse a call without a token (401)`)
+
+  if (WARMUP > 0) {
+    log(`warm-up: ${WARMUP} s per target…`)
+    for (const t of targets) {
+      const r = await runRound(t, WARMUP, -1)
+      if (r.non2xx + r.errors + r.mismatches > 0) {
+        throw new Error(`${t.scenario}/${t.label}: warm-up had ${r.non2xx} non-2xx, ${r.errors} errors, ${r.mismatches} mismatches`)
+      }
+    }
+  }
+
+  let quietWaited = 0
+  let redone = 0
+  /** Non-2xx answers, errors and mismatched bodies over every measured attempt, re-runs included. */
+  let problems = 0
+  /** Seconds spent on quiet waits and re-runs, against PATIENCE. */
+  let extraSeconds = 0
+  for (let cycle = 0; cycle < ROUNDS; cycle++) {
+    const order = targets.map((_, i) => targets[(i + cycle) % targets.length]!)
+    for (const t of order) {
+      // A round disturbed by other processes is run again (up to REDO_LIMIT times); the
+      // least disturbed attempt counts. The choice depends on the other load only, never on the
+      // figures measured.
+      let best: RoundResult | undefined
+      for (let attempt = 0; ; attempt++) {
+        const waited = await waitForQuiet(Math.min(QUIET_WAIT, PATIENCE - extraSeconds))
+        quietWaited += waited
+        extraSeconds += waited
+        const r = await runRound(t, DURATION, cycle)
+        problems += r.non2xx + r.errors + r.mismatches
+        if (attempt > 0) extraSeconds += r.seconds
+        const noisy = r.others !== undefined && r.others >= QUIET_THRESHOLD
+        const again = noisy && attempt < REDO_LIMIT && PATIENCE - extraSeconds >= DURATION
+        log(
+          `cycle ${cycle + 1}/${ROUNDS}  ${`${t.scenario}/${t.label}`.padEnd(30)} ${fmtInt(r.rps).padStart(7)} req/s  ` +
+            `p50 ${fmtMs(r.p50)} ms  p99 ${fmtMs(r.p99)} ms  non-2xx ${r.non2xx}  errors ${r.errors}  mismatches ${r.mismatches}` +
+            (r.others !== undefined ? `  other processes ${fmtPct(r.others)} of CPU` : '') +
+            (again ? '  → again' : ''),
+        )
+        if (best === undefined || (r.others ?? 0) < (best.others ?? 0)) best = r
+        if (!again) break
+        redone++
+      }
+      t.rounds.push(best!)
+    }
+  }
+
+  const text = report(targets, { startLoad, wallSeconds: (performance.now() - wallStart) / 1000, quietWaited, redone })
+  process.stdout.write(`\n${text}\n`)
+  if (process.env.BENCH_JSON) {
+    const rows = targets.map(({ scenario, label, kind, url, rounds }) => ({ scenario, label, kind, url, rounds }))
+    writeFileSync(process.env.BENCH_JSON, `${JSON.stringify({ settings: { DURATION, ROUNDS, CONNECTIONS, WARMUP }, targets: rows }, null, 2)}\n`)
+    log(`per-round figures written to ${process.env.BENCH_JSON}`)
+  }
+  if (problems > 0) {
+    process.stderr.write(`\nFAILED: ${problems} non-2xx responses, errors or mismatched bodies during the measured rounds\n`)
+    return 1
+  }
+  return 0
+}
+
+let exitCode = 1
+try {
+  exitCode = await main()
+} catch (err) {
+  process.stderr.write(`benchmark failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+} finally {
+  await closeAll()
+}
+process.exit(exitCode)
