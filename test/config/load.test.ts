@@ -165,51 +165,24 @@ t.test('config/gatehouse.schema.json and config/REFERENCE.md are in sync with th
 })
 
 t.test('policy rules are checked against the resource at load', async (t) => {
-  const problems = problemsOf(() =>
+  const withRules = (rules: object[]) => () =>
     loadConfigObject(
       {
         publicUrl: 'https://mcp.example.com',
         resources: [
-          {
-            id: 'files', name: 'Files', path: '/mcp', upstream: 'http://files:3000/mcp',
-            scopes: [{ name: 'files:read' }],
-            policy: {
-              rules: [
-                { method: 'tools/call', name: 'delete_*', scopes: ['files:admin'] },
-                { method: 'tools/list', name: 'x' },
-                { method: 'resources/read', action: 'deny', scopes: ['files:read'] },
-                { method: 'tools/call', verb: 'x' },
-              ],
-            },
-          },
+          { id: 'files', name: 'Files', path: '/mcp', upstream: 'http://files:3000/mcp', scopes: [{ name: 'files:read' }], policy: { rules } },
         ],
       },
       'test',
-    ),
-  )
-  const text = problems.map((p) => `${p.path}: ${p.message}`).join('\n')
-  t.match(text, /resources\[0\]\.policy\.rules\[3\]: unknown key "verb"/)
-  const semantic = problemsOf(() =>
-    loadConfigObject(
-      {
-        publicUrl: 'https://mcp.example.com',
-        resources: [
-          {
-            id: 'files', name: 'Files', path: '/mcp', upstream: 'http://files:3000/mcp',
-            scopes: [{ name: 'files:read' }],
-            policy: {
-              rules: [
-                { method: 'tools/call', name: 'delete_*', scopes: ['files:admin'] },
-                { method: 'tools/list', name: 'x' },
-                { method: 'resources/read', action: 'deny', scopes: ['files:read'] },
-              ],
-            },
-          },
-        ],
-      },
-      'test',
-    ),
-  ).map((p) => `${p.path}: ${p.message}`).join('\n')
+    )
+  const rules = [
+    { method: 'tools/call', name: 'delete_*', scopes: ['files:admin'] },
+    { method: 'tools/list', name: 'x' },
+    { method: 'resources/read', action: 'deny', scopes: ['files:read'] },
+  ]
+  const shape = problemsOf(withRules([...rules, { method: 'tools/call', verb: 'x' }]))
+  t.match(shape.map((p) => `${p.path}: ${p.message}`).join('\n'), /resources\[0\]\.policy\.rules\[3\]: unknown key "verb"/)
+  const semantic = problemsOf(withRules(rules)).map((p) => `${p.path}: ${p.message}`).join('\n')
   t.match(semantic, /rules\[0\]\.scopes: "files:admin" is not listed/)
   t.match(semantic, /rules\[1\]\.name: tools\/list calls have no name/)
   t.match(semantic, /rules\[2\]: a deny rule takes no scopes or users/)
