@@ -143,13 +143,16 @@ export class CimdClients implements ClientRegistry {
     return toClient(clientId, host, effective)
   }
 
-  /** Removes the cached document and failure of one client id, or every CIMD cache record. */
+  /** Removes the cached document and failure of one client id, or every CIMD cache record; returns how many records were removed. */
   async purge(clientId?: string): Promise<number> {
     const { store } = this.options
     if (clientId !== undefined) {
-      await store.delete(storeKeys.cimdDocument(keyOf(clientId)))
-      await store.delete(storeKeys.cimdFailure(keyOf(clientId)))
-      return 1
+      // Counts the records that were there, so "purged 0" tells the operator nothing was cached.
+      let n = 0
+      for (const key of [storeKeys.cimdDocument(keyOf(clientId)), storeKeys.cimdFailure(keyOf(clientId))]) {
+        if ((await store.take(key)) !== undefined) n++
+      }
+      return n
     }
     let n = 0
     for (const prefix of [storeKeys.cimdDocument(''), storeKeys.cimdFailure('')]) {
