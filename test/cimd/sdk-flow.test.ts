@@ -11,13 +11,13 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { auth, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js'
+import { auth } from '@modelcontextprotocol/sdk/client/auth.js'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-import type { OAuthClientInformationMixed, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js'
 import { hashPassword } from '../../src/login/passwords.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { FormBrowser } from '../helpers/form-browser.js'
+import { MemoryClientProvider } from '../helpers/sdk-provider.js'
 import { freePort, startTestGateway } from '../helpers/gateway.js'
 import { json, makeTestCertificates, startHttpsDocServer, type DocServer } from './servers.js'
 
@@ -55,42 +55,6 @@ docs.routes.set('/clients/bot.json', (_req, res) =>
 
 const hits = (server: DocServer, path: string) => server.hits.get(path) ?? 0
 
-/** A client application that identifies itself by its metadata document URL. */
-class CimdProvider implements OAuthClientProvider {
-  info: OAuthClientInformationMixed | undefined
-  savedTokens: OAuthTokens | undefined
-  verifier = ''
-  authorizationUrl: URL | undefined
-  readonly redirectUrl = REDIRECT
-  constructor(readonly clientMetadataUrl: string) {}
-  get clientMetadata() {
-    return { client_name: 'CIMD SDK client', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' }
-  }
-  state() {
-    return 'state-cimd'
-  }
-  clientInformation() {
-    return this.info
-  }
-  saveClientInformation(info: OAuthClientInformationMixed) {
-    this.info = info
-  }
-  tokens() {
-    return this.savedTokens
-  }
-  saveTokens(tokens: OAuthTokens) {
-    this.savedTokens = tokens
-  }
-  redirectToAuthorization(url: URL) {
-    this.authorizationUrl = url
-  }
-  saveCodeVerifier(v: string) {
-    this.verifier = v
-  }
-  codeVerifier() {
-    return this.verifier
-  }
-}
 
 interface ChildGateway {
   origin: string
@@ -168,7 +132,7 @@ t.test('SDK auth() with clientMetadataUrl: document over https, login, consent w
   const metadata = (await (await fetch(`${child.origin}/.well-known/oauth-authorization-server`)).json()) as Record<string, unknown>
   t.equal(metadata.client_id_metadata_document_supported, true, 'advertised when CIMD is enabled')
 
-  const provider = new CimdProvider(clientUrl)
+  const provider = new MemoryClientProvider({ redirectUrl: REDIRECT, clientMetadataUrl: clientUrl, clientMetadata: { client_name: 'CIMD SDK client' }, state: 'state-cimd' })
   t.equal(await auth(provider, { serverUrl: child.mcpUrl }), 'REDIRECT')
   t.equal(provider.info?.client_id, clientUrl, 'the SDK chose the URL client id, not registration')
   const authorizationUrl = provider.authorizationUrl!
@@ -222,7 +186,7 @@ t.test('SDK auth() with clientMetadataUrl: document over https, login, consent w
 t.test('a client id URL not on the allow list is refused before any fetch, even with the address switch on', async (t) => {
   const before = docs.connections
   const browser = new FormBrowser(child.origin)
-  const provider = new CimdProvider(unlistedUrl)
+  const provider = new MemoryClientProvider({ redirectUrl: REDIRECT, clientMetadataUrl: unlistedUrl, clientMetadata: { client_name: 'CIMD SDK client' }, state: 'state-cimd' })
   t.equal(await auth(provider, { serverUrl: child.mcpUrl }), 'REDIRECT')
   const page = await browser.get(provider.authorizationUrl!.href)
   t.equal(page.status, 400)
@@ -237,7 +201,7 @@ t.test('a client id URL not on the allow list is refused before any fetch, even 
 
 t.test('a bot-challenge page (403 text/html) is a clear invalid_client page, never a 500', async (t) => {
   const browser = new FormBrowser(child.origin)
-  const provider = new CimdProvider(botUrl)
+  const provider = new MemoryClientProvider({ redirectUrl: REDIRECT, clientMetadataUrl: botUrl, clientMetadata: { client_name: 'CIMD SDK client' }, state: 'state-cimd' })
   t.equal(await auth(provider, { serverUrl: child.mcpUrl }), 'REDIRECT')
   const page = await browser.get(provider.authorizationUrl!.href)
   t.equal(page.status, 400)
@@ -269,7 +233,7 @@ t.test('allowPrivateAddresses off (the default): the same URL ends on the gatewa
   const browser = new FormBrowser(gw.origin)
 
   // The IP-literal URL: refused by the URL rules, before trust and before any I/O.
-  const provider = new CimdProvider(clientUrl)
+  const provider = new MemoryClientProvider({ redirectUrl: REDIRECT, clientMetadataUrl: clientUrl, clientMetadata: { client_name: 'CIMD SDK client' }, state: 'state-cimd' })
   t.equal(await auth(provider, { serverUrl: gw.mcpUrl() }), 'REDIRECT')
   t.equal(provider.info?.client_id, clientUrl)
   const page = await browser.get(provider.authorizationUrl!.href)
@@ -280,7 +244,7 @@ t.test('allowPrivateAddresses off (the default): the same URL ends on the gatewa
   t.match(gw.logs.find((l) => l.msg === 'cimd client refused'), { step: 'url', rule: 'url.ip-literal' })
 
   // A DNS name that resolves to loopback: allowed by trust, refused by the fetch step's address check.
-  const viaName = new CimdProvider(localhostUrl)
+  const viaName = new MemoryClientProvider({ redirectUrl: REDIRECT, clientMetadataUrl: localhostUrl, clientMetadata: { client_name: 'CIMD SDK client' }, state: 'state-cimd' })
   t.equal(await auth(viaName, { serverUrl: gw.mcpUrl() }), 'REDIRECT')
   const named = await browser.get(viaName.authorizationUrl!.href)
   t.equal(named.status, 400)

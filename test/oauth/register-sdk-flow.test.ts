@@ -6,13 +6,14 @@
  * the client can neither refresh nor authorize. On both stores.
  */
 import t, { type Test } from 'tap'
-import { auth, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js'
+import { auth } from '@modelcontextprotocol/sdk/client/auth.js'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-import type { OAuthClientInformationFull, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js'
+import type { OAuthClientInformationFull } from '@modelcontextprotocol/sdk/shared/auth.js'
 import { hashPassword } from '../../src/login/passwords.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { FormBrowser } from '../helpers/form-browser.js'
+import { MemoryClientProvider } from '../helpers/sdk-provider.js'
 import { startTestGateway } from '../helpers/gateway.js'
 import { redisForTests } from '../helpers/redis.js'
 
@@ -20,45 +21,6 @@ const upstream = await startSdk1Upstream({ stateful: true, jsonResponse: false }
 t.teardown(() => upstream.close())
 const passwordHash = await hashPassword('alice-password')
 
-/** A client application with nothing pre-registered: it saves what registration gives it. */
-class RegisteringProvider implements OAuthClientProvider {
-  info: OAuthClientInformationFull | undefined
-  savedTokens: OAuthTokens | undefined
-  verifier = ''
-  authorizationUrl: URL | undefined
-  readonly redirectUrl = 'http://127.0.0.1:43211/callback'
-  get clientMetadata() {
-    return {
-      client_name: 'Self-registered <b>MCP</b> client',
-      redirect_uris: [this.redirectUrl],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'none',
-      application_type: 'native',
-    }
-  }
-  clientInformation() {
-    return this.info
-  }
-  saveClientInformation(info: OAuthClientInformationFull) {
-    this.info = info
-  }
-  tokens() {
-    return this.savedTokens
-  }
-  saveTokens(tokens: OAuthTokens) {
-    this.savedTokens = tokens
-  }
-  redirectToAuthorization(url: URL) {
-    this.authorizationUrl = url
-  }
-  saveCodeVerifier(v: string) {
-    this.verifier = v
-  }
-  codeVerifier() {
-    return this.verifier
-  }
-}
 
 async function flow(t: Test, store?: Record<string, unknown>) {
   const gw = await startTestGateway(t, {
@@ -70,7 +32,17 @@ async function flow(t: Test, store?: Record<string, unknown>) {
     },
   })
   const mcpUrl = gw.mcpUrl()
-  const provider = new RegisteringProvider()
+  const provider = new MemoryClientProvider({
+    // Nothing pre-registered: the SDK registers and saves what it is given.
+    redirectUrl: 'http://127.0.0.1:43211/callback',
+    clientMetadata: {
+      client_name: 'Self-registered <b>MCP</b> client',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      // MCPA-F02: DCR clients send application_type (not in the SDK's metadata type yet).
+      ...({ application_type: 'native' } as object),
+    },
+  })
 
   // The SDK keeps only RFC 7591 fields; the RFC 7592 ones are read off the wire.
   let registration = { registration_access_token: '', registration_client_uri: '' }
@@ -82,7 +54,7 @@ async function flow(t: Test, store?: Record<string, unknown>) {
 
   // 1. Discovery, then registration because clientInformation() is undefined.
   t.equal(await auth(provider, { serverUrl: mcpUrl, fetchFn }), 'REDIRECT')
-  const info = provider.info!
+  const info = provider.info as OAuthClientInformationFull
   t.match(info.client_id, /^dcr\.[A-Za-z0-9_-]{22}$/, 'a registered id: prefixed, never URL-shaped (DCR-05, CIMD-33)')
   t.equal(info.client_secret, undefined, 'no secret for a public client (DCR-02)')
   t.type(info.client_id_issued_at, 'number')

@@ -5,13 +5,13 @@
  * gateway → refresh. On both stores.
  */
 import t, { type Test } from 'tap'
-import { auth, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js'
+import { auth } from '@modelcontextprotocol/sdk/client/auth.js'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-import type { OAuthClientInformation, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js'
 import { hashPassword } from '../../src/login/passwords.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { FormBrowser } from '../helpers/form-browser.js'
+import { MemoryClientProvider } from '../helpers/sdk-provider.js'
 import { startTestGateway } from '../helpers/gateway.js'
 import { redisForTests } from '../helpers/redis.js'
 
@@ -19,40 +19,6 @@ const upstream = await startSdk1Upstream({ stateful: true, jsonResponse: false }
 t.teardown(() => upstream.close())
 const passwordHash = await hashPassword('alice-password')
 
-/** The OAuthClientProvider an MCP client application would implement, kept in memory. */
-class TestProvider implements OAuthClientProvider {
-  savedTokens: OAuthTokens | undefined
-  verifier = ''
-  authorizationUrl: URL | undefined
-  constructor(
-    private readonly info: OAuthClientInformation,
-    readonly redirectUrl = 'http://127.0.0.1:43210/callback',
-  ) {}
-  get clientMetadata() {
-    return { client_name: 'Test MCP client', redirect_uris: [this.redirectUrl], token_endpoint_auth_method: 'none' }
-  }
-  state() {
-    return 'state-123'
-  }
-  clientInformation() {
-    return this.info
-  }
-  tokens() {
-    return this.savedTokens
-  }
-  saveTokens(tokens: OAuthTokens) {
-    this.savedTokens = tokens
-  }
-  redirectToAuthorization(url: URL) {
-    this.authorizationUrl = url
-  }
-  saveCodeVerifier(v: string) {
-    this.verifier = v
-  }
-  codeVerifier() {
-    return this.verifier
-  }
-}
 
 async function flow(t: Test, store?: Record<string, unknown>) {
   const gw = await startTestGateway(t, {
@@ -64,7 +30,7 @@ async function flow(t: Test, store?: Record<string, unknown>) {
     },
   })
   const mcpUrl = gw.mcpUrl()
-  const provider = new TestProvider({ client_id: 'test-client' })
+  const provider = new MemoryClientProvider({ info: { client_id: 'test-client' }, redirectUrl: 'http://127.0.0.1:43210/callback' })
 
   // 1. The SDK discovers everything from the MCP URL and sends the person to /authorize.
   t.equal(await auth(provider, { serverUrl: mcpUrl }), 'REDIRECT')
@@ -120,7 +86,7 @@ async function flow(t: Test, store?: Record<string, unknown>) {
   await again.close()
 
   // 6. A second authorization by the same person and client skips consent (remembered).
-  const provider2 = new TestProvider({ client_id: 'test-client' }, 'http://127.0.0.1:50000/callback')
+  const provider2 = new MemoryClientProvider({ info: { client_id: 'test-client' }, redirectUrl: 'http://127.0.0.1:50000/callback' })
   t.equal(await auth(provider2, { serverUrl: mcpUrl }), 'REDIRECT')
   const direct = await browser.get(provider2.authorizationUrl!.href)
   t.equal(direct.status, 302, 'signed in and consented before: straight back to the client')
