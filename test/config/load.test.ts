@@ -154,7 +154,11 @@ t.test('every example configuration in config/ loads', async (t) => {
   const files = (await readdir(dir)).filter((f) => f.endsWith('.yaml'))
   t.ok(files.length >= 3)
   for (const f of files) {
-    const c = await loadConfigFile(new URL(f, dir).pathname, { REDIS_PASSWORD: 'x' })
+    const c = await loadConfigFile(new URL(f, dir).pathname, {
+      REDIS_PASSWORD: 'x',
+      OPS_PASSWORD_HASH: 'scrypt$32768$8$1$c2FsdA$aGFzaA',
+      AGENT_PLATFORM_SECRET: 'a-secret-of-at-least-thirty-two-characters',
+    })
     t.ok(c.resources.length > 0, f)
   }
 })
