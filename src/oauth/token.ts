@@ -64,6 +64,11 @@ export function registerToken(app: FastifyInstance, { config, clients, grants, k
   async function authorizationCode(form: Params, client: OAuthClient) {
     if (!form.code) throw new InvalidRequestError('the code parameter is missing')
     if (!form.code_verifier) throw new InvalidRequestError('the code_verifier parameter is missing')
+    // RI-07, checked before the code is taken so that a wrong resource does not burn it.
+    if (form.resource !== undefined) {
+      const pending = await grants.peekCode(form.code)
+      if (pending && pending.grant.clientId === client.clientId) checkResourceParam(form.resource, resourceFor(pending.grant))
+    }
     const redeemed = await grants.redeemCode(form.code)
     if (!redeemed) throw new InvalidGrantError('the code is invalid or expired')
     const { record, replayed } = redeemed

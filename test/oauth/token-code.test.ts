@@ -158,6 +158,8 @@ t.test('RI-07 RI-04: a resource at the token endpoint naming another resource is
     t.equal(res.status, 400, resource)
     t.equal(res.body.error, 'invalid_target', resource)
     t.notOk(res.body.access_token)
+    const retry = await h.exchange(t, PUBLIC, c, { resource: h.resource(0) })
+    t.equal(retry.status, 200, `${resource}: the refused request did not burn the code`)
   }
 })
 
