@@ -9,31 +9,15 @@ import t from 'tap'
 import { connectSdk1Client } from './fixtures/mcp-clients.js'
 import { Grants } from '../src/oauth/grants.js'
 import { RedisStore } from '../src/store/redis.js'
+import { CLI, runCli } from './helpers/cli.js'
 import { freePort, startTestGateway } from './helpers/gateway.js'
 import { redisForTests } from './helpers/redis.js'
 
-const CLI = new URL('../src/cli.ts', import.meta.url).pathname
 // Every case starts node processes that compile the CLI on the fly; on a loaded 2-core machine
 // that is slow, so this file gets more than the default per-file time.
 t.setTimeout(360_000)
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import=tsx', CLI, ...args], { env: { ...process.env, ...env } })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => (stdout += c))
-    child.stderr.on('data', (c: Buffer) => (stderr += c))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
+const run = runCli
 
 const dir = await mkdtemp(join(tmpdir(), 'gatehouse-cli-'))
 

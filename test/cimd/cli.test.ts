@@ -4,7 +4,6 @@
  * NODE_EXTRA_CA_CERTS. Inspect reads the configured store's cache and never writes it; purge
  * works on a shared (Redis) store only.
  */
-import { spawn } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
@@ -12,13 +11,13 @@ import { loadConfigObject } from '../../src/config/load.js'
 import { SafeFetcher } from '../../src/oauth/cimd/fetch.js'
 import { CimdClients } from '../../src/oauth/cimd/resolve.js'
 import { RedisStore } from '../../src/store/redis.js'
+import { runCli } from '../helpers/cli.js'
 import { redisForTests } from '../helpers/redis.js'
 import { json, makeTestCertificates, startHttpsDocServer } from './servers.js'
 
 // Every case starts node processes that compile the CLI on the fly: slow on a loaded machine.
 t.setTimeout(360_000)
 
-const CLI = new URL('../../src/cli.ts', import.meta.url).pathname
 const tls = makeTestCertificates()
 t.teardown(() => tls.cleanup())
 const docs = await startHttpsDocServer(tls, '127.0.0.1')
@@ -50,25 +49,7 @@ docs.routes.set(NARROW, json({ client_id: url(NARROW), redirect_uris: ['http://1
 docs.routes.set(BOT, (_req, res) => res.writeHead(403, { 'content-type': 'text/html' }).end('<html>Just a moment...</html>'))
 docs.routes.set(UNLISTED, json({ client_id: url(UNLISTED), redirect_uris: ['http://127.0.0.1/callback'] }))
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-function run(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import=tsx', CLI, ...args], {
-      env: { ...process.env, NODE_EXTRA_CA_CERTS: tls.caFile },
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => (stdout += c))
-    child.stderr.on('data', (c: Buffer) => (stderr += c))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
+const run = (args: string[]) => runCli(args, { NODE_EXTRA_CA_CERTS: tls.caFile })
 
 const cimd = {
   enabled: true,
