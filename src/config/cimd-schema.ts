@@ -64,6 +64,82 @@ export const DEFAULT_CIMD_METADATA_POLICY = {
   response_types: { default: ['code'], subset_of: ['code'] },
 }
 
+/** Asymmetric JWS algorithms a client assertion may use; none and HS* cannot be listed (SEC-31). */
+export const ASSERTION_ALGORITHMS = ['ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512', 'EdDSA', 'Ed25519'] as const
+
+const PrivateKeyJwt = Type.Object(
+  {
+    algorithms: Type.Array(Type.Union(ASSERTION_ALGORITHMS.map((a) => Type.Literal(a))), {
+      minItems: 1,
+      uniqueItems: true,
+      default: ['ES256', 'ES384', 'PS256', 'PS384', 'RS256', 'EdDSA'],
+      description:
+        'JWS algorithms accepted for client assertions (RFC 7523 §3), advertised as ' +
+        'token_endpoint_auth_signing_alg_values_supported. The default covers what MCP clients sign with (ChatGPT: ES256, ' +
+        'the MCP SDK: any of them); none and HS* are never accepted, since a symmetric key would be a shared secret (CIMD §4.1).',
+    }),
+    maxAssertionLifetimeSeconds: Type.Integer({
+      minimum: 10,
+      maximum: 3600,
+      default: 300,
+      description:
+        'An assertion whose exp lies further in the future than this is refused as too long-lived: the jti replay cache ' +
+        'must hold every jti until its exp, and the MCP SDK signs for exactly 300 s.',
+    }),
+    clockToleranceSeconds: Type.Integer({
+      minimum: 0,
+      maximum: 300,
+      default: 30,
+      description: 'Allowed clock skew when checking exp, iat and nbf of an assertion: small, since the lifetime itself is short.',
+    }),
+    jwksMaxBytes: Type.Integer({
+      minimum: 1024,
+      maximum: 262144,
+      default: 65536,
+      description:
+        'Largest key set accepted from a jwks_uri, refused while it streams: 64 KiB holds dozens of RSA keys, and key ' +
+        'sets are larger than metadata documents (SEC-32).',
+    }),
+    jwksRefetchIntervalSeconds: Type.Integer({
+      minimum: 1,
+      maximum: 3600,
+      default: 60,
+      description:
+        'An assertion naming an unknown kid makes the gateway fetch the client\'s jwks_uri again, at most once per this ' +
+        'interval per client (SEC-31, SEC-32): a rotated key is picked up within a minute, and forged kids cannot make ' +
+        'the gateway hammer the host.',
+    }),
+  },
+  {
+    ...strict,
+    default: {},
+    description:
+      'private_key_jwt client authentication (RFC 7523) for metadata-document clients that declare it: assertion checks, ' +
+      'and key sets from jwks or jwks_uri. Key sets from jwks_uri are cached within the cache bounds above.',
+  },
+)
+
+const FetchRateLimit = Type.Object(
+  {
+    perHost: Type.Integer({
+      minimum: 1,
+      maximum: 100000,
+      default: 60,
+      description:
+        'Metadata and key set fetches per client-id host in one window (cache hits are not counted). Generous: a real ' +
+        'client host is fetched about once per cache lifetime; the limit stops the gateway being used as a fetch ' +
+        'amplifier against one host (SEC-14, SEC-35).',
+    }),
+    windowSeconds: Type.Integer({
+      minimum: 1,
+      maximum: 86400,
+      default: 60,
+      description: 'The fixed window of the per-host limit, counted in the store so replicas share it.',
+    }),
+  },
+  { ...strict, default: {}, description: 'Outbound fetches per client-id host (SEC-14); above it the client is refused as invalid_client without a fetch.' },
+)
+
 export const CimdSchema = Type.Object(
   {
     enabled: Type.Boolean({
@@ -177,6 +253,8 @@ export const CimdSchema = Type.Object(
       },
       { ...strict, default: {}, description: 'The hardened outbound fetch (also used for jwks_uri).' },
     ),
+    fetchRateLimit: FetchRateLimit,
+    privateKeyJwt: PrivateKeyJwt,
     metadataPolicy: Type.Record(Type.String({ pattern: '^[a-z0-9_]{1,64}$' }), FieldPolicy, {
       default: DEFAULT_CIMD_METADATA_POLICY,
       description:
@@ -196,4 +274,6 @@ export const CimdSchema = Type.Object(
 )
 
 export type CimdConfig = Static<typeof CimdSchema>
+export type PrivateKeyJwtConfig = Static<typeof PrivateKeyJwt>
+export type CimdFetchRateLimitConfig = Static<typeof FetchRateLimit>
 export type CimdTrustEntryConfig = Static<typeof TrustEntry>

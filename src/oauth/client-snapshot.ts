@@ -4,8 +4,14 @@
  * this snapshot, without fetching the document again, so a document changed between
  * /authorize and /token cannot change the rules mid-flow.
  */
+import type { ClientKeySource } from './cimd/jwks.js'
 import type { ClientAuthMethod, OAuthClient } from './clients.js'
 
+/**
+ * For a private_key_jwt client the snapshot carries the auth method and the key source as they
+ * were (inline keys, or the jwks_uri value), so /token checks the assertion against the keys the
+ * document named at /authorize; keys behind that jwks_uri may rotate in between (SEC-22, SEC-34).
+ */
 export interface ClientSnapshot {
   clientId: string
   source: OAuthClient['source']
@@ -14,6 +20,10 @@ export interface ClientSnapshot {
   authMethod: ClientAuthMethod
   grantTypes: string[]
   verifiedAs: string
+  keys?: ClientKeySource
+  signingAlg?: string
+  fingerprint?: string
+  displayFingerprint?: string
 }
 
 /** Snapshots are taken of CIMD clients only: the other sources are the gateway's own records. */
@@ -27,6 +37,10 @@ export function snapshotOf(client: OAuthClient): ClientSnapshot | undefined {
     authMethod: client.authMethod,
     grantTypes: [...client.grantTypes],
     verifiedAs: client.verifiedAs,
+    ...(client.keys !== undefined && { keys: client.keys }),
+    ...(client.signingAlg !== undefined && { signingAlg: client.signingAlg }),
+    ...(client.fingerprint !== undefined && { fingerprint: client.fingerprint }),
+    ...(client.displayFingerprint !== undefined && { displayFingerprint: client.displayFingerprint }),
   }
 }
 

@@ -5,8 +5,10 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { StaticClientConfig } from '../config/schema.js'
+import type { ClientKeySource } from './cimd/jwks.js'
 
-export type ClientAuthMethod = 'none' | 'client_secret_basic' | 'client_secret_post'
+/** private_key_jwt (RFC 7523) is for metadata-document clients that declare it (CIMD-38). */
+export type ClientAuthMethod = 'none' | 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt'
 
 export interface OAuthClient {
   readonly clientId: string
@@ -18,6 +20,19 @@ export interface OAuthClient {
   readonly source: 'static' | 'registered' | 'cimd'
   /** What the gateway verified about the client, shown beside its self-chosen name (SEC-24). */
   readonly verifiedAs: string
+  /** private_key_jwt clients: where the public keys that check their assertions come from (SEC-32). */
+  readonly keys?: ClientKeySource
+  /** private_key_jwt clients: token_endpoint_auth_signing_alg, when the client declared one; assertions must use it. */
+  readonly signingAlg?: string
+  /**
+   * CIMD clients: a digest of the document's security-relevant members (redirect_uris,
+   * token_endpoint_auth_method, grant_types, scope, jwks key thumbprints or the jwks_uri value).
+   * It changes when the client changes what a grant allows, and not when keys rotate behind a
+   * jwks_uri (SEC-23, SEC-34); remembered consent can depend on it.
+   */
+  readonly fingerprint?: string
+  /** CIMD clients: a digest of client_name and logo_uri, what the consent page shows as the client's own words (SEC-23). */
+  readonly displayFingerprint?: string
   /** Checks a presented secret in constant time; false for public clients. */
   verifySecret(secret: string): boolean
 }

@@ -4,14 +4,22 @@
  */
 import type { GatewayConfig } from '../config/load.js'
 
+/** The token endpoint URL; also an accepted client assertion audience (RFC 7523 §3). */
+export const tokenEndpointOf = (issuer: string) => `${issuer}/oauth/token`
+
 export function authorizationServerMetadata(config: GatewayConfig): Record<string, unknown> {
   const base = config.issuer
-  const authMethods = ['none', 'client_secret_basic', 'client_secret_post']
+  // private_key_jwt only for metadata-document clients that declare it (CIMD-38, ASM-04, REV-04).
+  const assertions = config.cimd.enabled
+  const authMethods = ['none', 'client_secret_basic', 'client_secret_post', ...(assertions ? ['private_key_jwt'] : [])]
+  // Introspection is for operator-registered resource servers only (INT-01), which use secrets.
+  const introspectionMethods = ['client_secret_basic', 'client_secret_post']
+  const signingAlgs = [...config.cimd.privateKeyJwt.algorithms]
   const scopes = [...new Set(config.resources.flatMap((r) => r.scopes.map((s) => s.name)))]
   return {
     issuer: config.issuer,
     authorization_endpoint: `${base}/oauth/authorize`,
-    token_endpoint: `${base}/oauth/token`,
+    token_endpoint: tokenEndpointOf(base),
     jwks_uri: `${base}/oauth/jwks`,
     revocation_endpoint: `${base}/oauth/revoke`,
     introspection_endpoint: `${base}/oauth/introspect`,
@@ -23,7 +31,12 @@ export function authorizationServerMetadata(config: GatewayConfig): Record<strin
     code_challenge_methods_supported: ['S256'],
     token_endpoint_auth_methods_supported: authMethods,
     revocation_endpoint_auth_methods_supported: authMethods,
-    introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+    introspection_endpoint_auth_methods_supported: introspectionMethods,
+    // RFC 8414 §2: required when private_key_jwt is listed; the algorithms a client assertion may use.
+    ...(assertions && {
+      token_endpoint_auth_signing_alg_values_supported: signingAlgs,
+      revocation_endpoint_auth_signing_alg_values_supported: signingAlgs,
+    }),
     // offline_access is listed here only, never in resource metadata (OQ-12, MCPA-F04).
     scopes_supported: [...scopes, 'offline_access'],
     authorization_response_iss_parameter_supported: true,

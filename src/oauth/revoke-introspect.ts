@@ -4,12 +4,15 @@
  * Revoking a refresh token revokes its grant, so every refresh token of it stops at once.
  * Access tokens are short-lived JWTs checked offline by the resource side; revoking one
  * answers 200 (RFC 7009 §2.2) and it expires on its own within accessTokens.ttlSeconds.
- * Introspection is for confidential clients (resource servers registered as such).
+ * Introspection is for resource servers, which the operator registers as confidential clients:
+ * self-registered and metadata-document clients may not scan tokens (INT-01).
  */
 import type { FastifyInstance } from 'fastify'
+import { contextOf } from '../audit/events.js'
 import type { GatewayConfig } from '../config/load.js'
 import { InvalidClientError, InvalidRequestError } from '../errors.js'
 import type { AccessTokenVerifier } from '../keys/tokens.js'
+import type { ClientAssertions } from './client-assertion.js'
 import { authenticateClient } from './client-auth.js'
 import type { ClientRegistry } from './clients.js'
 import type { Grants } from './grants.js'
@@ -20,17 +23,19 @@ export interface RevokeIntrospectDeps {
   clients: ClientRegistry
   grants: Grants
   verifier: AccessTokenVerifier
+  /** private_key_jwt checks: a CIMD client that declares it uses it here too (CIMD-38, REV-04). */
+  assertions?: ClientAssertions
 }
 
-export function registerRevokeIntrospect(app: FastifyInstance, { config, clients, grants, verifier }: RevokeIntrospectDeps) {
+export function registerRevokeIntrospect(app: FastifyInstance, { config, clients, grants, verifier, assertions }: RevokeIntrospectDeps) {
   app.post('/oauth/revoke', async (request, reply) => {
     const form = singleValued(request.body)
-    const client = await authenticateClient(request, form, clients)
+    const client = await authenticateClient(request, form, clients, assertions)
     if (!form.token) throw new InvalidRequestError('the token parameter is missing')
     const info = await grants.refreshTokenInfo(form.token)
     // A client may only revoke its own tokens; anyone else's is treated as unknown (RFC 7009 §2.1).
     if (info && info.grant.clientId === client.clientId) {
-      await grants.revoke(info.grant.grantId)
+      await grants.revoke(info.grant.grantId, 'client', contextOf(request))
       request.log.info({ grantId: info.grant.grantId, clientId: client.clientId }, 'grant revoked by client')
     }
     return reply.header('cache-control', 'no-store').code(200).send()
@@ -38,8 +43,10 @@ export function registerRevokeIntrospect(app: FastifyInstance, { config, clients
 
   app.post('/oauth/introspect', async (request, reply) => {
     const form = singleValued(request.body)
-    const client = await authenticateClient(request, form, clients)
-    if (client.authMethod === 'none') throw new InvalidClientError('introspection needs a confidential client')
+    const client = await authenticateClient(request, form, clients, assertions)
+    if (client.authMethod === 'none' || client.source !== 'static') {
+      throw new InvalidClientError('introspection is for confidential clients registered by the operator', { detail: `${client.source} client` })
+    }
     if (!form.token) throw new InvalidRequestError('the token parameter is missing')
     reply.header('cache-control', 'no-store')
     // RFC 7662 §2.1: a hint does not limit the search; every token type is tried.

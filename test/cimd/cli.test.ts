@@ -48,6 +48,16 @@ docs.routes.set(
 docs.routes.set(NARROW, json({ client_id: url(NARROW), redirect_uris: ['http://127.0.0.1/callback'], grant_types: ['refresh_token'] }))
 docs.routes.set(BOT, (_req, res) => res.writeHead(403, { 'content-type': 'text/html' }).end('<html>Just a moment...</html>'))
 docs.routes.set(UNLISTED, json({ client_id: url(UNLISTED), redirect_uris: ['http://127.0.0.1/callback'] }))
+// ChatGPT's shape: private_key_jwt with a jwks_uri (two keys, one rotated in).
+const KEYED = '/clients/keyed.json'
+docs.routes.set(
+  KEYED,
+  json({ client_id: url(KEYED), client_name: 'Keyed', redirect_uris: ['https://app.example/cb'], token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'ES256', jwks_uri: url('/clients/keyed-jwks.json') }),
+)
+docs.routes.set(
+  '/clients/keyed-jwks.json',
+  json({ keys: [{ kty: 'EC', crv: 'P-256', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pOyStikYjKIWI5a0', kid: 'key-2026-01', alg: 'ES256' }, { kty: 'OKP', crv: 'Ed25519', x: '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo', kid: 'key-2026-02' }] }),
+)
 
 const run = (args: string[]) => runCli(args, { NODE_EXTRA_CA_CERTS: tls.caFile })
 
@@ -56,7 +66,7 @@ const cimd = {
   allowPrivateAddresses: true,
   // The longest negative TTL: on a slow machine the Redis case outlasts the default 30 s.
   cache: { negativeSeconds: 3600 },
-  trust: { allow: [{ prefix: `${docs.origin}/clients/desktop.json` }, { url: url(NARROW) }, { url: url(BOT) }] },
+  trust: { allow: [{ prefix: `${docs.origin}/clients/desktop.json` }, { url: url(NARROW) }, { url: url(BOT) }, { url: url(KEYED) }] },
 }
 const resources = [{ id: 'a', name: 'A', path: '/mcp', upstream: 'http://127.0.0.1:1/mcp', scopes: [{ name: 'mcp' }], requiredScopes: ['mcp'] }]
 
@@ -90,6 +100,19 @@ t.test('inspect with a memory store: every step of an accepted client id, and th
   const order = ['url', 'trust', 'cache', 'fetch', 'document', 'policy', 'result', 'client'].map((s) => out.search(new RegExp(`^${s} +(?!id )`, 'm')))
   t.same(order, [...order].sort((a, b) => a - b), 'steps in decision order')
   t.equal(hits(GOOD), 1)
+})
+
+t.test('inspect a private_key_jwt client: auth method, key set source and kids; the key set is fetched, nothing written', async (t) => {
+  const file = await configFile('keyed.json')
+  const res = await run(['cimd', 'inspect', url(KEYED), '--config', file])
+  t.equal(res.code, 0, res.stderr)
+  t.match(res.stdout, /^result {5}ACCEPTED$/m)
+  t.match(res.stdout, /token_endpoint_auth_method: private_key_jwt/)
+  t.match(res.stdout, `keys       jwks_uri ${url('/clients/keyed-jwks.json')}`)
+  t.match(res.stdout, /token_endpoint_auth_signing_alg: ES256/)
+  t.match(res.stdout, /2 key\(s\): key-2026-01 EC\/P-256 ES256, key-2026-02 OKP\/Ed25519/)
+  t.match(res.stdout, /fingerprint: [A-Za-z0-9_-]{43} \(display [A-Za-z0-9_-]{43}\)/)
+  t.equal(hits('/clients/keyed-jwks.json'), 1)
 })
 
 t.test('inspect: refusals name their step and rule, exit 1; trust refuses before any fetch', async (t) => {
@@ -153,7 +176,8 @@ t.test('on Redis: inspect shows the shared cache without writing it; purge empti
   const redis = await redisForTests(t)
   if (!redis) return
   const file = await configFile('redis.json', { store: { type: 'redis', redis: { url: redis.url, keyPrefix: redis.keyPrefix } } })
-  const cimdKeys = async () => (await redis.raw.keys(`${redis.keyPrefix}cimd-*`)).sort()
+  // Cache records only: fingerprints (SEC-23) and fetch counters (SEC-14) are not cache and survive a purge.
+  const cimdKeys = async () => (await redis.raw.keys(`${redis.keyPrefix}cimd-*`)).filter((k) => /^cimd-(doc|fail|jwks):/.test(k.slice(redis.keyPrefix.length))).sort()
 
   const first = await run(['cimd', 'inspect', url(GOOD), '--config', file])
   t.equal(first.code, 0, first.stderr)

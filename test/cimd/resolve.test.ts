@@ -39,7 +39,7 @@ const fixtures: Record<string, unknown> = {
     response_types: ['code'],
     token_endpoint_auth_method: 'none',
   },
-  // private_key_jwt with jwks_uri: refused cleanly until private_key_jwt is implemented.
+  // private_key_jwt with jwks_uri (MCPA-34, CIMD-38).
   [CHATGPT]: {
     client_id: CHATGPT,
     client_name: 'ChatGPT',
@@ -73,15 +73,22 @@ function setup(cimd: Record<string, unknown> = {}, docs: Record<string, unknown>
     },
   }
   const warnings: object[] = []
+  const logged: { level: string; msg: string; obj: Record<string, unknown> }[] = []
   const clients = new CimdClients({
     config: config.cimd,
     store,
     fetcher,
     selfOrigin: 'https://gw.example.net',
     now: () => clock,
-    log: { info: () => {}, warn: (o) => warnings.push(o) },
+    log: {
+      info: (o, msg) => logged.push({ level: 'info', msg, obj: o as Record<string, unknown> }),
+      warn: (o, msg) => {
+        warnings.push(o)
+        logged.push({ level: 'warn', msg, obj: o as Record<string, unknown> })
+      },
+    },
   })
-  return { clients, store, fetches, fetcher, headers, warnings, advance: (s: number) => (clock += s * 1000) }
+  return { clients, store, fetches, fetcher, headers, warnings, logged, advance: (s: number) => (clock += s * 1000) }
 }
 
 const refusal = async (p: Promise<unknown>) => {
@@ -103,9 +110,11 @@ t.test('real client document shapes (IOP-01..04)', async (t) => {
   t.equal(vscode.name, 'Visual Studio Code', 'a logo on another domain is fine (not fetched)')
   const desktop = (await clients.find(DESKTOP))!
   t.same(desktop.grantTypes, ['authorization_code', 'refresh_token'], 'the unsupported grant type is dropped by the default policy')
-  const chatgpt = await refusal(clients.find(CHATGPT))
-  t.match(chatgpt, { code: 'invalid_client', status: 400, step: 'document', rule: 'token_endpoint_auth_method', description: /private_key_jwt is not supported/ })
-  t.ok(warnings.length >= 1, 'refusals are logged')
+  const chatgpt = (await clients.find(CHATGPT))!
+  t.match(chatgpt, { authMethod: 'private_key_jwt', keys: { jwksUri: 'https://chatgpt.com/oauth/jwks.json' }, signingAlg: 'ES256' }, 'MCPA-34: ChatGPT\'s private_key_jwt document is accepted')
+  t.match(chatgpt.fingerprint, /^[A-Za-z0-9_-]{43}$/, 'SEC-23: a security fingerprint')
+  t.match(chatgpt.displayFingerprint, /^[A-Za-z0-9_-]{43}$/, 'and a display fingerprint')
+  t.same(warnings, [], 'nothing refused')
   t.equal(await clients.find('not-a-url'), undefined, 'non-URL ids belong to other sources')
 })
 
@@ -138,7 +147,18 @@ t.test('document validation (SEC-16, SEC-17, CIMD-12..19, OQ-03, OQ-05)', async 
     ['client_secret', { ...good, client_secret: 's' }, /client_secret/],
     ['shared-secret method', { ...good, token_endpoint_auth_method: 'client_secret_basic' }, /token_endpoint_auth_method/],
     ['private key in jwks', { ...good, token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [{ kty: 'EC', d: 'x' }] } }, /jwks/],
-    ['jwks and jwks_uri', { ...good, token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [] }, jwks_uri: 'https://a/j' }, /jwks/],
+    ['jwks and jwks_uri', { ...good, token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [] }, jwks_uri: 'https://a/j' }, /jwks and jwks_uri must not both appear/],
+    ['SEC-33 private_key_jwt without keys', { ...good, token_endpoint_auth_method: 'private_key_jwt' }, /private_key_jwt needs jwks or jwks_uri \(SEC-33\)/],
+    ['SEC-33 private_key_jwt with an empty jwks', { ...good, token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [] } }, /jwks holds no keys/],
+    ['SEC-32 RSA private key in jwks', { ...good, token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [{ kty: 'RSA', n: 'x', e: 'AQAB', p: 'y' }] } }, /private or symmetric key material/],
+    ['SEC-32 symmetric key in jwks', { ...good, token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [{ kty: 'oct', k: 'c2VjcmV0' }] } }, /private or symmetric key material/],
+    ['key without kty', { ...good, token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [{ x: 'a' }] } }, /without kty/],
+    ['SEC-32 http jwks_uri', { ...good, token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'http://a.example.org/jwks' }, /jwks_uri must be an https URL/],
+    ['SEC-09 IP-literal jwks_uri', { ...good, token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://169.254.169.254/jwks' }, /jwks_uri breaks the URL rule url.ip-literal/],
+    ['SEC-09 jwks_uri with userinfo', { ...good, token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://u:p@a.example.org/jwks' }, /jwks_uri breaks the URL rule url.userinfo/],
+    ['SEC-05 jwks_uri at the gateway', { ...good, token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://gw.example.net/oauth/jwks' }, /jwks_uri points at the gateway itself/],
+    ['SEC-31 signing alg HS256', { ...good, token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://a.example.org/jwks', token_endpoint_auth_signing_alg: 'HS256' }, /token_endpoint_auth_signing_alg must be one of ES256/],
+    ['SEC-31 signing alg none', { ...good, token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://a.example.org/jwks', token_endpoint_auth_signing_alg: 'none' }, /token_endpoint_auth_signing_alg must be one of/],
     ['keys without a method', { ...good, jwks: { keys: [] } }, /token_endpoint_auth_method/],
     ['response type token', { ...good, response_types: ['token'] }, /response_types/],
     ['not an object', '[1,2]', /document/],
@@ -210,4 +230,62 @@ t.test('cache: hit, expiry, negative cache, single-flight, cache off (SEC-14, SE
   t.equal(await p.clients.purge(), 1, 'purge empties the cache')
   await p.clients.find(CLAUDE_CODE)
   t.equal(p.fetches.length, 2)
+})
+
+t.test('private_key_jwt documents: inline jwks, and the metadata policy cannot downgrade to none (SEC-30, SEC-33)', async (t) => {
+  const id = 'https://a.example.org/client'
+  const key = { kty: 'EC', crv: 'P-256', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pOyStikYjKIWI5a0', kid: 'k1' }
+  const doc = { client_id: id, redirect_uris: ['https://a.example.org/cb'], token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [key] } }
+  const { clients } = setup({}, { [id]: doc })
+  const client = (await clients.find(id))!
+  t.equal(client.authMethod, 'private_key_jwt')
+  t.same(client.keys, { jwks: { keys: [key] } }, 'the inline keys travel with the client')
+  t.equal(client.signingAlg, undefined)
+
+  const downgrade = setup({ metadataPolicy: { token_endpoint_auth_method: { value: 'none' }, grant_types: { default: ['authorization_code'] } } }, { [id]: doc })
+  t.match(await refusal(downgrade.clients.find(id)), { step: 'document', rule: 'token_endpoint_auth_method', description: /must not be downgraded by the metadata policy \(SEC-30\)/ })
+})
+
+t.test('SEC-23 change detection: a changed security member is logged by name; SEC-34 reordering and display changes are not security changes', async (t) => {
+  const id = 'https://a.example.org/client'
+  const base = { client_id: id, client_name: 'A', redirect_uris: ['https://a.example.org/cb', 'http://127.0.0.1/cb'], token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://a.example.org/jwks' }
+  const docs: Record<string, unknown> = { [id]: base }
+  const s = setup({ cache: { enabled: false } }, docs)
+  const changes = () => s.logged.filter((l) => l.msg === 'cimd document changed')
+  const first = (await s.clients.find(id))!
+  t.same(changes(), [], 'the first fetch has nothing to compare with')
+  docs[id] = { ...base, redirect_uris: [...base.redirect_uris].reverse() }
+  const reordered = (await s.clients.find(id))!
+  t.equal(reordered.fingerprint, first.fingerprint, 'order of redirect_uris is not a change')
+  t.same(changes(), [])
+
+  docs[id] = { ...base, client_name: 'A renamed', logo_uri: 'https://a.example.org/logo.png' }
+  const renamed = (await s.clients.find(id))!
+  t.equal(renamed.fingerprint, first.fingerprint, 'a new name is not a security change')
+  t.not(renamed.displayFingerprint, first.displayFingerprint, 'but changes the display fingerprint')
+  t.same(changes(), [])
+  t.match(s.logged.find((l) => l.msg === 'cimd document display changed')?.obj, { clientId: id, changed: ['client_name', 'logo_uri'] })
+
+  docs[id] = { ...base, client_name: 'A renamed', logo_uri: 'https://a.example.org/logo.png', redirect_uris: ['https://evil.example.org/cb'], jwks_uri: 'https://a.example.org/jwks-2' }
+  const changed = (await s.clients.find(id))!
+  t.not(changed.fingerprint, first.fingerprint)
+  t.equal(changes().length, 1, 'SEC-23: logged once')
+  const entry = changes()[0]!
+  t.equal(entry.level, 'warn')
+  t.match(entry.obj, { clientId: id, host: 'a.example.org', changed: ['redirect_uris', 'jwks_uri'] })
+  t.notMatch(JSON.stringify(entry.obj), /evil|jwks-2/, 'member names only, never their values')
+
+  await s.clients.find(id)
+  t.equal(changes().length, 1, 'the same document again: no new event')
+})
+
+t.test('SEC-23: the last fingerprint is shared through the store, so another replica reports the change', async (t) => {
+  const id = 'https://a.example.org/client'
+  const docs: Record<string, unknown> = { [id]: { client_id: id, redirect_uris: ['https://a.example.org/cb'] } }
+  const one = setup({ cache: { enabled: false } }, docs)
+  await one.clients.find(id)
+  const two = new CimdClients({ config: loadConfigObject({ ...base, cimd: { enabled: true, trust: { any: true }, cache: { enabled: false } } }, 't').cimd, store: one.store, fetcher: one.fetcher, selfOrigin: 'https://gw.example.net', log: { info: () => {}, warn: (o, msg) => one.logged.push({ level: 'warn', msg, obj: o as Record<string, unknown> }) } })
+  docs[id] = { client_id: id, redirect_uris: ['https://a.example.org/cb'], scope: 'mcp admin' }
+  await two.find(id)
+  t.match(one.logged.find((l) => l.msg === 'cimd document changed')?.obj, { changed: ['scope'] })
 })

@@ -172,8 +172,9 @@ function suite(t: Test, store: () => Promise<Json | undefined>) {
     t.equal(conf.body.client_secret_expires_at, 0)
     const stored = (await gw.gateway.store.get(`registered-client:${conf.body.client_id}`))!
     t.notMatch(stored, conf.body.client_secret, 'the secret is stored hashed')
-    const introspect = (secret: string) =>
-      fetch(`${gw.origin}/oauth/introspect`, {
+    // Revocation authenticates the client and answers 200 for any token (RFC 7009 §2.2).
+    const revoke = (secret: string) =>
+      fetch(`${gw.origin}/oauth/revoke`, {
         method: 'POST',
         headers: {
           'content-type': 'application/x-www-form-urlencoded',
@@ -181,8 +182,17 @@ function suite(t: Test, store: () => Promise<Json | undefined>) {
         },
         body: 'token=nothing',
       })
-    t.equal((await introspect(conf.body.client_secret)).status, 200, 'the issued secret authenticates')
-    t.equal((await introspect(conf.body.client_secret.slice(0, -1) + 'A')).status, 401, 'another does not')
+    t.equal((await revoke(conf.body.client_secret)).status, 200, 'the issued secret authenticates')
+    t.equal((await revoke(conf.body.client_secret.slice(0, -1) + 'A')).status, 401, 'another does not')
+    const introspection = await fetch(`${gw.origin}/oauth/introspect`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(`${conf.body.client_id}:${conf.body.client_secret}`).toString('base64')}`,
+      },
+      body: 'token=nothing',
+    })
+    t.equal(introspection.status, 401, 'INT-01: a self-registered client may not introspect (no token scanning)')
     t.notMatch(gw.logText(), conf.body.client_secret, 'the secret is not logged')
     const read = await fetch(conf.body.registration_client_uri, { headers: { authorization: `Bearer ${conf.body.registration_access_token}` } })
     const info = (await read.json()) as Json

@@ -8,9 +8,13 @@
  *    well-typed members, an acceptable auth method, `jwks` xor `jwks_uri`.
  * 2. `validateEffective`: the result of the policy, which is what the gateway uses: everything
  *    of stage 1 again, non-empty `redirect_uris` (https or http loopback), and grant types,
- *    response types and auth method the gateway supports.
+ *    response types and auth method the gateway supports; for `private_key_jwt`, a key source
+ *    (SEC-33), a `jwks_uri` under the client id URL rules (SEC-09, SEC-32) and a signing
+ *    algorithm from the allow-list.
  */
 import { isLoopbackHost } from '../../config/loopback.js'
+import { keySetProblem } from './public-keys.js'
+import { checkClientIdUrl, type UrlRulesOptions } from './url-rules.js'
 
 export class DocumentError extends Error {
   override readonly name = 'DocumentError'
@@ -24,10 +28,19 @@ export class DocumentError extends Error {
 }
 
 export const SUPPORTED_GRANT_TYPES = ['authorization_code', 'refresh_token'] as const
-export const SUPPORTED_AUTH_METHODS = ['none'] as const
+export const SUPPORTED_AUTH_METHODS = ['none', 'private_key_jwt'] as const
 const SHARED_SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'client_secret_jwt'])
-const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k', 'oth']
 const MAX_NAME = 200
+
+/** What stage 2 checks against the gateway's configuration. */
+export interface EffectiveRules {
+  /** cimd.privateKeyJwt.algorithms: token_endpoint_auth_signing_alg must be one of them. */
+  assertionAlgorithms: readonly string[]
+  /** The client id URL rules, applied to jwks_uri too (same https, host and IP-literal rules). */
+  urlRules: UrlRulesOptions
+  /** The gateway's own origin: a jwks_uri there is refused like a client id there (SEC-05). */
+  selfOrigin: string
+}
 
 export type Metadata = Record<string, unknown>
 
@@ -59,7 +72,7 @@ export function validateDocument(doc: Metadata, clientId: string): void {
   stringArray(doc, 'redirect_uris')
   stringArray(doc, 'grant_types')
   stringArray(doc, 'response_types')
-  for (const field of ['client_name', 'scope', 'client_uri', 'logo_uri', 'tos_uri', 'policy_uri', 'jwks_uri', 'token_endpoint_auth_method']) {
+  for (const field of ['client_name', 'scope', 'client_uri', 'logo_uri', 'tos_uri', 'policy_uri', 'jwks_uri', 'token_endpoint_auth_method', 'token_endpoint_auth_signing_alg']) {
     if (Object.hasOwn(doc, field) && typeof doc[field] !== 'string') throw new DocumentError(field, 'must be a string')
   }
   if (typeof doc.client_name === 'string' && doc.client_name.length > MAX_NAME) {
@@ -79,7 +92,7 @@ export function validateDocument(doc: Metadata, clientId: string): void {
 }
 
 /** Stage 2: the effective metadata (after the policy), what the gateway will enforce. */
-export function validateEffective(meta: Metadata, clientId: string): void {
+export function validateEffective(meta: Metadata, clientId: string, rules: EffectiveRules): void {
   validateDocument(meta, clientId)
   const redirectUris = stringArray(meta, 'redirect_uris')
   if (!redirectUris || redirectUris.length === 0) throw new DocumentError('redirect_uris', 'must list at least one redirect URI')
@@ -87,12 +100,10 @@ export function validateEffective(meta: Metadata, clientId: string): void {
     if (!isCimdRedirectUri(uri)) throw new DocumentError('redirect_uris', 'must be https or http on a loopback host, without fragment or user name')
   })
   const method = (meta.token_endpoint_auth_method as string | undefined) ?? 'none'
-  if (method === 'private_key_jwt') {
-    throw new DocumentError('token_endpoint_auth_method', 'private_key_jwt is not supported by this gateway yet')
-  }
   if (!(SUPPORTED_AUTH_METHODS as readonly string[]).includes(method)) {
     throw new DocumentError('token_endpoint_auth_method', 'must be none or private_key_jwt')
   }
+  if (method === 'private_key_jwt') checkKeySource(meta, rules)
   const grants = grantTypesOf(meta)
   const unsupported = grants.filter((g) => !(SUPPORTED_GRANT_TYPES as readonly string[]).includes(g))
   if (unsupported.length > 0) {
@@ -129,13 +140,30 @@ function stringArray(doc: Metadata, field: string): string[] | undefined {
 }
 
 function checkPublicJwks(jwks: unknown): void {
-  const keys = jwks !== null && typeof jwks === 'object' ? (jwks as { keys?: unknown }).keys : undefined
-  if (!Array.isArray(keys)) throw new DocumentError('jwks', 'must be a JWK Set ({"keys": [...]})')
-  for (const key of keys) {
-    if (key === null || typeof key !== 'object' || Array.isArray(key)) throw new DocumentError('jwks', 'holds something that is not a key')
-    if (PRIVATE_JWK_MEMBERS.some((m) => Object.hasOwn(key, m))) {
-      throw new DocumentError('jwks', 'holds private or symmetric key material (CIMD §4.1)')
-    }
+  const problem = keySetProblem(jwks)
+  if (problem !== undefined) throw new DocumentError('jwks', problem)
+}
+
+/**
+ * private_key_jwt needs keys to check assertions with (SEC-33: the draft is silent, WG issue
+ * #100; refused rather than accepted as a client that can never authenticate). A jwks_uri is
+ * fetched later with the document's fetcher, so it must pass the same URL rules as a client id
+ * now (SEC-09, CIMD-42), and must not point at the gateway itself.
+ */
+function checkKeySource(meta: Metadata, rules: EffectiveRules): void {
+  const jwks = meta.jwks as { keys?: unknown[] } | undefined
+  if (jwks === undefined && meta.jwks_uri === undefined) {
+    throw new DocumentError('token_endpoint_auth_method', 'private_key_jwt needs jwks or jwks_uri (SEC-33)')
+  }
+  if (jwks !== undefined && (jwks.keys ?? []).length === 0) throw new DocumentError('jwks', 'holds no keys, so private_key_jwt cannot work (SEC-33)')
+  if (typeof meta.jwks_uri === 'string') {
+    const checked = checkClientIdUrl(meta.jwks_uri, rules.urlRules)
+    if (!checked.ok) throw new DocumentError('jwks_uri', `breaks the URL rule ${checked.rule}`)
+    if (checked.url.origin === rules.selfOrigin) throw new DocumentError('jwks_uri', 'points at the gateway itself')
+  }
+  const alg = meta.token_endpoint_auth_signing_alg
+  if (alg !== undefined && !rules.assertionAlgorithms.includes(alg as string)) {
+    throw new DocumentError('token_endpoint_auth_signing_alg', `must be one of ${rules.assertionAlgorithms.join(', ')}`)
   }
 }
 

@@ -19,6 +19,7 @@ import { lookup as dnsLookup } from 'node:dns/promises'
 import { isIP, type LookupFunction } from 'node:net'
 import ipaddr from 'ipaddr.js'
 import { Agent, buildConnector, request } from 'undici'
+import { withSpan } from '../../tracing/span.js'
 
 export type FetchErrorKind =
   | 'not_allowed_address'
@@ -190,7 +191,7 @@ export class SafeFetcher {
     const signal = AbortSignal.timeout(this.#options.timeoutMs)
     await this.#acquire(signal)
     try {
-      return await this.#fetch(url, maxBytes, signal)
+      return await withSpan('cimd.fetch', undefined, () => this.#fetch(url, maxBytes, signal), 'client')
     } catch (err) {
       throw classify(err, signal)
     } finally {

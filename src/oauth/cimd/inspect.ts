@@ -8,11 +8,16 @@
  * document, nor a failure there its negative cache. What the gateway would have cached is shown
  * as such. The fetch runs under the configured rules (same byte cap, timeouts, address checks,
  * development switches); TLS trust is this process's (system store and NODE_EXTRA_CA_CERTS).
+ *
+ * For a private_key_jwt client it also shows where the keys come from and their kids: inline
+ * keys as they are, a jwks_uri fetched under the same rules (its own byte cap), read-only too.
  */
 import type { GatewayConfig } from '../../config/load.js'
 import type { Store } from '../../store/store.js'
 import type { OAuthClient } from '../clients.js'
 import type { FetchedJson } from './fetch.js'
+import { ClientKeySets, KeySetError } from './jwks.js'
+import { FetchRateLimiter } from './rate-limit.js'
 import { CimdClients, CimdRefusal, type CimdFetcher, type TraceStep } from './resolve.js'
 import { looksLikeUrlClientId } from './url-rules.js'
 
@@ -67,10 +72,14 @@ export async function inspectClientId(
   const fetcher: CimdFetcher = {
     fetchJson: async (url) => (fetched = await deps.fetcher.fetchJson(url)),
   }
+  const store = readOnlyStore(deps.store)
+  // The read-only store counts nothing, so inspecting never uses up the deployment's fetch limit.
+  const limiter = new FetchRateLimiter(store, cimd.fetchRateLimit)
   const clients = new CimdClients({
     config: cimd,
-    store: readOnlyStore(deps.store),
+    store,
     fetcher,
+    limiter,
     selfOrigin: new URL(config.issuer).origin,
   })
   const trace: TraceStep[] = []
@@ -110,5 +119,21 @@ export async function inspectClientId(
   lines.push(row('', `redirect_uris: ${c.redirectUris.join(' ')}`))
   lines.push(row('', `grant_types: ${c.grantTypes.join(' ')}`))
   lines.push(row('', `token_endpoint_auth_method: ${c.authMethod}`))
+  if (c.keys) {
+    const keySets = new ClientKeySets({ config: cimd, store, fetcher: deps.fetcher, limiter })
+    if ('jwks' in c.keys) lines.push(row('keys', `jwks in the document`))
+    else lines.push(row('keys', `jwks_uri ${c.keys.jwksUri}`))
+    if (c.signingAlg !== undefined) lines.push(row('', `token_endpoint_auth_signing_alg: ${c.signingAlg}`))
+    try {
+      const keys = await keySets.keys(c.clientId, c.keys)
+      const kids = keys.map((k) => `${k.kid ?? '(no kid)'} ${k.kty}${typeof k.crv === 'string' ? `/${k.crv}` : ''}${typeof k.alg === 'string' ? ` ${k.alg}` : ''}`)
+      lines.push(row('', `${keys.length} key(s): ${kids.join(', ') || 'none'}`))
+    } catch (err) {
+      if (!(err instanceof KeySetError)) throw err
+      // The client itself is valid; assertions would fail until the key set can be read.
+      lines.push(row('', `KEY SET NOT USABLE (${err.check}): ${err.detail}`))
+    }
+  }
+  if (c.fingerprint !== undefined) lines.push(row('', `fingerprint: ${c.fingerprint} (display ${c.displayFingerprint})`))
   return { accepted: cimd.enabled, lines }
 }

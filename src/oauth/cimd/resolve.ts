@@ -14,7 +14,13 @@
  * Expires headers give, clamped to the configured bounds. Only documents whose effective client
  * was valid are cached; failures go to a separate short negative record that never holds a
  * client. The policy is applied again on every read, so a changed policy takes effect at once.
+ *
+ * Fetches are counted per client-id host (SEC-14) before they happen; cache hits and callers
+ * joining a fetch in flight are not. After every fetch the document's security and display
+ * fingerprints are compared with the last ones seen (SEC-23); a changed security member is
+ * logged as `cimd document changed`, naming the members, never their values.
  */
+import type { AuditTrail, ClientRefusalReason } from '../../audit/events.js'
 import { createHash } from 'node:crypto'
 import type { CimdConfig } from '../../config/cimd-schema.js'
 import { PublicError } from '../../errors.js'
@@ -23,9 +29,32 @@ import { applyMetadataPolicy, type MetadataPolicy } from '../../policy/metadata-
 import { storeKeys } from '../../store/keys.js'
 import type { Store } from '../../store/store.js'
 import type { ClientRegistry, OAuthClient } from '../clients.js'
-import { DocumentError, grantTypesOf, parseDocument, validateDocument, validateEffective, type Metadata } from './document.js'
+import { DocumentError, grantTypesOf, parseDocument, validateDocument, validateEffective, type EffectiveRules, type Metadata } from './document.js'
 import { FetchError, type FetchedJson } from './fetch.js'
+import { DISPLAY_MEMBERS, fingerprintsOf, type Fingerprints } from './fingerprint.js'
+import type { ClientKeySource } from './jwks.js'
+import type { PublicKeySet } from './public-keys.js'
+import { FetchRateLimiter } from './rate-limit.js'
 import { checkClientIdUrl, looksLikeUrlClientId } from './url-rules.js'
+
+/** The audit trail's bounded refusal reason for a step and rule. */
+function refusalReason(step: CimdStep, rule: string): ClientRefusalReason {
+  if (rule === 'cimd.fetchRateLimit') return 'rate_limited'
+  switch (step) {
+    case 'url':
+      return 'url_rule'
+    case 'trust':
+      return 'trust_policy'
+    case 'cache':
+      return 'negative_cache'
+    case 'fetch':
+      return 'fetch_error'
+    case 'document':
+      return 'invalid_document'
+    case 'policy':
+      return 'metadata_policy'
+  }
+}
 
 export type CimdStep = 'url' | 'trust' | 'cache' | 'fetch' | 'document' | 'policy'
 
@@ -44,7 +73,8 @@ export class CimdRefusal extends PublicError {
 }
 
 export interface CimdFetcher {
-  fetchJson(url: string): Promise<FetchedJson>
+  /** `maxBytes` overrides the fetcher's document cap (key sets are larger). */
+  fetchJson(url: string, limits?: { maxBytes?: number }): Promise<FetchedJson>
 }
 
 export interface CimdLog {
@@ -59,7 +89,11 @@ export interface CimdClientsOptions {
   /** The gateway's own origin: a client id there is refused (SEC-05). */
   selfOrigin: string
   log?: CimdLog
+  /** Records resolutions, refusals and document changes (absent for `gatehouse cimd inspect`). */
+  audit?: AuditTrail
   now?: () => number
+  /** The per-host fetch limit, shared with the key sets; built from config.fetchRateLimit when absent. */
+  limiter?: FetchRateLimiter
 }
 
 /** One step of a resolution, for `gatehouse cimd inspect` and tests. */
@@ -82,14 +116,30 @@ interface CachedFailure {
   description: string
 }
 
+interface SeenFingerprints extends Fingerprints {
+  clientId: string
+}
+
+/** How long the last fingerprint of a document is remembered: as long as a default consent or grant. */
+const FINGERPRINT_TTL_MS = 30 * 24 * 3600 * 1000
+
 const keyOf = (clientId: string) => createHash('sha256').update(clientId, 'utf8').digest('base64url')
 
 export class CimdClients implements ClientRegistry {
   readonly #inflight = new Map<string, Promise<Metadata>>()
   readonly #now: () => number
+  readonly #limiter: FetchRateLimiter
+  readonly #rules: EffectiveRules
 
   constructor(private readonly options: CimdClientsOptions) {
     this.#now = options.now ?? Date.now
+    this.#limiter = options.limiter ?? new FetchRateLimiter(options.store, options.config.fetchRateLimit)
+    const { config } = options
+    this.#rules = {
+      assertionAlgorithms: config.privateKeyJwt.algorithms,
+      urlRules: config,
+      selfOrigin: options.selfOrigin,
+    }
   }
 
   /** Undefined for ids that are not URL-shaped (other sources own them) or when CIMD is off. */
@@ -131,6 +181,7 @@ export class CimdClients implements ClientRegistry {
         const failure = failed === undefined ? undefined : (JSON.parse(failed) as CachedFailure)
         if (failure && failure.clientId === clientId) {
           trace.push({ step: 'cache', outcome: `recent failure remembered (${failure.step}: ${failure.rule})` })
+          this.options.audit?.record({ type: 'client.refused', clientId, reason: 'negative_cache', rule: failure.rule })
           throw new CimdRefusal(failure.step, failure.rule, failure.description, 'negative cache')
         }
         trace.push({ step: 'cache', outcome: 'not cached' })
@@ -138,12 +189,18 @@ export class CimdClients implements ClientRegistry {
     } else {
       trace.push({ step: 'cache', outcome: 'cache disabled: fetching' })
     }
+    const cache = document === undefined ? 'fetched' : 'hit'
     document ??= await this.#fetchOnce(clientId, host, trace)
     const effective = this.#effective(clientId, document, trace)
-    return toClient(clientId, host, effective)
+    this.options.audit?.record({ type: 'client.resolved', clientId, source: 'cimd', cache })
+    return toClient(clientId, host, document, effective)
   }
 
-  /** Removes the cached document and failure of one client id, or every CIMD cache record; returns how many records were removed. */
+  /**
+   * Removes the cached document, failure and key sets of one client id, or every CIMD cache
+   * record; returns how many records were removed. Fingerprints (change detection) and fetch
+   * counters (rate limit) are not cache and stay.
+   */
   async purge(clientId?: string): Promise<number> {
     const { store } = this.options
     if (clientId !== undefined) {
@@ -152,10 +209,15 @@ export class CimdClients implements ClientRegistry {
       for (const key of [storeKeys.cimdDocument(keyOf(clientId)), storeKeys.cimdFailure(keyOf(clientId))]) {
         if ((await store.take(key)) !== undefined) n++
       }
+      // Key sets are keyed by client id and jwks_uri: found by the id each record repeats.
+      for await (const key of store.keys(storeKeys.cimdJwks(''))) {
+        const record = await store.get(key)
+        if (record !== undefined && (JSON.parse(record) as { clientId?: string }).clientId === clientId && (await store.take(key)) !== undefined) n++
+      }
       return n
     }
     let n = 0
-    for (const prefix of [storeKeys.cimdDocument(''), storeKeys.cimdFailure('')]) {
+    for (const prefix of [storeKeys.cimdDocument(''), storeKeys.cimdFailure(''), storeKeys.cimdJwks('')]) {
       for await (const key of store.keys(prefix)) {
         await store.delete(key)
         n++
@@ -178,6 +240,18 @@ export class CimdClients implements ClientRegistry {
 
   async #fetchAndValidate(clientId: string, host: string, trace: TraceStep[]): Promise<Metadata> {
     const { config, store } = this.options
+    const admission = await this.#limiter.admit(host)
+    if (!admission.admitted) {
+      // SEC-14: refused without a fetch; not negative-cached, the window itself says when to retry.
+      throw this.#refuse(
+        clientId,
+        trace,
+        'fetch',
+        'cimd.fetchRateLimit',
+        `the gateway fetched metadata for applications hosted at ${host} too often; try again in ${admission.retryAfterSeconds} s`,
+        `${admission.count} fetches in the window`,
+      )
+    }
     let fetched: FetchedJson
     try {
       fetched = await this.options.fetcher.fetchJson(clientId)
@@ -192,8 +266,7 @@ export class CimdClients implements ClientRegistry {
     try {
       document = parseDocument(fetched.text)
       validateDocument(document, clientId)
-      const effective = this.#applyPolicy(document)
-      validateEffective(effective, clientId)
+      this.#validateEffective(document, this.#applyPolicy(document), clientId)
     } catch (err) {
       if (err instanceof DocumentError) {
         throw await this.#fail(clientId, trace, 'document', err.field, `the metadata document of this application (at ${host}) is not acceptable: ${err.field} ${err.reason}`)
@@ -204,6 +277,7 @@ export class CimdClients implements ClientRegistry {
       throw err
     }
     trace.push({ step: 'document', outcome: 'valid' })
+    await this.#compareFingerprints(clientId, host, document)
     if (config.cache.enabled) {
       const lifetime = cacheLifetimeSeconds(fetched, config.cache, this.#now())
       if (lifetime > 0) {
@@ -229,7 +303,7 @@ export class CimdClients implements ClientRegistry {
     const host = new URL(clientId).host
     try {
       const effective = this.#applyPolicy(document)
-      validateEffective(effective, clientId)
+      this.#validateEffective(document, effective, clientId)
       trace.push({ step: 'policy', outcome: `effective grant_types ${grantTypesOf(effective).join(' ')}` })
       return effective
     } catch (err) {
@@ -244,9 +318,56 @@ export class CimdClients implements ClientRegistry {
     }
   }
 
+  /**
+   * Stage 2 of the validation, plus the one rule that needs both stages: a document that declares
+   * private_key_jwt stays private_key_jwt, whatever the metadata policy says (SEC-30, CIMD-38).
+   */
+  #validateEffective(document: Metadata, effective: Metadata, clientId: string): void {
+    validateEffective(effective, clientId, this.#rules)
+    if (document.token_endpoint_auth_method === 'private_key_jwt' && effective.token_endpoint_auth_method !== 'private_key_jwt') {
+      throw new DocumentError('token_endpoint_auth_method', 'private_key_jwt must not be downgraded by the metadata policy (SEC-30)')
+    }
+  }
+
+  /**
+   * SEC-23, SEC-34: the document's fingerprints against the last ones seen (kept in the store,
+   * shared by replicas). A changed security member is a warning naming the members; a changed
+   * name or logo only an info line. Key rotation behind a jwks_uri does not change anything here.
+   */
+  async #compareFingerprints(clientId: string, host: string, document: Metadata): Promise<void> {
+    const { store, log } = this.options
+    const now = fingerprintsOf(document)
+    const key = storeKeys.cimdFingerprint(keyOf(clientId))
+    const text = await store.get(key)
+    const seen = text === undefined ? undefined : (JSON.parse(text) as SeenFingerprints)
+    if (seen && seen.clientId === clientId) {
+      const changed = Object.keys({ ...seen.members, ...now.members }).filter((m) => seen.members[m] !== now.members[m])
+      const isDisplay = (m: string) => (DISPLAY_MEMBERS as readonly string[]).includes(m)
+      const security = changed.filter((m) => !isDisplay(m))
+      const display = changed.filter(isDisplay)
+      if (seen.fingerprint !== now.fingerprint) {
+        log?.warn({ clientId: clientId.slice(0, 256), host, changed: security, fingerprint: now.fingerprint, previous: seen.fingerprint }, 'cimd document changed')
+        this.options.audit?.record({ type: 'client.changed', clientId, members: security })
+      }
+      if (seen.displayFingerprint !== now.displayFingerprint) {
+        log?.info({ clientId: clientId.slice(0, 256), host, changed: display }, 'cimd document display changed')
+      }
+    }
+    const record: SeenFingerprints = { clientId, ...now }
+    await store.set(key, JSON.stringify(record), FINGERPRINT_TTL_MS)
+  }
+
   #refuse(clientId: string, trace: TraceStep[], step: CimdStep, rule: string, description: string, detail?: string): CimdRefusal {
     trace.push({ step, outcome: `refused: ${rule}` })
     this.options.log?.warn({ clientId: clientId.slice(0, 256), step, rule, ...(detail !== undefined && { detail }) }, 'cimd client refused')
+    this.options.audit?.record({
+      type: 'client.refused',
+      // Attacker-supplied when the URL rules refuse it: bounded like the log line.
+      clientId: clientId.slice(0, 256),
+      reason: refusalReason(step, rule),
+      rule,
+      ...((step === 'document' || step === 'policy') && { field: rule.replace(/^cimd\.metadataPolicy\./, '') }),
+    })
     return new CimdRefusal(step, rule, description, detail)
   }
 
@@ -308,17 +429,29 @@ export function cacheLifetimeSeconds(
 
 const UNSAFE_TEXT = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g
 
-function toClient(clientId: string, host: string, meta: Metadata): OAuthClient {
+/** The client the gateway enforces (the effective metadata), fingerprinted as published (the document). */
+function toClient(clientId: string, host: string, document: Metadata, meta: Metadata): OAuthClient {
   const name = typeof meta.client_name === 'string' ? meta.client_name.replace(UNSAFE_TEXT, '').trim() : ''
+  const privateKeyJwt = meta.token_endpoint_auth_method === 'private_key_jwt'
+  const keys: ClientKeySource | undefined = !privateKeyJwt
+    ? undefined
+    : meta.jwks !== undefined
+      ? { jwks: meta.jwks as PublicKeySet }
+      : { jwksUri: meta.jwks_uri as string }
+  const { fingerprint, displayFingerprint } = fingerprintsOf(document)
   return {
     clientId,
     // OQ-03: a missing name shows the verified host instead.
     name: name || host,
     redirectUris: Object.freeze([...(meta.redirect_uris as string[])]),
-    authMethod: 'none',
+    authMethod: privateKeyJwt ? 'private_key_jwt' : 'none',
     grantTypes: Object.freeze(grantTypesOf(meta)),
     source: 'cimd',
     verifiedAs: `client id hosted at ${host}`,
+    ...(keys && { keys }),
+    ...(privateKeyJwt && typeof meta.token_endpoint_auth_signing_alg === 'string' && { signingAlg: meta.token_endpoint_auth_signing_alg }),
+    fingerprint,
+    displayFingerprint,
     verifySecret: () => false,
   }
 }
