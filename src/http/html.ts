@@ -15,8 +15,8 @@ ul.scopes{padding-left:1.2rem}ul.scopes li{margin:.25rem 0}.new{font-weight:600}
 .warning{background:var(--warn-bg);border:1px solid var(--warn-line);border-radius:8px;padding:.75rem;margin:1rem 0}
 .error{color:var(--err)}label{display:block;margin:.75rem 0 .25rem;font-weight:600}
 input[type=text],input[type=password]{width:100%;padding:.6rem;border:1px solid var(--field);border-radius:6px;background:var(--bg);color:var(--fg);font:inherit}
-.actions{display:flex;gap:.75rem;margin-top:1.5rem}button{font:inherit;padding:.6rem 1.2rem;border-radius:6px;border:1px solid var(--field);background:var(--card);color:var(--fg);cursor:pointer}
-button.primary{background:var(--btn);border-color:var(--btn);color:#fff}button:focus-visible,input:focus-visible{outline:3px solid var(--accent);outline-offset:2px}
+.actions{display:flex;gap:.75rem;margin-top:1.5rem}button,a.button{font:inherit;padding:.6rem 1.2rem;border-radius:6px;border:1px solid var(--field);background:var(--card);color:var(--fg);cursor:pointer;text-decoration:none;display:inline-block}
+button.primary{background:var(--btn);border-color:var(--btn);color:#fff}button:focus-visible,a.button:focus-visible,input:focus-visible{outline:3px solid var(--accent);outline-offset:2px}
 @media (max-width:32rem){main{margin:0;border:0;border-radius:0;padding:1.5rem 1.25rem}dl{grid-template-columns:1fr;gap:0}dt{margin-top:.5rem}}
 `
 

@@ -9,7 +9,7 @@ import type { Identity } from './provider.js'
 
 export interface LoginSession {
   identity: Identity
-  /** Seconds since the epoch. */
+  /** When the person authenticated (at the IdP: its `auth_time`), seconds since the epoch. */
   authTime: number
 }
 
@@ -20,9 +20,9 @@ export class LoginSessions {
   ) {}
 
   /** Starts a session; returns the id for the cookie. */
-  async create(identity: Identity): Promise<string> {
+  async create(identity: Identity, authTime = Math.floor(Date.now() / 1000)): Promise<string> {
     const id = randomBytes(32).toString('base64url')
-    const session: LoginSession = { identity, authTime: Math.floor(Date.now() / 1000) }
+    const session: LoginSession = { identity, authTime }
     await this.store.set(storeKeys.loginSession(hash(id)), JSON.stringify(session), this.ttlSeconds * 1000)
     return id
   }
@@ -34,8 +34,14 @@ export class LoginSessions {
   }
 
   async end(id: string): Promise<void> {
+    if (id.length > 100) return
     await this.store.delete(storeKeys.loginSession(hash(id)))
   }
+}
+
+/** Whether a login is recent enough to reuse (login.session.maxAgeSeconds; undefined: any age). */
+export function isFresh(session: LoginSession, maxAgeSeconds: number | undefined, nowSeconds = Date.now() / 1000): boolean {
+  return maxAgeSeconds === undefined || nowSeconds - session.authTime <= maxAgeSeconds
 }
 
 export function hash(secret: string): string {

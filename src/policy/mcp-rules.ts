@@ -7,6 +7,7 @@
  * from mirrored headers (MCPT-14).
  */
 import type { PolicyRuleConfig } from '../config/schema.js'
+import { usersMatch } from './access-rules.js'
 
 /** The caller, as far as the token tells. */
 export interface Caller {
@@ -82,17 +83,6 @@ export class McpPolicy {
       ? { allowed: true, rule }
       : { allowed: false, reason: 'insufficient_scope', rule, needed }
   }
-}
-
-function usersMatch(users: NonNullable<PolicyRuleConfig['users']>, caller: Caller): boolean {
-  const email = caller.email?.toLowerCase()
-  const groups = new Set(caller.groups ?? [])
-  if (users.subjects && !users.subjects.includes(caller.sub)) return false
-  if (users.emails && (!email || !users.emails.some((e) => e.toLowerCase() === email))) return false
-  if (users.emailDomains && (!email || !users.emailDomains.some((d) => email.endsWith(`@${d.toLowerCase()}`)))) return false
-  if (users.groupsAnyOf && !users.groupsAnyOf.some((g) => groups.has(g))) return false
-  if (users.groupsAllOf && !users.groupsAllOf.every((g) => groups.has(g))) return false
-  return true
 }
 
 /** `*` matches any run of characters (slashes included); everything else is literal. */

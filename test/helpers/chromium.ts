@@ -25,6 +25,12 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
 ] as const
 
+/**
+ * No host name but localhost resolves: a page that references a public host (oidc-provider's
+ * development pages import a web font) cannot make the browser look it up or reach it.
+ */
+export const NO_NAME_RESOLUTION = '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1'
+
 /** Skips the test with `<reason>: browser suites skipped`, or fails it when Chromium is required. */
 export function chromiumUnavailable(t: Test, reason: string): void {
   if (requireChromium) t.fail(`Chromium is required (GATEHOUSE_REQUIRE_CHROMIUM=1) but ${reason}`)
@@ -45,9 +51,10 @@ export function chromiumPath(): string | undefined {
 /**
  * A freshly launched headless Chromium (its own temporary profile, removed on close), closed
  * at teardown; undefined (test skipped or failed as above) when no executable is found. A
- * browser that is there but does not start is an error, not a skip.
+ * browser that is there but does not start is an error, not a skip. `extraArgs` add flags
+ * (e.g. NO_NAME_RESOLUTION for pages of other parties that reference public hosts).
  */
-export async function chromiumForTests(t: Test): Promise<Browser | undefined> {
+export async function chromiumForTests(t: Test, options: { extraArgs?: readonly string[] } = {}): Promise<Browser | undefined> {
   const executablePath = chromiumPath()
   if (!executablePath) {
     const where = process.env.GATEHOUSE_CHROMIUM ? `GATEHOUSE_CHROMIUM=${process.env.GATEHOUSE_CHROMIUM}` : '/usr/bin/chromium'
@@ -57,7 +64,7 @@ export async function chromiumForTests(t: Test): Promise<Browser | undefined> {
   const browser = await chromium.launch({
     executablePath,
     headless: true,
-    args: [...CHROMIUM_ARGS],
+    args: [...CHROMIUM_ARGS, ...(options.extraArgs ?? [])],
     timeout: 30_000,
   })
   t.teardown(() => browser.close())
