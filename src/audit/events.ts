@@ -1,0 +1,101 @@
+/**
+ * The audit trail's vocabulary: one event per security decision, with a stable schema
+ * (documented in docs/audit-events.md). Events carry identifiers and outcomes, never secrets,
+ * tokens, passwords or attacker-supplied text beyond the identifiers themselves.
+ *
+ * Adding a member to an event is compatible; renaming or removing one is a breaking change of
+ * the published schema.
+ */
+
+/** Why a metadata-document client was refused; bounded, so it can label a metric. */
+export type ClientRefusalReason =
+  | 'url_rule'
+  | 'trust_policy'
+  | 'fetch_error'
+  | 'invalid_document'
+  | 'metadata_policy'
+  | 'rate_limited'
+  | 'negative_cache'
+
+export type AuditEvent =
+  | { type: 'login.succeeded'; sub: string; provider: string }
+  | { type: 'login.failed'; provider: string; reason: 'bad_credentials' | 'idp_error' | 'idp_unreachable' | 'cancelled' | 'invalid_state' }
+  | { type: 'access.refused'; sub: string; provider: string; resource: string }
+  | { type: 'consent.granted'; sub: string; clientId: string; resource: string; scopes: readonly string[]; remembered: boolean }
+  | { type: 'consent.denied'; sub?: string; clientId: string; resource: string }
+  | { type: 'client.resolved'; clientId: string; source: 'cimd'; cache: 'hit' | 'fetched' }
+  | { type: 'client.refused'; clientId: string; reason: ClientRefusalReason; rule?: string; field?: string }
+  | { type: 'client.changed'; clientId: string; members: readonly string[] }
+  | { type: 'client.registered'; clientId: string; authMethod: string }
+  | { type: 'client.registration_refused'; reason: 'invalid_metadata' | 'invalid_redirect_uri' | 'unauthorized' | 'rate_limited' | 'capacity' }
+  | { type: 'client.deleted'; clientId: string; by: 'client' | 'operator' }
+  | { type: 'code.issued'; sub: string; clientId: string; resource: string; grantId: string; scopes: readonly string[] }
+  | { type: 'code.replayed'; clientId: string; grantId: string }
+  | {
+      type: 'token.issued'
+      grantType: 'authorization_code' | 'refresh_token'
+      sub: string
+      clientId: string
+      resource: string
+      grantId: string
+      scopes: readonly string[]
+    }
+  | { type: 'token.refused'; grantType: string; clientId?: string; error: string }
+  | { type: 'refresh.reused'; clientId: string; grantId: string }
+  | { type: 'grant.revoked'; grantId: string; by: 'client' | 'operator' | 'code_replay' | 'refresh_reuse' | 'access_rules' }
+  | { type: 'bearer.refused'; resource: string; reason: 'missing' | 'invalid' | 'expired' | 'audience' | 'malformed' }
+  | {
+      type: 'mcp.decision'
+      resource: string
+      sub: string
+      clientId: string | undefined
+      method: string
+      name?: string
+      decision: 'allow' | 'deny'
+      reason?: string
+      rule: string
+      arguments?: unknown
+    }
+  | { type: 'rate_limited'; limit: string; scope: 'address' | 'client' | 'subject' | 'host' }
+
+export type AuditEventType = AuditEvent['type']
+
+/** Where the event happened, added by the trail from the request when there is one. */
+export interface AuditContext {
+  requestId?: string
+  /** The client address as the gateway sees it (after trustProxy). */
+  address?: string
+}
+
+export type AuditListener = (event: AuditEvent, context: AuditContext) => void
+
+/**
+ * Records security events. The sink writes them (see audit/sink.ts); listeners (metrics)
+ * observe them. Recording never throws into the caller: an audit failure must not turn a
+ * decision into a 500.
+ */
+export class AuditTrail {
+  readonly #listeners: AuditListener[] = []
+
+  constructor(private readonly write: AuditListener = () => {}) {}
+
+  onEvent(listener: AuditListener): void {
+    this.#listeners.push(listener)
+  }
+
+  record(event: AuditEvent, context: AuditContext = {}): void {
+    // Each observer on its own: a failing sink must not stop the metrics, nor the reverse.
+    for (const observe of [this.write, ...this.#listeners]) {
+      try {
+        observe(event, context)
+      } catch {
+        // Deliberately swallowed; see the class comment.
+      }
+    }
+  }
+}
+
+/** The context of a Fastify request, without importing Fastify here. */
+export function contextOf(request: { id: string; ip: string }): AuditContext {
+  return { requestId: request.id, address: request.ip }
+}
