@@ -126,9 +126,9 @@ every session, code and grant between pods that cannot see each other's.
 {{- if not (kindIs "map" .Values.config) -}}
 {{- fail "config must be a map: the gateway configuration (gatehouse.yaml) as YAML." -}}
 {{- end -}}
-{{- range $key := list "listen" "store" "keys" -}}
+{{- range $key := list "listen" "store" "keys" "metrics" -}}
 {{- if hasKey $.Values.config $key -}}
-{{- fail (printf "config.%s is written by the chart; use the chart values instead (listen: containerPort and listenHost; store: store.* and redis.*; keys: signingKeys.*)." $key) -}}
+{{- fail (printf "config.%s is written by the chart; use the chart values instead (listen: containerPort and listenHost; store: store.* and redis.*; keys: signingKeys.*; metrics: metrics.enabled, metrics.port and metrics.path)." $key) -}}
 {{- end -}}
 {{- end -}}
 {{- if not .Values.config.publicUrl -}}
@@ -163,6 +163,9 @@ every session, code and grant between pods that cannot see each other's.
 {{- if le (int .) (add $grace (int $.Values.preStopSleepSeconds)) -}}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must be above preStopSleepSeconds (%d) + config.shutdown.graceSeconds (%d), or Kubernetes kills Gatehouse before it has drained its requests." (int .) (int $.Values.preStopSleepSeconds) $grace) -}}
 {{- end -}}
+{{- end -}}
+{{- if and .Values.metrics.enabled (eq (int .Values.metrics.port) (int .Values.containerPort)) -}}
+{{- fail (printf "metrics.port (%d) must differ from containerPort: metrics have a listener of their own, so the network can keep them private." (int .Values.metrics.port)) -}}
 {{- end -}}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) -}}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled=true (the Service port it scrapes)." -}}
@@ -257,6 +260,10 @@ The gateway configuration: config from the values, plus listen, store and keys.
 {{- $keys = append $keys $k -}}
 {{- end -}}
 {{- $_ := set $cfg "keys" $keys -}}
+{{- if .Values.metrics.enabled -}}
+{{- /* The gateway's own metrics listener, on the port the Service, NetworkPolicy and ServiceMonitor use. */ -}}
+{{- $_ := set $cfg "metrics" (dict "enabled" true "listen" (dict "host" .Values.listenHost "port" (int .Values.metrics.port)) "path" .Values.metrics.path) -}}
+{{- end -}}
 {{- toYaml $cfg -}}
 {{- end }}
 
