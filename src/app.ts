@@ -5,15 +5,21 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
+import { AuditTrail } from './audit/events.js'
 import type { GatewayConfig } from './config/load.js'
 import { registerErrorHandling } from './http/error-handler.js'
 import { registerHealth, type HealthState } from './http/health.js'
 import { registerSecurityHeaders } from './http/security-headers.js'
 import type { Keystore } from './keys/keystore.js'
 import type { AccessTokenVerifier } from './keys/tokens.js'
+import type { GatewayMetrics } from './metrics/gateway-metrics.js'
+import { registerHttpMetrics } from './metrics/plugin.js'
+import { RouteClassifier } from './metrics/route-class.js'
 import { oauthPlugin } from './oauth/plugin.js'
 import { resourcePlugin } from './resource/plugin.js'
 import type { Store } from './store/store.js'
+import { registerRouteSpans } from './tracing/plugin.js'
+import { tracingActive } from './tracing/span.js'
 
 export interface AppDeps {
   config: GatewayConfig
@@ -23,11 +29,15 @@ export interface AppDeps {
   keystore: Keystore | undefined
   logger: Logger
   health?: HealthState
+  /** Where security decisions are recorded; main.ts builds it from `audit`. Default: recorded nowhere. */
+  audit?: AuditTrail
+  /** The gateway's metrics, when `metrics.enabled`; main.ts serves them on their own listener. */
+  metrics?: GatewayMetrics
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
-export async function buildApp({ config, store, verifier, keystore, logger, health }: AppDeps): Promise<FastifyInstance> {
+export async function buildApp({ config, store, verifier, keystore, logger, health, audit = new AuditTrail(), metrics }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // Fastify takes a hop count too, though its type declaration omits it.
@@ -53,11 +63,18 @@ export async function buildApp({ config, store, verifier, keystore, logger, heal
     request.log.info({ req: request, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime }, 'request completed')
   })
 
+  // Before every route plugin, so each route inherits the hooks. Both cost nothing when off.
+  if (metrics || tracingActive()) {
+    const routes = new RouteClassifier(config.resources, config.defaultResource?.id)
+    if (metrics) registerHttpMetrics(app, metrics, routes)
+    if (tracingActive()) registerRouteSpans(app, routes)
+  }
+
   registerErrorHandling(app)
   registerSecurityHeaders(app)
   registerHealth(app, store, health ?? { shuttingDown: false })
   const issuer = config.externalIssuer?.issuer ?? config.issuer
-  await app.register(resourcePlugin, { config, issuer, store, verifier })
-  if (keystore) await app.register(oauthPlugin, { config, store, keystore, verifier })
+  await app.register(resourcePlugin, { config, issuer, store, verifier, audit, metrics })
+  if (keystore) await app.register(oauthPlugin, { config, store, keystore, verifier, audit })
   return app
 }

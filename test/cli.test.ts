@@ -2,12 +2,13 @@
  * The `gatehouse` command as a user runs it: a real child process per call.
  */
 import { spawn } from 'node:child_process'
-import { mkdtemp, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { connectSdk1Client } from './fixtures/mcp-clients.js'
 import { Grants } from '../src/oauth/grants.js'
+import { RegisteredClients } from '../src/oauth/registered-clients.js'
 import { RedisStore } from '../src/store/redis.js'
 import { CLI, runCli } from './helpers/cli.js'
 import { freePort, startTestGateway } from './helpers/gateway.js'
@@ -34,6 +35,26 @@ t.test('check-config: valid files pass, invalid ones list every problem and exit
   t.match(res.stderr, /resources\[0\]\.path/)
   t.match(res.stderr, /resources\[0\]\.upstream/)
   t.notMatch(res.stderr, /at .*\.ts:\d+/, 'no stack trace for a user error')
+})
+
+t.test('check-config prints the redirect URI to register at each identity provider', async (t) => {
+  const file = join(dir, 'oidc.yaml')
+  await writeFile(
+    file,
+    [
+      'publicUrl: https://gw.example.com',
+      'login:',
+      '  oidc:',
+      '    - { id: corp, name: Corp SSO, issuer: "https://sso.example.com/realms/main", clientId: gatehouse, clientSecret: s3cret }',
+      'resources:',
+      '  - { id: a, name: A, path: /mcp, upstream: "http://127.0.0.1:3000/mcp", access: { emailDomains: [example.com] } }',
+      '',
+    ].join('\n'),
+  )
+  const res = await run(['check-config', file])
+  t.equal(res.code, 0, res.stderr)
+  t.match(res.stdout, /login\.oidc corp: redirect URI https:\/\/gw\.example\.com\/oauth\/callback\/corp/)
+  t.notMatch(res.stdout, /s3cret/, 'the client secret is not printed')
 })
 
 t.test('usage errors exit 2 with the usage text', async (t) => {
@@ -140,4 +161,112 @@ t.test('grants list and revoke work on the Redis store of a deployment', async (
   const refused = await run(['grants', 'list', '--config', memory])
   t.equal(refused.code, 2)
   t.match(refused.stderr, /memory store lives inside its process/)
+})
+
+t.test('grants revoke --sub / --client-id revokes every grant of a person or client, audited as operator', async (t) => {
+  const redis = await redisForTests(t)
+  if (!redis) return
+  const store = new RedisStore(redis.storeConfig(), { warn() {}, error() {} })
+  t.teardown(() => store.close())
+  const grants = new Grants(store, { codeTtlSeconds: 60, refreshTokenTtlSeconds: 3600, refreshReuseGraceSeconds: 10 })
+  const alice1 = grants.newGrant({ sub: 'static:alice', clientId: 'one', resourceId: 'a', scopes: ['mcp'] })
+  const alice2 = grants.newGrant({ sub: 'static:alice', clientId: 'two', resourceId: 'a', scopes: ['mcp'] })
+  const bob = grants.newGrant({ sub: 'static:bob', clientId: 'two', resourceId: 'a', scopes: ['mcp'] })
+  for (const g of [alice1, alice2, bob]) await grants.start(g, false)
+  const auditFile = join(dir, 'operator-audit.log')
+  const config = join(dir, 'redis-revoke.yaml')
+  await writeFile(
+    config,
+    `publicUrl: https://mcp.example.com\nstore: { type: redis, redis: { url: "${redis.url}", keyPrefix: "${redis.keyPrefix}" } }\n` +
+      `audit: { sink: file, file: ${auditFile} }\nresources:\n  - { id: a, name: A, path: /mcp, upstream: "http://127.0.0.1:1/mcp" }\n`,
+  )
+  const bare = await run(['grants', 'revoke', '--config', config])
+  t.equal(bare.code, 2, 'revoke without ids or a filter revokes nothing')
+  t.match(bare.stderr, /needs GRANT_IDs, or --sub/)
+  const res = await run(['grants', 'revoke', '--config', config, '--sub', 'static:alice'])
+  t.equal(res.code, 0, res.stderr)
+  t.match(res.stdout, /2 grant\(s\) revoked/)
+  t.notOk(await grants.get(alice1.grantId))
+  t.notOk(await grants.get(alice2.grantId))
+  t.ok(await grants.get(bob.grantId), 'another person\'s grant stays')
+  const byClient = await run(['grants', 'revoke', '--config', config, '--client-id', 'two'])
+  t.match(byClient.stdout, `revoked ${bob.grantId}`)
+  const events = (await readFile(auditFile, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+  t.same(
+    events.map((e) => [e.audit, e.grantId, e.by]).sort(),
+    [alice1, alice2, bob].map((g) => ['grant.revoked', g.grantId, 'operator']).sort(),
+    'one grant.revoked event per grant, by operator, in the configured sink',
+  )
+})
+
+t.test('clients list and delete work on the registered clients of a deployment (Redis), audited', async (t) => {
+  const redis = await redisForTests(t)
+  if (!redis) return
+  const store = new RedisStore(redis.storeConfig(), { warn() {}, error() {} })
+  t.teardown(() => store.close())
+  const registration = { enabled: true, maxClients: 100, unusedTtlSeconds: 3600, rateLimit: { perAddress: 10, windowSeconds: 60 }, grantTypes: ['authorization_code'], tokenEndpointAuthMethods: ['none', 'client_secret_basic'] }
+  const registered = new RegisteredClients(store, registration as never)
+  const metadata = { redirect_uris: ['http://127.0.0.1/cb'], grant_types: ['authorization_code'], response_types: ['code'], application_type: 'native' as const }
+  const app = await registered.register({ ...metadata, client_name: 'Inspector', token_endpoint_auth_method: 'none' }, '203.0.113.1')
+  const conf = await registered.register({ ...metadata, redirect_uris: ['https://app.example/cb'], application_type: 'web', token_endpoint_auth_method: 'client_secret_basic' }, '203.0.113.2')
+  const config = join(dir, 'redis-clients.yaml')
+  await writeFile(
+    config,
+    `publicUrl: https://mcp.example.com\nstore: { type: redis, redis: { url: "${redis.url}", keyPrefix: "${redis.keyPrefix}" } }\n` +
+      `audit: { sink: stdout }\nregistration: { enabled: true }\nresources:\n  - { id: a, name: A, path: /mcp, upstream: "http://127.0.0.1:1/mcp" }\n`,
+  )
+  const listed = await run(['clients', 'list', '--config', config])
+  t.equal(listed.code, 0, listed.stderr)
+  const rows = listed.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+  t.same(rows.map((r) => r.clientId).sort(), [app.record.clientId, conf.record.clientId].sort())
+  t.match(rows.find((r) => r.clientId === app.record.clientId), { name: 'Inspector', authMethod: 'none', applicationType: 'native', createdAt: /^\d{4}-/, lastUsedAt: /^\d{4}-/ })
+  t.match(rows.find((r) => r.clientId === conf.record.clientId), { name: null, authMethod: 'client_secret_basic' })
+  t.notMatch(listed.stdout, /secretHash|registrationTokenHash|dedupeKey/, 'no secret digests in the listing')
+
+  const deleted = await run(['clients', 'delete', '--config', config, app.record.clientId, 'dcr.AAAAAAAAAAAAAAAAAAAAAA'])
+  t.equal(deleted.code, 1, 'an unknown id makes the command fail, after deleting the known one')
+  t.match(deleted.stdout, `deleted ${app.record.clientId}`)
+  t.match(deleted.stderr, /no registered client dcr\.AAAA/)
+  const event = deleted.stderr.split('\n').find((l) => l.startsWith('{'))
+  t.match(JSON.parse(event ?? '{}'), { audit: 'client.deleted', clientId: app.record.clientId, by: 'operator' }, 'the event goes to stderr, not into the answer')
+  t.notOk(await registered.get(app.record.clientId), 'gone from the store')
+  t.ok(await registered.get(conf.record.clientId), 'the other stays')
+})
+
+t.test('keys list and keys rotate: a new key file and the three configuration steps that roll it in', async (t) => {
+  const gen = await run(['keys', 'generate'])
+  const oldKey = join(dir, 'old.pem')
+  await writeFile(oldKey, gen.stdout)
+  const config = join(dir, 'keys.yaml')
+  const body = `publicUrl: https://mcp.example.com\nresources:\n  - { id: a, name: A, path: /mcp, upstream: "http://127.0.0.1:1/mcp" }\n`
+  await writeFile(config, `keys: [{ file: ${oldKey}, kid: old-key }]\n${body}`)
+  const listed = await run(['keys', 'list', '--config', config])
+  t.equal(listed.code, 0, listed.stderr)
+  t.equal(listed.stdout, `old-key\tES256\tactive (signs new tokens)\tfile ${oldKey}\n`)
+
+  const newKey = join(dir, 'new.pem')
+  const rotated = await run(['keys', 'rotate', '--config', config, '--out', newKey, '--kid', 'new-key'])
+  t.equal(rotated.code, 0, rotated.stderr)
+  t.equal((await stat(newKey)).mode & 0o777, 0o600, 'the private key file is readable by its owner only')
+  t.match(await readFile(newKey, 'utf8'), /^-----BEGIN PRIVATE KEY-----/)
+  t.notMatch(rotated.stdout, /BEGIN PRIVATE KEY/, 'the private key is not printed')
+  t.match(rotated.stdout, /After step 2 has run everywhere for at least 310 s/, 'ttlSeconds + clockToleranceSeconds')
+  const steps = rotated.stdout.split(/\n(?=\d\. )/).slice(1).map((step) => /keys:\n(?:  - .*\n?)+/.exec(step)![0])
+  t.equal(steps.length, 3)
+  const roles = []
+  for (const [i, step] of steps.entries()) {
+    const file = join(dir, `step${i + 1}.yaml`)
+    await writeFile(file, `${step}\n${body}`)
+    const res = await run(['keys', 'list', '--config', file])
+    t.equal(res.code, 0, `step ${i + 1} is a valid configuration: ${res.stderr}`)
+    roles.push(res.stdout.trim().split('\n').map((l) => l.split('\t').slice(0, 3).join(' ')))
+  }
+  t.same(roles, [
+    ['old-key ES256 active (signs new tokens)', 'new-key ES256 verify only'],
+    ['old-key ES256 verify only', 'new-key ES256 active (signs new tokens)'],
+    ['new-key ES256 active (signs new tokens)'],
+  ])
+  const again = await run(['keys', 'rotate', '--config', config, '--out', newKey])
+  t.equal(again.code, 2, 'an existing file is never overwritten')
+  t.match(again.stderr, /must not exist yet/)
 })

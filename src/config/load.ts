@@ -10,6 +10,7 @@ import { ConfigSchema, REGISTERED_CLIENT_ID_PREFIX, type Config, type ResourceCo
 import { NAMED_METHODS } from '../policy/mcp-rules.js'
 import { isAcceptableRedirectUri, isLoopbackHost } from './loopback.js'
 import { cimdConfigProblems, cimdWarnings } from './cimd-checks.js'
+import { loginConfigProblems, loginWarnings } from './login-schema.js'
 
 export interface ConfigProblem {
   path: string
@@ -223,12 +224,11 @@ function semanticProblems(c: Config): ConfigProblem[] {
   if (c.registration.enabled && c.externalIssuer) {
     add('registration.enabled', 'registration belongs to the built-in authorization server, unused with externalIssuer')
   }
+  if (c.metrics.enabled && c.metrics.listen.port !== 0 && c.metrics.listen.port === c.listen.port) {
+    add('metrics.listen.port', 'must differ from listen.port: metrics have a listener of their own, never the main one')
+  }
   problems.push(...cimdConfigProblems(c.cimd, c.externalIssuer !== undefined))
-  const usernames = new Set<string>()
-  c.login.static?.users.forEach((u, i) => {
-    if (usernames.has(u.username)) add(`login.static.users[${i}].username`, `"${u.username}" is listed twice`)
-    usernames.add(u.username)
-  })
+  problems.push(...loginConfigProblems(c.login, c.resources))
   return problems
 }
 
@@ -256,7 +256,8 @@ function derive(c: Config): GatewayConfig {
     warnings.push('dynamic client registration is open: anyone can register a client (rate-limited and capped)')
   }
   warnings.push(...cimdWarnings(c.cimd))
-  if (!c.externalIssuer && !c.login.static) {
+  warnings.push(...loginWarnings(c.login))
+  if (!c.externalIssuer && !c.login.static && c.login.oidc.length === 0) {
     warnings.push('no login provider configured: nobody can sign in to authorize a client')
   }
   return {

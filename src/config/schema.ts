@@ -8,6 +8,9 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { CimdSchema } from './cimd-schema.js'
+import { AccessSchema, LoginSchema } from './login-schema.js'
+import { AuditSchema, RateLimitsSchema } from './operations-schema.js'
+import { MetricsSchema, TracingSchema } from './operations-schema.js'
 
 const strict = { additionalProperties: false } as const
 
@@ -235,6 +238,15 @@ const Resource = Type.Object(
         subject: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]+$', description: 'Carries the token `sub`.' })),
         clientId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]+$', description: 'Carries `client_id`.' })),
         scope: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]+$', description: 'Carries the granted scopes.' })),
+        email: Type.Optional(
+          Type.String({ pattern: '^[A-Za-z0-9-]+$', description: 'Carries the token `email` (a verified address), when known.' }),
+        ),
+        groups: Type.Optional(
+          Type.String({
+            pattern: '^[A-Za-z0-9-]+$',
+            description: 'Carries the token `groups`, comma-joined; a group name with a comma or control character is left out.',
+          }),
+        ),
       },
       {
         ...strict,
@@ -259,6 +271,7 @@ const Resource = Type.Object(
       { ...strict, default: {}, description: 'Upstream time limits (504 when exceeded).' },
     ),
     documentation: Type.Optional(Url('Published as `resource_documentation`.')),
+    access: Type.Optional(AccessSchema),
     policy: Policy,
   },
   strict,
@@ -374,21 +387,6 @@ const Registration = Type.Object(
   },
 )
 
-const StaticUser = Type.Object(
-  {
-    username: Type.String({ minLength: 1, maxLength: 128 }),
-    passwordHash: Type.String({
-      pattern: '^scrypt\\$',
-      description: 'From `gatehouse hash-password`: scrypt$N$r$p$salt$hash.',
-    }),
-    subject: Type.Optional(Type.String({ minLength: 1, description: 'The token `sub`; defaults to static:<username>.' })),
-    email: Type.Optional(Type.String()),
-    name: Type.Optional(Type.String()),
-    groups: Type.Array(Type.String(), { default: [] }),
-  },
-  strict,
-)
-
 const AuthorizationServer = Type.Object(
   {
     codeTtlSeconds: Seconds('Lifetime of an authorization code (single use).', 60, 10),
@@ -478,17 +476,11 @@ export const ConfigSchema = Type.Object(
     cimd: CimdSchema,
     clients: Type.Array(StaticClient, { default: [], description: 'Pre-registered OAuth clients.' }),
     registration: Registration,
-    login: Type.Object(
-      {
-        static: Type.Optional(
-          Type.Object(
-            { users: Type.Array(StaticUser, { minItems: 1 }) },
-            { ...strict, description: 'Users defined in this file, with scrypt password hashes.' },
-          ),
-        ),
-      },
-      { ...strict, default: {}, description: 'How people prove who they are before consenting.' },
-    ),
+    login: LoginSchema,
+    rateLimits: RateLimitsSchema,
+    audit: AuditSchema,
+    metrics: MetricsSchema,
+    tracing: TracingSchema,
     resources: Type.Array(Resource, { minItems: 1, description: 'The protected MCP endpoints.' }),
   },
   { ...strict, title: 'Gatehouse configuration' },
@@ -502,7 +494,7 @@ export type RedisStoreConfig = Static<typeof RedisStore>
 export type SigningKeyConfig = Static<typeof SigningKey>
 export type ExternalIssuerConfig = Static<typeof ExternalIssuer>
 export type StaticClientConfig = Static<typeof StaticClient>
-export type StaticUserConfig = Static<typeof StaticUser>
+export type { StaticUserConfig } from './login-schema.js'
 export type RegistrationConfig = Static<typeof Registration>
 
 /**

@@ -25,6 +25,9 @@ export interface AccessTokenClaims {
   /** The canonical resource URI (RFC 8707); becomes `aud`. */
   audience: string
   scopes: readonly string[]
+  /** The person's verified email and groups, when the login provider knows them. */
+  email?: string | undefined
+  groups?: readonly string[] | undefined
 }
 
 export interface VerifiedToken {
@@ -59,7 +62,12 @@ export async function mintAccessToken(
   ttlSeconds: number,
 ): Promise<string> {
   const { active } = keystore
-  return new SignJWT({ client_id: claims.clientId, scope: claims.scopes.join(' ') })
+  return new SignJWT({
+    client_id: claims.clientId,
+    scope: claims.scopes.join(' '),
+    ...(claims.email !== undefined && { email: claims.email }),
+    ...(claims.groups !== undefined && { groups: [...claims.groups] }),
+  })
     .setProtectedHeader({ alg: active.alg, typ: 'at+jwt', kid: active.kid })
     .setIssuer(issuer)
     .setSubject(claims.sub)

@@ -6,9 +6,16 @@
  * redirected (O21-09, SEC-26). The pending request lives in the store, bound to the browser by
  * a cookie and to its forms by a CSRF token (MCPS-02); a code is issued at most once per
  * request because the request is taken atomically.
+ *
+ * With an upstream OIDC provider (MCPA-80, MCPS-01..06) the page a person without a session sees
+ * is the consent itself; only its POST creates the upstream state record (random, single use,
+ * 10 minutes) and sets the state cookie that binds it to this browser, just before the redirect
+ * to the IdP. The callback checks both exactly, lets openid-client validate the answer, applies
+ * the resource's access rules, starts the session, remembers the consent and issues the code.
  */
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { contextOf, type AuditEvent, type AuditTrail } from '../audit/events.js'
 import type { GatewayConfig, Resource } from '../config/load.js'
 import {
   AccessDeniedError,
@@ -19,8 +26,10 @@ import {
   UnauthorizedClientError,
 } from '../errors.js'
 import { readCookie, type CookieJar } from '../http/cookies.js'
+import { UpstreamLoginError, type OidcLoginProvider, type UpstreamChecks } from '../login/oidc.js'
 import type { Identity, LoginProvider } from '../login/provider.js'
-import { hash, type LoginSessions } from '../login/sessions.js'
+import { hash, isFresh, type LoginSession, type LoginSessions } from '../login/sessions.js'
+import { mayAccess } from '../policy/access-rules.js'
 import { storeKeys } from '../store/keys.js'
 import type { Store } from '../store/store.js'
 import type { ClientRegistry, OAuthClient } from './clients.js'
@@ -31,7 +40,7 @@ import { isValidChallenge } from './pkce.js'
 import { matchRedirectUri } from './redirect-uri.js'
 import { resolveResource } from './resource-indicator.js'
 import { type Page } from '../http/html.js'
-import { consentPage, loginPage, type ClientSummary } from './views.js'
+import { consentPage, loginPage, logoutPage, returnPage, upstreamConsentPage, type ClientSummary } from './views.js'
 import { isAcceptableRedirectUri, isLoopbackHost } from '../config/loopback.js'
 
 export interface AuthorizeDeps {
@@ -41,7 +50,17 @@ export interface AuthorizeDeps {
   grants: Grants
   sessions: LoginSessions
   login: LoginProvider | undefined
+  /** The configured upstream OpenID Providers, in configuration order. */
+  oidc: readonly OidcLoginProvider[]
   cookies: CookieJar
+  audit: AuditTrail
+}
+
+/** A remembered consent: the scopes, and the version of the client they were given to. */
+interface RememberedConsent {
+  scopes: string[]
+  /** SEC-23: a metadata-document client's fingerprints when consent was given. */
+  client?: string
 }
 
 interface PendingRequest {
@@ -57,9 +76,27 @@ interface PendingRequest {
   binding: string
 }
 
+/** One upstream login the person approved, between the redirect to the IdP and its callback. */
+interface UpstreamState extends UpstreamChecks {
+  providerId: string
+  /** The pending authorization request it continues. */
+  requestId: string
+  /** Hash of the state cookie's value: the browser that approved (MCPS-05). */
+  binding: string
+}
+
 const SESSION_COOKIE = 'session'
 const BINDING_COOKIE = 'authz'
+const STATE_COOKIE = 'oidc-state'
+/** MCPS-05: upstream state is short-lived. Also how long a pending request waits for the IdP. */
+const UPSTREAM_STATE_TTL_SECONDS = 600
 const OFFLINE_ACCESS = 'offline_access'
+/**
+ * How long the consent page waits for a provider's discovery (its CSP needs the authorization
+ * endpoint's origin). Short, so an IdP that does not answer delays the page little; a refused
+ * connection fails at once, and the click then shows the IdP's failure.
+ */
+const DISCOVERY_WAIT_MS = 3_000
 
 class UnsupportedResponseTypeError extends OAuthError {
   constructor(description: string) {
@@ -68,7 +105,9 @@ class UnsupportedResponseTypeError extends OAuthError {
 }
 
 export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): void {
-  const { config, store, clients, grants, sessions, cookies } = deps
+  const { config, store, clients, grants, sessions, cookies, oidc, audit } = deps
+  const recordEvent = (reply: FastifyReply, event: AuditEvent) => audit.record(event, contextOf(reply.request))
+  const maxAge = config.login.session.maxAgeSeconds
   const ttl = config.authorizationServer.requestTtlSeconds
   const pageRoute = { config: { errorFormat: 'html' as const } }
 
@@ -85,8 +124,8 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
         ttl * 1000,
       )
       reply.header('set-cookie', cookies.serialize(BINDING_COOKIE, binding, ttl))
-      const session = await sessions.get(readCookie(request.headers.cookie, cookies.name(SESSION_COOKIE)))
-      if (!session) return showLogin(reply, id, { ...pending, binding: '' }, client)
+      const session = await currentSession(request)
+      if (!session) return await showLogin(reply, id, { ...pending, binding: '' }, client)
       return await consentStep(reply, id, { ...pending, binding: '' }, client, session.identity, 302)
     } catch (err) {
       if (err instanceof OAuthError && err.redirectable) {
@@ -103,15 +142,174 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
     if (!provider) throw new PublicError('login_unavailable', 503, 'no login provider is configured')
     const identity = await provider.authenticate(form.username ?? '', form.password ?? '')
     if (!identity) {
-      request.log.info({ clientId: client.clientId }, 'login failed')
+      recordEvent(reply, { type: 'login.failed', provider: provider.id, reason: 'bad_credentials' })
       reply.code(401)
       return showLogin(reply, id, pending, client, 'The username or password is not right.', form.username)
     }
     const sessionId = await sessions.create(identity)
     reply.header('set-cookie', cookies.serialize(SESSION_COOKIE, sessionId, config.authorizationServer.sessionTtlSeconds))
-    request.log.info({ sub: identity.sub, provider: identity.provider }, 'login succeeded')
+    recordEvent(reply, { type: 'login.succeeded', sub: identity.sub, provider: identity.provider })
     return consentStep(reply, id, pending, client, identity, 303)
   })
+
+  /**
+   * The approval of the consent shown before an upstream login (MCPS-01, MCPS-06): only here is
+   * upstream state created and the state cookie set, and only from the browser and page that
+   * the request started in (binding cookie + CSRF token).
+   */
+  app.post('/oauth/authorize/upstream', pageRoute, async (request, reply) => {
+    const form = singleValued(request.body)
+    const { id, pending, client } = await continuing(request, form)
+    if (form.decision === 'deny' || form.provider === undefined) {
+      if ((await store.take(storeKeys.authorizationRequest(id))) === undefined) throw expired()
+      reply.header('set-cookie', cookies.clear(BINDING_COOKIE))
+      recordEvent(reply, { type: 'consent.denied', clientId: client.clientId, resource: pending.resourceId })
+      const denied = new AccessDeniedError('the user denied the request', { redirectable: true })
+      return reply.redirect(errorRedirect(pending.redirectUri, denied, pending.state, config.issuer), 303)
+    }
+    const provider = oidc.find((p) => p.id === form.provider)
+    if (!provider) throw new PublicError('invalid_request', 400, 'this sign-in option is not offered')
+    let start: Awaited<ReturnType<OidcLoginProvider['start']>>
+    try {
+      start = await provider.start(maxAge)
+    } catch (err) {
+      if (!(err instanceof UpstreamLoginError)) throw err
+      if ((await store.take(storeKeys.authorizationRequest(id))) === undefined) throw expired()
+      reply.header('set-cookie', cookies.clear(BINDING_COOKIE))
+      return upstreamFailure(reply, pending, provider, err)
+    }
+    // MCPS-05: random per request, stored only now (after approval), bound to this browser by a
+    // fresh value in the state cookie, single use (taken at the callback), ten minutes.
+    const browserValue = randomBytes(32).toString('base64url')
+    const record: UpstreamState = { ...start.checks, providerId: provider.id, requestId: id, binding: hash(browserValue) }
+    await store.set(storeKeys.upstreamLoginState(hash(record.state)), JSON.stringify(record), UPSTREAM_STATE_TTL_SECONDS * 1000)
+    // The person may take a while at the IdP: the pending request waits as long as the state does.
+    await store.set(storeKeys.authorizationRequest(id), JSON.stringify(pending), UPSTREAM_STATE_TTL_SECONDS * 1000)
+    request.log.info({ clientId: client.clientId, resource: pending.resourceId, provider: provider.id }, 'consent granted, upstream login started')
+    reply.header('set-cookie', cookies.serialize(STATE_COOKIE, browserValue, UPSTREAM_STATE_TTL_SECONDS))
+    return reply.header('cache-control', 'no-store').redirect(start.url.href, 303)
+  })
+
+  /**
+   * The IdP sends the person back here. Tampered, replayed or foreign state (wrong browser,
+   * wrong provider) ends on a 400 page with nothing issued (MCPS-05). Once the pending request
+   * is found, the client is verified, so failures also hand the client an OAuth error.
+   */
+  app.get<{ Params: { provider: string } }>('/oauth/callback/:provider', pageRoute, async (request, reply) => {
+    const query = singleValued(request.query)
+    const state = query.state
+    if (!state || state.length > 512) throw badCallback('no state parameter')
+    const key = storeKeys.upstreamLoginState(hash(state))
+    const stored = await store.get(key)
+    if (stored === undefined) throw badCallback('unknown, expired or used state')
+    const record = JSON.parse(stored) as UpstreamState
+    const cookie = readCookie(request.headers.cookie, cookies.name(STATE_COOKIE))
+    // Checked before the take, so a stranger's request cannot burn a login in progress.
+    if (record.providerId !== request.params.provider || !cookie || hash(cookie) !== record.binding) {
+      throw badCallback(record.providerId !== request.params.provider ? 'state of another provider' : 'state cookie missing or of another browser')
+    }
+    if ((await store.take(key)) === undefined) throw badCallback('state used concurrently')
+    // The state cookie is single use like its record: gone whatever happens next.
+    reply.header('set-cookie', cookies.clear(STATE_COOKIE))
+    const pendingText = await store.take(storeKeys.authorizationRequest(record.requestId))
+    if (pendingText === undefined) throw expired()
+    reply.header('set-cookie', cookies.clear(BINDING_COOKIE))
+    const pending = JSON.parse(pendingText) as PendingRequest
+    const client = await clients.find(pending.clientId)
+    const provider = oidc.find((p) => p.id === record.providerId)
+    if (!client || !provider) throw expired()
+    // The URL the IdP redirected to, rebuilt from publicUrl (never from Host): openid-client
+    // derives the token request's redirect_uri from it.
+    const queryString = request.url.includes('?') ? request.url.slice(request.url.indexOf('?')) : ''
+    let login: Awaited<ReturnType<OidcLoginProvider['complete']>>
+    try {
+      login = await provider.complete(new URL(provider.redirectUri + queryString), record)
+    } catch (err) {
+      if (!(err instanceof UpstreamLoginError)) throw err
+      request.log.info({ clientId: client.clientId, provider: provider.id, failure: err.failure, detail: err.detail }, 'login failed')
+      const reason = err.failure === 'denied' ? 'cancelled' : err.failure === 'unavailable' ? 'idp_unreachable' : 'idp_error'
+      recordEvent(reply, { type: 'login.failed', provider: provider.id, reason })
+      return upstreamFailure(reply, pending, provider, err)
+    }
+    const { identity } = login
+    recordEvent(reply, { type: 'login.succeeded', sub: identity.sub, provider: identity.provider })
+    if (!allowed(reply, pending, client, identity)) return refuseAccess(reply, pending)
+    const sessionId = await sessions.create(identity, login.authTime)
+    reply.header('set-cookie', cookies.serialize(SESSION_COOKIE, sessionId, config.authorizationServer.sessionTtlSeconds))
+    // The person approved before leaving for the IdP (the POST above); now we know who they are.
+    await rememberConsent(identity.sub, pending, client)
+    recordEvent(reply, { type: 'consent.granted', sub: identity.sub, clientId: client.clientId, resource: pending.resourceId, scopes: pending.scopes, remembered: false })
+    return issueCode(reply, pending, client, identity, 303)
+  })
+
+  app.get('/oauth/logout', pageRoute, async (request, reply) => {
+    const session = await sessions.get(readCookie(request.headers.cookie, cookies.name(SESSION_COOKIE)))
+    return send(reply, logoutPage({ signedIn: session !== undefined, done: false }))
+  })
+
+  /**
+   * Ends the gateway session. CSRF-safe: the session cookie is SameSite=Lax (not sent on a
+   * cross-site POST) and the request must come from the gateway's own origin. The IdP's own
+   * session is not ended (RP-initiated logout is not implemented).
+   */
+  app.post('/oauth/logout', pageRoute, async (request, reply) => {
+    if (request.headers.origin !== new URL(config.publicUrl).origin) {
+      throw new PublicError('invalid_request', 403, 'sign out from the gateway\'s own page')
+    }
+    const sessionId = readCookie(request.headers.cookie, cookies.name(SESSION_COOKIE))
+    if (sessionId) {
+      const session = await sessions.get(sessionId)
+      await sessions.end(sessionId)
+      if (session) request.log.info({ sub: session.identity.sub, provider: session.identity.provider }, 'logout')
+    }
+    reply.header('set-cookie', cookies.clear(SESSION_COOKIE))
+    return send(reply, logoutPage({ signedIn: false, done: true }))
+  })
+
+  /** The session of this browser, if it is still good for a new authorization. */
+  async function currentSession(request: FastifyRequest): Promise<LoginSession | undefined> {
+    const session = await sessions.get(readCookie(request.headers.cookie, cookies.name(SESSION_COOKIE)))
+    if (!session) return undefined
+    // A session of a provider no longer configured does not count; nor one older than max age.
+    const known = session.identity.provider === 'static' ? deps.login !== undefined : oidc.some((p) => p.id === session.identity.provider)
+    return known && isFresh(session, maxAge) ? session : undefined
+  }
+
+  /** The resource's access rules (checked after login, before consent is remembered or a code issued). */
+  function allowed(reply: FastifyReply, pending: PendingRequest, client: OAuthClient, identity: Identity): boolean {
+    if (mayAccess(resourceOf(pending).access, identity)) return true
+    recordEvent(reply, { type: 'access.refused', sub: identity.sub, provider: identity.provider, resource: pending.resourceId })
+    return false
+  }
+
+  /** 403 page naming no rule; its link hands access_denied to the verified redirect URI. */
+  function refuseAccess(reply: FastifyReply, pending: PendingRequest) {
+    const resource = resourceOf(pending)
+    const denied = new AccessDeniedError(`the user is not allowed to use ${resource.name}`, { redirectable: true })
+    reply.code(403)
+    return send(
+      reply,
+      returnPage({
+        title: 'Access not allowed',
+        message: `Your account is not allowed to use ${resource.name}. Ask the people who run it if you need access.`,
+        returnUrl: errorRedirect(pending.redirectUri, denied, pending.state, config.issuer),
+      }),
+    )
+  }
+
+  /** RFC 6749 §4.1.2.1: cancelled → access_denied; unreachable → temporarily_unavailable; bad answer → server_error. */
+  function upstreamFailure(reply: FastifyReply, pending: PendingRequest, provider: OidcLoginProvider, err: UpstreamLoginError) {
+    const { code, status, title, message } =
+      err.failure === 'denied'
+        ? { code: 'access_denied', status: 403, title: 'Sign-in cancelled', message: `The sign-in at ${provider.name} was cancelled or refused.` }
+        : err.failure === 'unavailable'
+          ? { code: 'temporarily_unavailable', status: 502, title: 'Sign-in unavailable', message: `${provider.name} cannot be reached right now. Try again in a moment.` }
+          : { code: 'server_error', status: 502, title: 'Sign-in failed', message: `${provider.name} sent an answer the gateway cannot accept.` }
+    if (err.failure !== 'denied') reply.log.warn({ provider: provider.id, failure: err.failure, detail: err.detail }, 'upstream login failed')
+    reply.code(status)
+    const oauthError = new PublicError(code, status, code === 'access_denied' ? 'the user did not sign in' : 'the sign-in provider failed', { redirectable: true })
+    return send(reply, returnPage({ title, message, returnUrl: errorRedirect(pending.redirectUri, oauthError, pending.state, config.issuer) }))
+  }
 
   app.post('/oauth/authorize/consent', pageRoute, async (request, reply) => {
     const form = singleValued(request.body)
@@ -122,11 +320,12 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
     if ((await store.take(storeKeys.authorizationRequest(id))) === undefined) throw expired()
     reply.header('set-cookie', cookies.clear(BINDING_COOKIE))
     if (form.decision !== 'allow') {
-      request.log.info({ sub: session.identity.sub, clientId: client.clientId }, 'consent denied')
+      recordEvent(reply, { type: 'consent.denied', sub: session.identity.sub, clientId: client.clientId, resource: pending.resourceId })
       const denied = new AccessDeniedError('the user denied the request', { redirectable: true })
       return reply.redirect(errorRedirect(pending.redirectUri, denied, pending.state, config.issuer), 303)
     }
-    await rememberConsent(session.identity.sub, pending)
+    await rememberConsent(session.identity.sub, pending, client)
+    recordEvent(reply, { type: 'consent.granted', sub: session.identity.sub, clientId: client.clientId, resource: pending.resourceId, scopes: pending.scopes, remembered: false })
     return issueCode(reply, pending, client, session.identity, 303)
   })
 
@@ -193,10 +392,17 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
     identity: Identity,
     status: 302 | 303,
   ) {
-    const remembered = await rememberedScopes(identity.sub, pending)
+    if (!allowed(reply, pending, client, identity)) {
+      // Taken, so nothing can be issued for this request any more.
+      if ((await store.take(storeKeys.authorizationRequest(id))) === undefined) throw expired()
+      reply.header('set-cookie', cookies.clear(BINDING_COOKIE))
+      return refuseAccess(reply, pending)
+    }
+    const remembered = await rememberedScopes(identity.sub, pending, client)
     if (pending.scopes.every((s) => remembered.includes(s))) {
       if ((await store.take(storeKeys.authorizationRequest(id))) === undefined) throw expired()
       reply.header('set-cookie', cookies.clear(BINDING_COOKIE))
+      recordEvent(reply, { type: 'consent.granted', sub: identity.sub, clientId: client.clientId, resource: pending.resourceId, scopes: pending.scopes, remembered: true })
       return issueCode(reply, pending, client, identity, status)
     }
     const resource = resourceOf(pending)
@@ -220,7 +426,31 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
     )
   }
 
-  function showLogin(reply: FastifyReply, id: string, pending: PendingRequest, client: OAuthClient, error?: string, username?: string) {
+  async function showLogin(reply: FastifyReply, id: string, pending: PendingRequest, client: OAuthClient, error?: string, username?: string) {
+    if (oidc.length > 0) {
+      // The consent comes first; the IdP is only reached through its POST (MCPS-01). Its CSP
+      // must name where that POST redirects, which only discovery tells: wait for it, briefly.
+      await Promise.all(oidc.map((provider) => provider.prefetch(DISCOVERY_WAIT_MS)))
+      const resource = resourceOf(pending)
+      const descriptions = new Map(resource.scopes.map((s) => [s.name, s.description]))
+      return send(
+        reply,
+        upstreamConsentPage({
+          client: summary(client, pending.redirectUri),
+          resourceName: resource.name,
+          resourceUri: resource.uri,
+          scopes: pending.scopes.map((name) => ({ name, description: descriptions.get(name) ?? '', isNew: false })),
+          loopbackOnly: client.redirectUris.every((u) => isLoopbackUri(u)),
+          providers: oidc.map((p) => ({ id: p.id, name: p.name })),
+          passwordLogin: deps.login !== undefined,
+          fields: { request_id: id, csrf: pending.csrf },
+          ...(error !== undefined && { error }),
+          ...(username !== undefined && { username }),
+          // The deny redirect and the redirect to each IdP after the POST (CSP form-action).
+          formTargets: [...new Set([originOf(pending.redirectUri), ...oidc.map((p) => p.authorizationOrigin)])],
+        }),
+      )
+    }
     return send(
       reply,
       loginPage({
@@ -240,6 +470,9 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
       clientId: client.clientId,
       resourceId: pending.resourceId,
       scopes: pending.scopes,
+      // Copied into the grant so refreshed tokens carry them and refresh re-checks access.
+      ...(identity.email !== undefined && { email: identity.email }),
+      ...(identity.groups.length > 0 && { groups: [...identity.groups] }),
     })
     const code = await grants.issueCode({
       grant,
@@ -249,7 +482,7 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
       refreshAllowed: client.grantTypes.includes('refresh_token'),
       ...withSnapshot(client),
     })
-    reply.log.info({ sub: identity.sub, clientId: client.clientId, resource: pending.resourceId, grantId: grant.grantId }, 'code issued')
+    recordEvent(reply, { type: 'code.issued', sub: identity.sub, clientId: client.clientId, resource: pending.resourceId, grantId: grant.grantId, scopes: pending.scopes })
     const target = new URL(pending.redirectUri)
     target.searchParams.append('code', code)
     if (pending.state !== undefined) target.searchParams.append('state', pending.state)
@@ -261,14 +494,22 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
     return storeKeys.consent(hash(sub), hash(pending.clientId), pending.resourceId)
   }
 
-  async function rememberedScopes(sub: string, pending: PendingRequest): Promise<string[]> {
+  /**
+   * The scopes this person already allowed this client. For a metadata-document client only
+   * while its document is the one consented to (SEC-23): changed security members (redirect
+   * URIs, auth method, grant types, scope, keys) or display members (name, logo) ask again.
+   */
+  async function rememberedScopes(sub: string, pending: PendingRequest, client: OAuthClient): Promise<string[]> {
     const stored = await store.get(consentKey(sub, pending))
-    return stored === undefined ? [] : (JSON.parse(stored) as string[])
+    if (stored === undefined) return []
+    const consent = JSON.parse(stored) as RememberedConsent
+    return consent.client === clientVersion(client) ? consent.scopes : []
   }
 
-  async function rememberConsent(sub: string, pending: PendingRequest): Promise<void> {
-    const scopes = [...new Set([...(await rememberedScopes(sub, pending)), ...pending.scopes])]
-    await store.set(consentKey(sub, pending), JSON.stringify(scopes), config.authorizationServer.consentTtlSeconds * 1000)
+  async function rememberConsent(sub: string, pending: PendingRequest, client: OAuthClient): Promise<void> {
+    const scopes = [...new Set([...(await rememberedScopes(sub, pending, client)), ...pending.scopes])]
+    const consent: RememberedConsent = { scopes, ...(clientVersion(client) !== undefined && { client: clientVersion(client) }) }
+    await store.set(consentKey(sub, pending), JSON.stringify(consent), config.authorizationServer.consentTtlSeconds * 1000)
   }
 
   function resourceOf(pending: PendingRequest): Resource {
@@ -301,12 +542,21 @@ function errorRedirect(redirectUri: string, err: PublicError, state: string | un
   return target.href
 }
 
+/** MCPS-05: a callback that does not continue a login this browser approved. Nothing is issued. */
+function badCallback(detail: string): PublicError {
+  return new PublicError('invalid_request', 400, 'this sign-in cannot be continued; start again from the application', { detail })
+}
+
 function expired(): PublicError {
   return new PublicError('invalid_request', 400, 'this sign-in has expired or was already completed; start again from the application')
 }
 
 function summary(client: OAuthClient, redirectUri: string): ClientSummary {
   return { name: client.name, clientId: client.clientId, verifiedAs: client.verifiedAs, redirectUri }
+}
+
+function clientVersion(client: OAuthClient): string | undefined {
+  return client.fingerprint === undefined ? undefined : `${client.fingerprint}.${client.displayFingerprint ?? ''}`
 }
 
 function isLoopbackUri(uri: string): boolean {

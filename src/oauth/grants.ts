@@ -10,6 +10,7 @@
  *   a copy leaked, and the whole grant is revoked.
  */
 import { randomBytes, randomUUID } from 'node:crypto'
+import type { AuditContext, AuditEvent, AuditTrail } from '../audit/events.js'
 import { hash } from '../login/sessions.js'
 import { storeKeys } from '../store/keys.js'
 import type { Store } from '../store/store.js'
@@ -21,6 +22,9 @@ export interface Grant {
   clientId: string
   resourceId: string
   scopes: string[]
+  /** The person's verified email and groups at login, so refreshed tokens carry them and access is re-checked. */
+  email?: string
+  groups?: string[]
   /** Seconds since the epoch. */
   createdAt: number
 }
@@ -63,10 +67,14 @@ export type RefreshOutcome =
 
 const token = () => randomBytes(32).toString('base64url')
 
+export type GrantRevoker = Extract<AuditEvent, { type: 'grant.revoked' }>['by']
+
 export class Grants {
   constructor(
     private readonly store: Store,
     private readonly timings: GrantTimings,
+    /** Records revocations that say who revoked (grant.revoked). */
+    private readonly audit?: AuditTrail,
   ) {}
 
   newGrant(fields: Omit<Grant, 'grantId' | 'createdAt'>): Grant {
@@ -129,8 +137,10 @@ export class Grants {
     }
   }
 
-  async revoke(grantId: string): Promise<void> {
+  /** Deletes the grant; with `by`, records a grant.revoked event naming who or what revoked it. */
+  async revoke(grantId: string, by?: GrantRevoker, context: AuditContext = {}): Promise<void> {
     await this.store.delete(storeKeys.grant(grantId))
+    if (by !== undefined) this.audit?.record({ type: 'grant.revoked', grantId, by }, context)
   }
 
   /**
@@ -141,22 +151,23 @@ export class Grants {
     presented: string,
     clientId: string,
     scopes?: readonly string[],
+    context: AuditContext = {},
   ): Promise<RefreshOutcome | { kind: 'invalid_scope' }> {
     const tokenHash = hash(presented)
     const key = storeKeys.refreshToken(tokenHash)
     const peeked = await this.store.get(key)
-    if (peeked === undefined) return this.#afterMissing(tokenHash)
+    if (peeked === undefined) return this.#afterMissing(tokenHash, context)
     const record = JSON.parse(peeked) as RefreshRecord
     if (record.clientId !== clientId) {
       // Another client holding this client's token: the token leaked.
       await this.store.delete(key)
-      await this.revoke(record.grantId)
+      await this.revoke(record.grantId, 'refresh_reuse', context)
       return { kind: 'reused', grantId: record.grantId }
     }
     // Checked before the take, so a refused narrowing leaves the client its working token.
     if (scopes && scopes.some((s) => !record.scopes.includes(s))) return { kind: 'invalid_scope' }
     // Of two concurrent refreshes with one token, the take lets exactly one rotate it.
-    if ((await this.store.take(key)) === undefined) return this.#afterMissing(tokenHash)
+    if ((await this.store.take(key)) === undefined) return this.#afterMissing(tokenHash, context)
     await this.store.set(
       storeKeys.rotatedRefreshToken(tokenHash),
       JSON.stringify({ grantId: record.grantId, rotatedAt: Date.now() } satisfies RotatedRecord),
@@ -172,12 +183,12 @@ export class Grants {
     return { kind: 'rotated', grant, scopes: next, refreshToken }
   }
 
-  async #afterMissing(tokenHash: string): Promise<RefreshOutcome> {
+  async #afterMissing(tokenHash: string, context: AuditContext): Promise<RefreshOutcome> {
     const rotated = await this.store.get(storeKeys.rotatedRefreshToken(tokenHash))
     if (rotated === undefined) return { kind: 'invalid' }
     const { grantId, rotatedAt } = JSON.parse(rotated) as RotatedRecord
     if (Date.now() - rotatedAt <= this.timings.refreshReuseGraceSeconds * 1000) return { kind: 'invalid' }
-    await this.revoke(grantId)
+    await this.revoke(grantId, 'refresh_reuse', context)
     return { kind: 'reused', grantId }
   }
 

@@ -4,10 +4,13 @@
  */
 import formbody from '@fastify/formbody'
 import type { FastifyInstance } from 'fastify'
+import { AuditTrail } from '../audit/events.js'
 import type { GatewayConfig } from '../config/load.js'
 import { CookieJar } from '../http/cookies.js'
+import { limitAuthorizationServer, RateLimiter } from '../http/rate-limit.js'
 import type { Keystore } from '../keys/keystore.js'
 import type { AccessTokenVerifier } from '../keys/tokens.js'
+import { OidcLoginProvider } from '../login/oidc.js'
 import { LoginSessions } from '../login/sessions.js'
 import { StaticLoginProvider } from '../login/static.js'
 import type { Store } from '../store/store.js'
@@ -26,25 +29,34 @@ export interface OAuthPluginOptions {
   store: Store
   keystore: Keystore
   verifier: AccessTokenVerifier
+  /** Records the authorization server's security decisions. Default: recorded nowhere. */
+  audit?: AuditTrail
 }
 
-export async function oauthPlugin(app: FastifyInstance, { config, store, keystore, verifier }: OAuthPluginOptions) {
+export async function oauthPlugin(
+  app: FastifyInstance,
+  { config, store, keystore, verifier, audit = new AuditTrail() }: OAuthPluginOptions,
+) {
   // OAuth endpoints take form-encoded bodies only (RFC 6749 §3.2, §4.1.3); nothing else is parsed.
   app.removeAllContentTypeParsers()
   await app.register(formbody, { bodyLimit: 16 * 1024 })
+  // Before any route: the limits attach to routes as they are registered.
+  const limiter = new RateLimiter(store, audit)
+  limitAuthorizationServer(app, limiter, config.rateLimits)
   const as = config.authorizationServer
   // Pre-registered clients first, so their ids always win (SEC-05); then dynamically registered
   // ones (ids `dcr.…`, never URL-shaped), only while registration is on; metadata documents last.
   const registered = new RegisteredClients(store, config.registration)
-  const cimd = createCimdClients(app, config, store)
+  const cimd = createCimdClients(app, config, store, audit)
   const clients = new ClientSources([
     new StaticClients(config.clients),
     ...(config.registration.enabled ? [registered] : []),
-    ...(cimd ? [cimd] : []),
+    ...(cimd ? [cimd.clients] : []),
   ])
-  const grants = new Grants(store, as)
+  const grants = new Grants(store, as, audit)
   const sessions = new LoginSessions(store, as.sessionTtlSeconds)
   const login = config.login.static ? new StaticLoginProvider(config.login.static.users) : undefined
+  const oidc = config.login.oidc.map((p) => new OidcLoginProvider(p, config.publicUrl))
   const cookies = new CookieJar(config.publicUrl)
 
   const metadata = JSON.stringify(authorizationServerMetadata(config))
@@ -54,8 +66,8 @@ export async function oauthPlugin(app: FastifyInstance, { config, store, keystor
   app.get(metadataPath(config.issuer), publicJson(metadata))
   app.get('/oauth/jwks', publicJson(jwks))
 
-  registerAuthorize(app, { config, store, clients, grants, sessions, login, cookies })
-  registerToken(app, { config, clients, grants, keystore })
-  registerRevokeIntrospect(app, { config, clients, grants, verifier })
-  if (config.registration.enabled) await app.register(registrationRoutes, { config, store, registered })
+  registerAuthorize(app, { config, store, clients, grants, sessions, login, oidc, cookies, audit })
+  registerToken(app, { config, clients, grants, keystore, assertions: cimd?.assertions, audit })
+  registerRevokeIntrospect(app, { config, clients, grants, verifier, assertions: cimd?.assertions })
+  if (config.registration.enabled) await app.register(registrationRoutes, { config, registered, limiter, audit })
 }

@@ -18,7 +18,8 @@
  * - No update (PUT answers 405): a client deletes its registration and registers again.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { contextOf, type AuditEvent, type AuditTrail } from '../audit/events.js'
 import type { GatewayConfig } from '../config/load.js'
 import { isAcceptableRedirectUri, isLoopbackHost } from '../config/loopback.js'
 import type { RegistrationConfig } from '../config/schema.js'
@@ -29,15 +30,16 @@ import {
   PublicError,
   TooManyRequestsError,
 } from '../errors.js'
+import { addressKey, type RateLimiter } from '../http/rate-limit.js'
 import { storeKeys } from '../store/keys.js'
-import type { Store } from '../store/store.js'
 import type { ClientAuthMethod } from './clients.js'
 import type { RegisteredClientRecord, RegisteredClients, RegisteredMetadata } from './registered-clients.js'
 
 export interface RegisterDeps {
   config: GatewayConfig
-  store: Store
   registered: RegisteredClients
+  limiter: RateLimiter
+  audit: AuditTrail
 }
 
 export const REGISTRATION_PATH = '/oauth/register'
@@ -48,7 +50,9 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest()
 
-export async function registrationRoutes(app: FastifyInstance, { config, store, registered }: RegisterDeps): Promise<void> {
+type RegistrationRefusal = Extract<AuditEvent, { type: 'client.registration_refused' }>['reason']
+
+export async function registrationRoutes(app: FastifyInstance, { config, registered, limiter, audit }: RegisterDeps): Promise<void> {
   const reg = config.registration
   // This context reads JSON (RFC 7591 §3.1) and nothing else; other media types get 415.
   app.removeAllContentTypeParsers()
@@ -57,6 +61,16 @@ export async function registrationRoutes(app: FastifyInstance, { config, store, 
   const clientUri = (clientId: string) => `${config.issuer}${REGISTRATION_PATH}/${encodeURIComponent(clientId)}`
 
   app.post(REGISTRATION_PATH, async (request, reply) => {
+    try {
+      return await register(request, reply)
+    } catch (err) {
+      const reason = refusalReason(err)
+      if (reason) audit.record({ type: 'client.registration_refused', reason }, contextOf(request))
+      throw err
+    }
+  })
+
+  async function register(request: FastifyRequest, reply: FastifyReply) {
     if (initialDigest) {
       const presented = bearer(request)
       if (presented === undefined || !timingSafeEqual(sha256(presented), initialDigest)) {
@@ -66,16 +80,16 @@ export async function registrationRoutes(app: FastifyInstance, { config, store, 
         })
       }
     }
-    const limit = await store.increment(
-      storeKeys.registrationRate(sha256(request.ip).toString('hex')),
-      reg.rateLimit.windowSeconds * 1000,
-    )
-    if (limit.count > reg.rateLimit.perAddress) {
-      throw new TooManyRequestsError('too many registration requests from this address; try again later', {
-        headers: { 'retry-after': String(Math.max(1, Math.ceil(limit.ttlMs / 1000))) },
-        detail: `registration rate limit: ${limit.count} > ${reg.rateLimit.perAddress}`,
-      })
-    }
+    // DCR-05: the shared limiter, with registration's own setting (IPv6 counted per /64).
+    await limiter.enforce(request, [
+      {
+        limit: 'registration',
+        scope: 'address',
+        key: addressKey(request.ip),
+        rule: { requests: reg.rateLimit.perAddress, windowSeconds: reg.rateLimit.windowSeconds },
+        storeKey: storeKeys.registrationRate,
+      },
+    ])
     const metadata = validateClientMetadata(request.body, reg)
     const registration = await registered.register(metadata, request.ip)
     const { record } = registration
@@ -88,6 +102,7 @@ export async function registrationRoutes(app: FastifyInstance, { config, store, 
       },
       registration.reused ? 'identical registration: existing client returned' : 'client registered',
     )
+    audit.record({ type: 'client.registered', clientId: record.clientId, authMethod: metadata.token_endpoint_auth_method }, contextOf(request))
     return reply
       .code(201)
       .header('cache-control', 'no-store')
@@ -96,7 +111,7 @@ export async function registrationRoutes(app: FastifyInstance, { config, store, 
         ...information(record, registration.registrationToken),
         ...(registration.secret !== undefined && { client_secret: registration.secret }),
       })
-  })
+  }
 
   app.get(`${REGISTRATION_PATH}/:clientId`, async (request, reply) => {
     const token = bearer(request)
@@ -108,6 +123,7 @@ export async function registrationRoutes(app: FastifyInstance, { config, store, 
     const record = await registered.authorized(clientIdParam(request), bearer(request))
     await registered.delete(record)
     request.log.info({ clientId: record.clientId }, 'client registration deleted')
+    audit.record({ type: 'client.deleted', clientId: record.clientId, by: 'client' }, contextOf(request))
     return reply.code(204).header('cache-control', 'no-store').send()
   })
 
@@ -128,6 +144,17 @@ export async function registrationRoutes(app: FastifyInstance, { config, store, 
       registration_client_uri: clientUri(record.clientId),
     }
   }
+}
+
+/** Why a registration was refused, for the audit trail; undefined for failures that are not refusals (503). */
+function refusalReason(err: unknown): RegistrationRefusal | undefined {
+  if (err instanceof InvalidRedirectUriError) return 'invalid_redirect_uri'
+  if (err instanceof InvalidClientMetadataError) return 'invalid_metadata'
+  if (err instanceof InvalidTokenError) return 'unauthorized'
+  if (err instanceof TooManyRequestsError) return 'rate_limited'
+  if (err instanceof PublicError && err.code === 'registration_limit_reached') return 'capacity'
+  if (err instanceof PublicError && err.status === 400) return 'invalid_metadata'
+  return undefined
 }
 
 function clientIdParam(request: FastifyRequest): string {

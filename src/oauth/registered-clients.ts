@@ -160,6 +160,20 @@ export class RegisteredClients implements ClientRegistry {
     return record
   }
 
+  /** A registration by id, without its token: operator tools only. */
+  async get(clientId: string): Promise<RegisteredClientRecord | undefined> {
+    return this.#load(clientId)
+  }
+
+  /** Every live registration (operator tools only: walks the store). */
+  async *list(): AsyncIterable<RegisteredClientRecord> {
+    const prefix = storeKeys.registeredClient('')
+    for await (const key of this.store.keys(prefix)) {
+      const record = await this.#load(key.slice(prefix.length))
+      if (record) yield record
+    }
+  }
+
   async delete(record: RegisteredClientRecord): Promise<void> {
     await this.store.delete(storeKeys.registeredClient(record.clientId))
     if (record.dedupeKey) await this.store.delete(record.dedupeKey)

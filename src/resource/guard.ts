@@ -5,6 +5,7 @@
  * which call this is.
  * Refusals are thrown as PublicErrors carrying their challenge; the root handler writes them.
  */
+import type { AuditContext, AuditEvent, AuditTrail } from '../audit/events.js'
 import type { Resource } from '../config/load.js'
 import {
   ForbiddenError,
@@ -26,11 +27,15 @@ export interface GuardDeps {
   sessions: SessionBindings
   /** Origins allowed besides the configured ones: the gateway's own. */
   ownOrigin: string
+  /** Every refused bearer token is a `bearer.refused` event. */
+  audit?: AuditTrail
 }
 
-export type Guard = (raw: IncomingMessage) => Promise<Principal>
+export type Guard = (raw: IncomingMessage, context?: AuditContext) => Promise<Principal>
 
-export function createGuard({ resource, verifier, sessions, ownOrigin }: GuardDeps): Guard {
+type BearerRefusal = Extract<AuditEvent, { type: 'bearer.refused' }>['reason']
+
+export function createGuard({ resource, verifier, sessions, ownOrigin, audit }: GuardDeps): Guard {
   const allowedOrigins = new Set([ownOrigin, ...resource.allowedOrigins])
   const requiredScopes = resource.requiredScopes
   const challenge = (error?: BearerErrorCode, description?: string) => ({
@@ -42,7 +47,8 @@ export function createGuard({ resource, verifier, sessions, ownOrigin }: GuardDe
     }),
   })
 
-  return async function guard(raw) {
+  return async function guard(raw, context = {}) {
+    const refused = (reason: BearerRefusal) => audit?.record({ type: 'bearer.refused', resource: resource.id, reason }, context)
     const origin = raw.headers.origin
     if (origin !== undefined && !allowedOrigins.has(origin)) {
       throw new ForbiddenError('this origin may not call the MCP endpoint', { detail: `origin ${origin}` })
@@ -50,9 +56,11 @@ export function createGuard({ resource, verifier, sessions, ownOrigin }: GuardDe
 
     const bearer = extractBearer(raw)
     if (bearer.kind === 'none') {
+      refused('missing')
       throw new InvalidTokenError('an access token is required', { headers: challenge() })
     }
     if (bearer.kind === 'invalid') {
+      refused('malformed')
       throw new InvalidRequestError(bearer.description, { headers: challenge('invalid_request', bearer.description) })
     }
 
@@ -63,6 +71,8 @@ export function createGuard({ resource, verifier, sessions, ownOrigin }: GuardDe
       if (err instanceof TokenRejectedError && err.reason === 'keys_unavailable') {
         throw new TemporarilyUnavailableError('the token issuer keys cannot be loaded; try again', { cause: err })
       }
+      const reason = err instanceof TokenRejectedError ? err.reason : undefined
+      refused(reason === 'expired' || reason === 'malformed' ? reason : 'invalid')
       const description = err instanceof TokenRejectedError ? err.message : 'the access token is invalid'
       throw new InvalidTokenError(description, {
         headers: challenge('invalid_token', description),
@@ -73,6 +83,7 @@ export function createGuard({ resource, verifier, sessions, ownOrigin }: GuardDe
 
     // RFC 8707 §2, MCPA-59: a genuine token for another resource is still not valid here.
     if (!principal.token.audiences.includes(resource.uri)) {
+      refused('audience')
       const description = 'the access token was not issued for this resource'
       throw new InvalidTokenError(description, { headers: challenge('invalid_token', description), detail: 'audience' })
     }

@@ -8,9 +8,14 @@ import type { FastifyInstance } from 'fastify'
 import type { ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import { Agent } from 'undici'
+import { AuditTrail, contextOf } from '../audit/events.js'
 import type { GatewayConfig, Resource } from '../config/load.js'
 import { ForbiddenError, NotFoundError } from '../errors.js'
+import { limitMcpCall, RateLimiter } from '../http/rate-limit.js'
 import type { AccessTokenVerifier } from '../keys/tokens.js'
+import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
+import { UpstreamObserver } from '../metrics/upstream-hop.js'
+import { tracingActive } from '../tracing/span.js'
 import type { Store } from '../store/store.js'
 import { corsHeaders, preflightHeaders } from './cors.js'
 import { createGuard } from './guard.js'
@@ -25,6 +30,10 @@ export interface ResourcePluginOptions {
   issuer: string
   store: Store
   verifier: AccessTokenVerifier
+  /** Records bearer refusals, policy decisions and rate-limit refusals. Default: recorded nowhere. */
+  audit?: AuditTrail
+  /** Upstream outcomes, latency and open streams, when metrics are on. */
+  metrics?: GatewayMetrics
 }
 
 const PRM_ROOT = '/.well-known/oauth-protected-resource'
@@ -64,12 +73,13 @@ export async function resourcePlugin(app: FastifyInstance, opts: ResourcePluginO
 async function guardedProxy(
   scope: FastifyInstance,
   resource: Resource,
-  { config, store, verifier }: ResourcePluginOptions,
+  { config, store, verifier, audit = new AuditTrail(), metrics }: ResourcePluginOptions,
   streams: Map<Readable, ServerResponse>,
 ): Promise<void> {
   const sessions = new SessionBindings(store, resource.id, resource.sessionIdleSeconds * 1000)
   const ownOrigin = new URL(config.publicUrl).origin
-  const guard = createGuard({ resource, verifier, sessions, ownOrigin })
+  const guard = createGuard({ resource, verifier, sessions, ownOrigin, audit })
+  const limiter = new RateLimiter(store, audit)
   const allowedOrigins = new Set([ownOrigin, ...resource.allowedOrigins])
   const upstream = new URL(resource.upstream)
 
@@ -84,10 +94,12 @@ async function guardedProxy(
     const cors = corsHeaders(request.headers.origin, allowedOrigins)
     if (cors) reply.headers(cors)
     if (request.method === 'OPTIONS') return
-    request.principal = await guard(request.raw)
+    request.principal = await guard(request.raw, contextOf(request))
+    // After the bearer check, so the subject is known; before the body is read.
+    await limitMcpCall(request, limiter, config.rateLimits, request.principal.sub)
   })
 
-  const policyStep = createPolicyStep(resource)
+  const policyStep = createPolicyStep(resource, audit)
   scope.addHook('preHandler', async (request) => {
     if (request.method !== 'OPTIONS') policyStep(request)
   })
@@ -107,6 +119,9 @@ async function guardedProxy(
   })
   scope.addHook('onClose', async () => dispatcher.close())
 
+  // Observed only when metrics or tracing is on; otherwise the proxy path has no hop object.
+  const hops = metrics || tracingActive() ? new UpstreamObserver(metrics, resource.id) : undefined
+
   const trackStream = (upstreamBody: Readable, client: ServerResponse) => {
     streams.set(upstreamBody, client)
     upstreamBody.once('close', () => streams.delete(upstreamBody))
@@ -124,10 +139,12 @@ async function guardedProxy(
     config: { errorFormat: 'jsonrpc', proxied: true },
     replyOptions: upstreamReplyOptions({ resource, sessions, publicUrl: config.publicUrl, trackStream, mayCall: policyStep.mayCall }),
     // The checked bytes go upstream as they are: reply-from would re-encode a JSON body itself.
-    handler: (request, reply, dest, options) =>
-      Buffer.isBuffer(request.body)
+    handler: (request, reply, dest, options) => {
+      if (hops) request.upstreamHop = hops.begin(request.method)
+      return Buffer.isBuffer(request.body)
         ? reply.from(dest, { ...options, body: request.body, contentType: request.headers['content-type'] ?? 'application/octet-stream' })
-        : reply.from(dest, options),
+        : reply.from(dest, options)
+    },
   })
 }
 

@@ -1,12 +1,14 @@
 /**
  * The MCP-aware decision for one request, after the token check and once the body is read
  * (so it is decided from exactly the bytes that will be forwarded): every JSON-RPC message must
- * be allowed by the resource's policy. Each decision is an audit event.
+ * be allowed by the resource's policy. Each decision is an `mcp.decision` audit event (its
+ * timing is a metric, not part of the event: the schema holds facts that stay true).
  *
  * Refusals: a missing scope is 403 with a step-up challenge naming everything the operation
  * needs (MCPA-43, MCPA-F05); a denied call is 403 with a JSON-RPC error the client can show.
  */
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { FastifyRequest } from 'fastify'
+import { AuditTrail, contextOf } from '../audit/events.js'
 import type { Resource } from '../config/load.js'
 import { McpPolicy, type Caller, type Decision } from '../policy/mcp-rules.js'
 import { bearerChallenge } from './challenge.js'
@@ -28,7 +30,7 @@ export const LIST_METHODS: Readonly<Record<string, { field: 'tools' | 'resources
   'prompts/list': { field: 'prompts', call: 'prompts/get', key: 'name' },
 }
 
-export function createPolicyStep(resource: Resource) {
+export function createPolicyStep(resource: Resource, trail: AuditTrail = new AuditTrail()) {
   const policy = new McpPolicy(resource.policy.rules, resource.requiredScopes)
 
   function policyStep(request: FastifyRequest): void {
@@ -39,14 +41,13 @@ export function createPolicyStep(resource: Resource) {
       enforce(policy.decideBase(caller), undefined, request)
       return
     }
-    const started = performance.now()
     const mcp = inspectMcpBody(request.body, request.headers)
     request.mcp = mcp
     for (const message of mcp.messages) {
       // A response to a server's request is not a call: the base scopes apply (as for GET).
       const decision =
         message.method === undefined ? policy.decideBase(caller) : policy.decide({ method: message.method, name: message.name }, caller)
-      audit(request.log, resource, principal, message, decision, performance.now() - started, resource.policy.auditArguments)
+      audit(trail, request, resource, principal, message, decision, resource.policy.auditArguments)
       enforce(decision, message, request)
     }
   }
@@ -83,19 +84,19 @@ function callerOf(p: Principal): Caller {
   return { sub: p.sub, scopes: p.scopes, email: p.token.email, groups: p.token.groups }
 }
 
-/** One structured line per decision; arguments only when the operator asked (they may be personal). */
+/** One event per decision; arguments only when the operator asked (they may be personal). */
 function audit(
-  log: FastifyBaseLogger,
+  trail: AuditTrail,
+  request: FastifyRequest,
   resource: Resource,
   principal: Principal,
   message: McpMessage,
   decision: Decision,
-  decisionMs: number,
   withArguments: boolean,
 ): void {
-  log.info(
+  trail.record(
     {
-      audit: 'mcp.decision',
+      type: 'mcp.decision',
       resource: resource.id,
       sub: principal.sub,
       clientId: principal.clientId,
@@ -104,9 +105,8 @@ function audit(
       decision: decision.allowed ? 'allow' : 'deny',
       ...(!decision.allowed && { reason: decision.reason }),
       rule: decision.rule,
-      decisionMs: Math.round(decisionMs * 1000) / 1000,
       ...(withArguments && message.params?.arguments !== undefined && { arguments: message.params.arguments }),
     },
-    'mcp decision',
+    contextOf(request),
   )
 }

@@ -13,6 +13,7 @@ import { pipeline, type Readable } from 'node:stream'
 import type { Resource } from '../config/load.js'
 import { BadGatewayError, GatewayTimeoutError, TemporarilyUnavailableError } from '../errors.js'
 import { isGatehouseCookie, withoutGatehouseCookies } from '../http/cookies.js'
+import { upstreamFailure } from '../metrics/upstream-hop.js'
 import { filterJson, filterSse, type ListFilter } from './list-filter.js'
 import type { McpRequest } from './mcp-request.js'
 import { LIST_METHODS } from './policy-step.js'
@@ -85,12 +86,24 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
     headers['x-forwarded-for'] = request.ip
     headers['x-forwarded-proto'] = forwardedProto
     headers['x-forwarded-host'] = forwardedHost
+    // W3C traceparent of the upstream span, only when tracing is on (else the client's passes as before).
+    request.upstreamHop?.propagate(headers)
     const principal = request.principal!
     if (identity.subject) headers[identity.subject.toLowerCase()] = headerSafe(principal.sub)
     if (identity.clientId && principal.clientId !== undefined) {
       headers[identity.clientId.toLowerCase()] = headerSafe(principal.clientId)
     }
     if (identity.scope) headers[identity.scope.toLowerCase()] = [...principal.scopes].join(' ')
+    if (identity.email && principal.token.email !== undefined) {
+      headers[identity.email.toLowerCase()] = headerSafe(principal.token.email)
+    }
+    if (identity.groups && principal.token.groups !== undefined) {
+      // A name with a comma would split into two groups upstream, one with a control character
+      // could smuggle a header: such names are left out, not mangled.
+      // eslint-disable-next-line no-control-regex
+      const groups = principal.token.groups.filter((g) => g !== '' && !/[,\u0000-\u001f\u007f]/.test(g))
+      if (groups.length > 0) headers[identity.groups.toLowerCase()] = groups.map(headerSafe).join(',')
+    }
     return headers
   }
 
@@ -112,6 +125,7 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
   const onResponse: Hook<'onResponse'> = (request, reply, raw) => void bindAndSend(request, reply, raw as unknown as UpstreamResponse)
 
   async function bindAndSend(request: Parameters<Hook<'onResponse'>>[0], reply: Parameters<Hook<'onResponse'>>[1], res: UpstreamResponse) {
+    request.upstreamHop?.responded(res.statusCode)
     const requested = request.headers['mcp-session-id']
     const issued = res.headers['mcp-session-id']
     try {
@@ -127,6 +141,7 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
       reply.send(new TemporarilyUnavailableError('session state is unavailable; try again', { cause: err }))
       return
     }
+    if (isEventStream(res.headers)) request.upstreamHop?.streamOpened(reply.raw as ServerResponse)
     if (isEventStream(res.headers) && isNotificationStream(request.method, request.body)) {
       trackStream(res.stream, reply.raw as ServerResponse)
     }
@@ -155,6 +170,7 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
     const error = e as Error & { statusCode?: number; code?: string }
     const timedOut = error.statusCode === 504 || /TIMEOUT/i.test(error.code ?? '')
     const detail = `upstream ${resource.id}: ${error.code ?? error.name}`
+    reply.request.upstreamHop?.failed(upstreamFailure(error, timedOut))
     reply.send(
       timedOut
         ? new GatewayTimeoutError('the MCP server did not answer in time', { detail, cause: error })

@@ -35,4 +35,18 @@ export const storeKeys = {
   registrationCount: (window: number) => `registration-count:${window}`,
   /** Counter of registration requests from one source address in the current rate window. */
   registrationRate: (addressHash: string) => `registration-rate:${addressHash}`,
+  /** Counter of one rate limit (`authorize`, `token`, `mcp`) for one address, client or subject, by hash. */
+  rateLimit: (limit: string, scope: string, keyHash: string) => `rate:${limit}:${scope}:${keyHash}`,
+  /** A key set fetched from a CIMD client's jwks_uri, by the SHA-256 of client id and jwks_uri (it repeats both). */
+  cimdJwks: (hash: string) => `cimd-jwks:${hash}`,
+  /** Marker of a recent unknown-kid refetch of one CIMD client's jwks_uri, by the SHA-256 of the client id (SEC-32). */
+  cimdJwksRefetch: (clientIdHash: string) => `cimd-jwks-refetch:${clientIdHash}`,
+  /** Counter of outbound metadata and key set fetches for one client-id host in the current window (SEC-14). */
+  cimdFetchRate: (hostHash: string) => `cimd-fetch-rate:${hostHash}`,
+  /** The last security and display fingerprints seen of one CIMD client's document, by the SHA-256 of its id (SEC-23). */
+  cimdFingerprint: (clientIdHash: string) => `cimd-fingerprint:${clientIdHash}`,
+  /** A client assertion jti already used, by the SHA-256 of client id and jti: single use until exp (SEC-31). */
+  assertionJti: (hash: string) => `assertion-jti:${hash}`,
+  /** An upstream OIDC login between the approval and the IdP's callback, by the hash of its `state`: taken once (MCPS-05). */
+  upstreamLoginState: (stateHash: string) => `oidc-state:${stateHash}`,
 } as const

@@ -198,7 +198,7 @@ class Harness {
   /** MCPA-62: no code, verifier, token, client secret or password handled so far is in the log. */
   checkLog(t: Test): void {
     const log = this.gw.logText()
-    t.ok(log.includes('code issued'), 'the log saw the flows')
+    t.ok(log.includes('"audit":"code.issued"'), 'the log saw the flows')
     const leaked = [...this.secrets].filter((s) => log.includes(s))
     t.same(leaked.map((s) => `${s.slice(0, 6)}…`), [], `none of ${this.secrets.size} secret values is in the log`)
   }
