@@ -20,7 +20,7 @@ export type ClientRefusalReason =
 export type AuditEvent =
   | { type: 'login.succeeded'; sub: string; provider: string }
   | { type: 'login.failed'; provider: string; reason: 'bad_credentials' | 'idp_error' | 'idp_unreachable' | 'cancelled' | 'invalid_state' }
-  | { type: 'access.refused'; sub: string; provider: string; resource: string }
+  | { type: 'access.refused'; sub: string; provider: string; clientId: string; resource: string }
   | { type: 'consent.granted'; sub: string; clientId: string; resource: string; scopes: readonly string[]; remembered: boolean }
   | { type: 'consent.denied'; sub?: string; clientId: string; resource: string }
   | { type: 'client.resolved'; clientId: string; source: 'cimd'; cache: 'hit' | 'fetched' }

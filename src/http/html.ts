@@ -3,6 +3,7 @@
  * (BCP-16), unframeable (BCP-14), every interpolated value escaped (SEC-25).
  */
 import { createHash } from 'node:crypto'
+import type { FastifyReply } from 'fastify'
 
 const STYLE = `
 :root{color-scheme:light dark;--fg:#1b1f24;--muted:#57606a;--bg:#f6f8fa;--card:#fff;--line:#d0d7de;--field:#818b98;--accent:#0b57d0;--btn:#0b57d0;--warn-bg:#fff8c5;--warn-line:#d4a72c;--err:#cf222e}
@@ -64,4 +65,13 @@ export function errorPage(title: string, message: string): Page {
     `<h1>${escapeHtml(title)}</h1><p role="alert">${escapeHtml(message)}</p>
 <p class="muted">You can close this window. If you were connecting an application, start again from it.</p>`,
   )
+}
+
+/** Sends a page with its own CSP; pages hold per-request forms, so nothing caches them. */
+export function sendPage(reply: FastifyReply, page: Page): FastifyReply {
+  return reply
+    .header('content-security-policy', page.csp)
+    .header('cache-control', 'no-store')
+    .type('text/html; charset=utf-8')
+    .send(page.html)
 }

@@ -7,6 +7,9 @@ import { storeKeys } from '../store/keys.js'
 import type { Store } from '../store/store.js'
 import type { Identity } from './provider.js'
 
+/** The name (before the jar's `__Host-` prefix) of the browser session cookie. */
+export const SESSION_COOKIE = 'session'
+
 export interface LoginSession {
   identity: Identity
   /** When the person authenticated (at the IdP: its `auth_time`), seconds since the epoch. */

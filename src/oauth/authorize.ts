@@ -17,31 +17,23 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { contextOf, type AuditEvent, type AuditTrail } from '../audit/events.js'
 import type { GatewayConfig, Resource } from '../config/load.js'
-import {
-  AccessDeniedError,
-  InvalidRequestError,
-  InvalidScopeError,
-  OAuthError,
-  PublicError,
-  UnauthorizedClientError,
-} from '../errors.js'
+import { AccessDeniedError, OAuthError, PublicError } from '../errors.js'
 import { readCookie, type CookieJar } from '../http/cookies.js'
 import { UpstreamLoginError, type OidcLoginProvider, type UpstreamChecks } from '../login/oidc.js'
 import type { Identity, LoginProvider } from '../login/provider.js'
-import { hash, isFresh, type LoginSession, type LoginSessions } from '../login/sessions.js'
+import { hash, isFresh, SESSION_COOKIE, type LoginSession, type LoginSessions } from '../login/sessions.js'
 import { mayAccess } from '../policy/access-rules.js'
 import { storeKeys } from '../store/keys.js'
 import type { Store } from '../store/store.js'
+import { errorRedirect, validateRequest, verifiedClient, type PendingRequest } from './authorization-request.js'
 import type { ClientRegistry, OAuthClient } from './clients.js'
+import { Consents } from './consents.js'
 import { snapshotOf } from './client-snapshot.js'
 import type { Grants } from './grants.js'
 import { singleValued, type Params } from './params.js'
-import { isValidChallenge } from './pkce.js'
-import { matchRedirectUri } from './redirect-uri.js'
-import { resolveResource } from './resource-indicator.js'
-import { type Page } from '../http/html.js'
-import { consentPage, loginPage, logoutPage, returnPage, upstreamConsentPage, type ClientSummary } from './views.js'
-import { isAcceptableRedirectUri, isLoopbackHost } from '../config/loopback.js'
+import { sendPage } from '../http/html.js'
+import { consentPage, loginPage, returnPage, upstreamConsentPage, type ClientSummary } from './views.js'
+import { isLoopbackHost } from '../config/loopback.js'
 
 export interface AuthorizeDeps {
   config: GatewayConfig
@@ -56,26 +48,6 @@ export interface AuthorizeDeps {
   audit: AuditTrail
 }
 
-/** A remembered consent: the scopes, and the version of the client they were given to. */
-interface RememberedConsent {
-  scopes: string[]
-  /** SEC-23: a metadata-document client's fingerprints when consent was given. */
-  client?: string
-}
-
-interface PendingRequest {
-  clientId: string
-  redirectUri: string
-  redirectUriGiven: boolean
-  state: string | undefined
-  codeChallenge: string
-  resourceId: string
-  scopes: string[]
-  csrf: string
-  /** Hash of the browser-binding cookie value. */
-  binding: string
-}
-
 /** One upstream login the person approved, between the redirect to the IdP and its callback. */
 interface UpstreamState extends UpstreamChecks {
   providerId: string
@@ -85,12 +57,10 @@ interface UpstreamState extends UpstreamChecks {
   binding: string
 }
 
-const SESSION_COOKIE = 'session'
 const BINDING_COOKIE = 'authz'
 const STATE_COOKIE = 'oidc-state'
 /** MCPS-05: upstream state is short-lived. Also how long a pending request waits for the IdP. */
 const UPSTREAM_STATE_TTL_SECONDS = 600
-const OFFLINE_ACCESS = 'offline_access'
 /**
  * How long the consent page waits for a provider's discovery (its CSP needs the authorization
  * endpoint's origin). Short, so an IdP that does not answer delays the page little; a refused
@@ -98,24 +68,19 @@ const OFFLINE_ACCESS = 'offline_access'
  */
 const DISCOVERY_WAIT_MS = 3_000
 
-class UnsupportedResponseTypeError extends OAuthError {
-  constructor(description: string) {
-    super('unsupported_response_type', 400, description, { redirectable: true })
-  }
-}
-
 export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): void {
   const { config, store, clients, grants, sessions, cookies, oidc, audit } = deps
   const recordEvent = (reply: FastifyReply, event: AuditEvent) => audit.record(event, contextOf(reply.request))
+  const consents = new Consents(store, config.authorizationServer.consentTtlSeconds)
   const maxAge = config.login.session.maxAgeSeconds
   const ttl = config.authorizationServer.requestTtlSeconds
   const pageRoute = { config: { errorFormat: 'html' as const } }
 
   app.get('/oauth/authorize', pageRoute, async (request, reply) => {
     const params = singleValued(request.query)
-    const { client, redirectUri, redirectUriGiven } = await verifiedClient(params)
+    const { client, redirectUri, redirectUriGiven } = await verifiedClient(clients, params)
     try {
-      const pending = { ...validateRequest(params, client, redirectUri), redirectUriGiven }
+      const pending = { ...validateRequest(config, params, client, redirectUri), redirectUriGiven }
       const id = randomBytes(24).toString('base64url')
       const binding = randomBytes(24).toString('base64url')
       await store.set(
@@ -237,33 +202,9 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
     const sessionId = await sessions.create(identity, login.authTime)
     reply.header('set-cookie', cookies.serialize(SESSION_COOKIE, sessionId, config.authorizationServer.sessionTtlSeconds))
     // The person approved before leaving for the IdP (the POST above); now we know who they are.
-    await rememberConsent(identity.sub, pending, client)
+    await consents.remember(identity.sub, client, pending.resourceId, pending.scopes)
     recordEvent(reply, { type: 'consent.granted', sub: identity.sub, clientId: client.clientId, resource: pending.resourceId, scopes: pending.scopes, remembered: false })
     return issueCode(reply, pending, client, identity, 303)
-  })
-
-  app.get('/oauth/logout', pageRoute, async (request, reply) => {
-    const session = await sessions.get(readCookie(request.headers.cookie, cookies.name(SESSION_COOKIE)))
-    return send(reply, logoutPage({ signedIn: session !== undefined, done: false }))
-  })
-
-  /**
-   * Ends the gateway session. CSRF-safe: the session cookie is SameSite=Lax (not sent on a
-   * cross-site POST) and the request must come from the gateway's own origin. The IdP's own
-   * session is not ended (RP-initiated logout is not implemented).
-   */
-  app.post('/oauth/logout', pageRoute, async (request, reply) => {
-    if (request.headers.origin !== new URL(config.publicUrl).origin) {
-      throw new PublicError('invalid_request', 403, 'sign out from the gateway\'s own page')
-    }
-    const sessionId = readCookie(request.headers.cookie, cookies.name(SESSION_COOKIE))
-    if (sessionId) {
-      const session = await sessions.get(sessionId)
-      await sessions.end(sessionId)
-      if (session) request.log.info({ sub: session.identity.sub, provider: session.identity.provider }, 'logout')
-    }
-    reply.header('set-cookie', cookies.clear(SESSION_COOKIE))
-    return send(reply, logoutPage({ signedIn: false, done: true }))
   })
 
   /** The session of this browser, if it is still good for a new authorization. */
@@ -278,7 +219,7 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
   /** The resource's access rules (checked after login, before consent is remembered or a code issued). */
   function allowed(reply: FastifyReply, pending: PendingRequest, client: OAuthClient, identity: Identity): boolean {
     if (mayAccess(resourceOf(pending).access, identity)) return true
-    recordEvent(reply, { type: 'access.refused', sub: identity.sub, provider: identity.provider, resource: pending.resourceId })
+    recordEvent(reply, { type: 'access.refused', sub: identity.sub, provider: identity.provider, clientId: client.clientId, resource: pending.resourceId })
     return false
   }
 
@@ -287,7 +228,7 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
     const resource = resourceOf(pending)
     const denied = new AccessDeniedError(`the user is not allowed to use ${resource.name}`, { redirectable: true })
     reply.code(403)
-    return send(
+    return sendPage(
       reply,
       returnPage({
         title: 'Access not allowed',
@@ -308,7 +249,7 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
     if (err.failure !== 'denied') reply.log.warn({ provider: provider.id, failure: err.failure, detail: err.detail }, 'upstream login failed')
     reply.code(status)
     const oauthError = new PublicError(code, status, code === 'access_denied' ? 'the user did not sign in' : 'the sign-in provider failed', { redirectable: true })
-    return send(reply, returnPage({ title, message, returnUrl: errorRedirect(pending.redirectUri, oauthError, pending.state, config.issuer) }))
+    return sendPage(reply, returnPage({ title, message, returnUrl: errorRedirect(pending.redirectUri, oauthError, pending.state, config.issuer) }))
   }
 
   app.post('/oauth/authorize/consent', pageRoute, async (request, reply) => {
@@ -324,50 +265,10 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
       const denied = new AccessDeniedError('the user denied the request', { redirectable: true })
       return reply.redirect(errorRedirect(pending.redirectUri, denied, pending.state, config.issuer), 303)
     }
-    await rememberConsent(session.identity.sub, pending, client)
+    await consents.remember(session.identity.sub, client, pending.resourceId, pending.scopes)
     recordEvent(reply, { type: 'consent.granted', sub: session.identity.sub, clientId: client.clientId, resource: pending.resourceId, scopes: pending.scopes, remembered: false })
     return issueCode(reply, pending, client, session.identity, 303)
   })
-
-  async function verifiedClient(params: Params): Promise<{ client: OAuthClient; redirectUri: string; redirectUriGiven: boolean }> {
-    if (!params.client_id) throw new InvalidRequestError('the client_id parameter is missing')
-    const client = await clients.find(params.client_id)
-    if (!client) throw new PublicError('invalid_client', 400, 'this application is not known to the gateway')
-    const requested = params.redirect_uri ?? (client.redirectUris.length === 1 ? client.redirectUris[0] : undefined)
-    if (requested === undefined) throw new InvalidRequestError('the redirect_uri parameter is missing')
-    if (!isAcceptableRedirectUri(requested) || !matchRedirectUri(client.redirectUris, requested)) {
-      throw new InvalidRequestError('the redirect_uri is not registered for this application', {
-        detail: `client ${client.clientId}`,
-      })
-    }
-    return { client, redirectUri: requested, redirectUriGiven: params.redirect_uri !== undefined }
-  }
-
-  function validateRequest(params: Params, client: OAuthClient, redirectUri: string): Omit<PendingRequest, 'binding' | 'redirectUriGiven'> {
-    const redirectable = { redirectable: true }
-    if (params.response_type !== 'code') {
-      throw new UnsupportedResponseTypeError('only response_type=code is supported')
-    }
-    if (!client.grantTypes.includes('authorization_code')) {
-      throw new UnauthorizedClientError('this client may not use the authorization code grant', redirectable)
-    }
-    if (!params.code_challenge || !isValidChallenge(params.code_challenge)) {
-      throw new InvalidRequestError('a PKCE code_challenge is required', redirectable)
-    }
-    if (params.code_challenge_method !== 'S256') {
-      throw new InvalidRequestError('code_challenge_method must be S256', redirectable)
-    }
-    const resource = resolveResource(config, params.resource, true)
-    return {
-      clientId: client.clientId,
-      redirectUri,
-      state: params.state,
-      codeChallenge: params.code_challenge,
-      resourceId: resource.id,
-      scopes: grantedScopes(resource, params.scope),
-      csrf: randomBytes(24).toString('base64url'),
-    }
-  }
 
   /** A form post continues a pending request only from the browser that started it. */
   async function continuing(request: FastifyRequest, form: Params) {
@@ -398,7 +299,7 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
       reply.header('set-cookie', cookies.clear(BINDING_COOKIE))
       return refuseAccess(reply, pending)
     }
-    const remembered = await rememberedScopes(identity.sub, pending, client)
+    const remembered = await consents.scopes(identity.sub, client, pending.resourceId)
     if (pending.scopes.every((s) => remembered.includes(s))) {
       if ((await store.take(storeKeys.authorizationRequest(id))) === undefined) throw expired()
       reply.header('set-cookie', cookies.clear(BINDING_COOKIE))
@@ -407,7 +308,7 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
     }
     const resource = resourceOf(pending)
     const descriptions = new Map(resource.scopes.map((s) => [s.name, s.description]))
-    return send(
+    return sendPage(
       reply,
       consentPage({
         client: summary(client, pending.redirectUri),
@@ -433,7 +334,7 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
       await Promise.all(oidc.map((provider) => provider.prefetch(DISCOVERY_WAIT_MS)))
       const resource = resourceOf(pending)
       const descriptions = new Map(resource.scopes.map((s) => [s.name, s.description]))
-      return send(
+      return sendPage(
         reply,
         upstreamConsentPage({
           client: summary(client, pending.redirectUri),
@@ -451,7 +352,7 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
         }),
       )
     }
-    return send(
+    return sendPage(
       reply,
       loginPage({
         client: summary(client, pending.redirectUri),
@@ -490,56 +391,9 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
     return reply.header('cache-control', 'no-store').redirect(target.href, status)
   }
 
-  function consentKey(sub: string, pending: PendingRequest): string {
-    return storeKeys.consent(hash(sub), hash(pending.clientId), pending.resourceId)
-  }
-
-  /**
-   * The scopes this person already allowed this client. For a metadata-document client only
-   * while its document is the one consented to (SEC-23): changed security members (redirect
-   * URIs, auth method, grant types, scope, keys) or display members (name, logo) ask again.
-   */
-  async function rememberedScopes(sub: string, pending: PendingRequest, client: OAuthClient): Promise<string[]> {
-    const stored = await store.get(consentKey(sub, pending))
-    if (stored === undefined) return []
-    const consent = JSON.parse(stored) as RememberedConsent
-    return consent.client === clientVersion(client) ? consent.scopes : []
-  }
-
-  async function rememberConsent(sub: string, pending: PendingRequest, client: OAuthClient): Promise<void> {
-    const scopes = [...new Set([...(await rememberedScopes(sub, pending, client)), ...pending.scopes])]
-    const consent: RememberedConsent = { scopes, ...(clientVersion(client) !== undefined && { client: clientVersion(client) }) }
-    await store.set(consentKey(sub, pending), JSON.stringify(consent), config.authorizationServer.consentTtlSeconds * 1000)
-  }
-
   function resourceOf(pending: PendingRequest): Resource {
     return config.resources.find((r) => r.id === pending.resourceId)!
   }
-}
-
-/**
- * The scopes a code will carry: what was asked for plus what every call to the resource
- * needs (a token without them would be useless). No scope asked → the required ones (MCPA-40).
- * offline_access only asks for a refresh token, which the client's grant types decide (OQ-12).
- */
-function grantedScopes(resource: Resource, scope: string | undefined): string[] {
-  const known = new Set(resource.scopes.map((s) => s.name))
-  const requested = (scope ?? '').split(' ').filter((s) => s && s !== OFFLINE_ACCESS)
-  const unknown = requested.filter((s) => !known.has(s))
-  if (unknown.length > 0) {
-    throw new InvalidScopeError(`unknown scope: ${unknown.join(' ')}`, { redirectable: true })
-  }
-  return [...new Set([...resource.requiredScopes, ...requested])]
-}
-
-/** RFC 9207 §2: `iss` accompanies error responses too (MCPA-F01). */
-function errorRedirect(redirectUri: string, err: PublicError, state: string | undefined, issuer: string): string {
-  const target = new URL(redirectUri)
-  target.searchParams.append('error', err.code)
-  target.searchParams.append('error_description', err.description)
-  if (state !== undefined) target.searchParams.append('state', state)
-  target.searchParams.append('iss', issuer)
-  return target.href
 }
 
 /** MCPS-05: a callback that does not continue a login this browser approved. Nothing is issued. */
@@ -553,10 +407,6 @@ function expired(): PublicError {
 
 function summary(client: OAuthClient, redirectUri: string): ClientSummary {
   return { name: client.name, clientId: client.clientId, verifiedAs: client.verifiedAs, redirectUri }
-}
-
-function clientVersion(client: OAuthClient): string | undefined {
-  return client.fingerprint === undefined ? undefined : `${client.fingerprint}.${client.displayFingerprint ?? ''}`
 }
 
 function isLoopbackUri(uri: string): boolean {
@@ -573,13 +423,6 @@ function originOf(uri: string): string {
   return u.origin === 'null' ? `${u.protocol}` : u.origin
 }
 
-function send(reply: FastifyReply, page: Page) {
-  return reply
-    .header('content-security-policy', page.csp)
-    .header('cache-control', 'no-store')
-    .type('text/html; charset=utf-8')
-    .send(page.html)
-}
 
 function withSnapshot(client: OAuthClient): { client?: ReturnType<typeof snapshotOf> } {
   const snapshot = snapshotOf(client)

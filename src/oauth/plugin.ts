@@ -15,6 +15,7 @@ import { LoginSessions } from '../login/sessions.js'
 import { StaticLoginProvider } from '../login/static.js'
 import type { Store } from '../store/store.js'
 import { registerAuthorize } from './authorize.js'
+import { registerLogout } from './logout.js'
 import { createCimdClients } from './cimd/create.js'
 import { ClientSources, StaticClients } from './clients.js'
 import { Grants } from './grants.js'
@@ -67,6 +68,7 @@ export async function oauthPlugin(
   app.get('/oauth/jwks', publicJson(jwks))
 
   registerAuthorize(app, { config, store, clients, grants, sessions, login, oidc, cookies, audit })
+  registerLogout(app, { config, sessions, cookies })
   registerToken(app, { config, clients, grants, keystore, assertions: cimd?.assertions, audit })
   registerRevokeIntrospect(app, { config, clients, grants, verifier, assertions: cimd?.assertions })
   if (config.registration.enabled) await app.register(registrationRoutes, { config, registered, limiter, audit })

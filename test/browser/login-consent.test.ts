@@ -14,11 +14,11 @@ import { mkdirSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Browser, BrowserContext, Page, Response } from 'playwright-core'
+import type { Browser, Page, Response } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { hashPassword } from '../../src/login/passwords.js'
 import { chromiumForTests } from '../helpers/chromium.js'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
+import { startTestGateway } from '../helpers/gateway.js'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const artifacts = fileURLToPath(new URL('../../test-artifacts/browser/', import.meta.url))

@@ -3,9 +3,8 @@
  * client exactly the way it registered, one method per request, no downgrade to `none`, and
  * 401 + WWW-Authenticate: Basic when a Basic attempt fails.
  */
-import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
-import { PUBLIC, BASIC, POST, SPECIAL, startHarness, credentials, basicAuth, formEncode, claims, type Client, type Answer, type Code } from '../helpers/token-harness.js'
+import { PUBLIC, BASIC, POST, SPECIAL, startHarness, basicAuth, formEncode, claims, type Answer, type Code } from '../helpers/token-harness.js'
 
 const h = await startHarness(t)
 

@@ -3,9 +3,8 @@
  * (client, redirect_uri, resource), single use with replay revocation, expiry, and the
  * request-level refusals (repeated parameters, unsupported grant types).
  */
-import { setTimeout as sleep } from 'node:timers/promises'
 import { randomBytes } from 'node:crypto'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { USER, REGISTERED_REDIRECT, REDIRECT, PUBLIC, OTHER_PUBLIC, BASIC, POST, startHarness, pkceVerifier, claims, advanceStoreClock } from '../helpers/token-harness.js'
 
 const h = await startHarness(t)

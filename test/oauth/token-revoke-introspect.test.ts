@@ -4,7 +4,6 @@
  * tells nothing about dead or foreign-signed tokens.
  */
 import { generateKeyPair, SignJWT } from 'jose'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { USER, PUBLIC, OTHER_PUBLIC, BASIC, POST, NO_REFRESH, startHarness, basicAuth, claims, type Client } from '../helpers/token-harness.js'

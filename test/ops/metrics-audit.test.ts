@@ -55,7 +55,7 @@ t.test('each audit event type moves its family by exactly one, with bounded labe
     [{ type: 'refresh.reused', clientId: 'c', grantId: 'g' }, 'gatehouse_refresh_token_reuses_total', {}],
     [{ type: 'login.succeeded', sub: 's', provider: 'static' }, 'gatehouse_logins_total', { outcome: 'succeeded' }],
     [{ type: 'login.failed', provider: 'static', reason: 'bad_credentials' }, 'gatehouse_logins_total', { outcome: 'bad_credentials' }],
-    [{ type: 'access.refused', sub: 's', provider: 'oidc', resource: 'tickets' }, 'gatehouse_access_refusals_total', { resource: 'tickets' }],
+    [{ type: 'access.refused', sub: 's', provider: 'oidc', clientId: 'c', resource: 'tickets' }, 'gatehouse_access_refusals_total', { resource: 'tickets' }],
     [{ type: 'consent.granted', sub: 's', clientId: 'c', resource: 'files', scopes: [], remembered: false }, 'gatehouse_consents_total', { outcome: 'granted' }],
     [{ type: 'consent.granted', sub: 's', clientId: 'c', resource: 'files', scopes: [], remembered: true }, 'gatehouse_consents_total', { outcome: 'remembered' }],
     [{ type: 'consent.denied', clientId: 'c', resource: 'files' }, 'gatehouse_consents_total', { outcome: 'denied' }],
@@ -83,7 +83,7 @@ t.test('free-string event fields never become label values', async (t) => {
   trail.record({ type: 'bearer.refused', resource: 'https://evil.example/mcp', reason: 'invalid' })
   trail.record({ type: 'bearer.refused', resource: 'https://mcp.example.com/tickets/mcp', reason: 'expired' })
   trail.record({ type: 'rate_limited', limit: 'Not A Limit Name', scope: 'address' })
-  trail.record({ type: 'access.refused', sub: 'alice', provider: 'oidc', resource: 'nowhere' })
+  trail.record({ type: 'access.refused', sub: 'alice', provider: 'oidc', clientId: 'c', resource: 'nowhere' })
   for (let i = 0; i < 40; i++) trail.record({ type: 'rate_limited', limit: `limit_${i}`, scope: 'host' })
   const e = await read()
   t.equal(e.value('gatehouse_token_refusals_total', { grant_type: 'other', reason: 'other' }), 1, 'unknown grant type and error: other')
