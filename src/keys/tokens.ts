@@ -167,6 +167,9 @@ export class AccessTokenVerifier {
     if (typ === undefined || !this.#types.has(normalizeType(typ))) {
       throw new TokenRejectedError('type', 'the token is not an access token')
     }
+    // A token issued in the future cannot be genuine and current (JWT-03; the same tolerance as exp
+    // and nbf). jose checks iat's type but not its value unless maxTokenAge is set.
+    if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + o.clockToleranceSeconds) throw claimsError('iat')
     if (typeof payload.sub !== 'string' || payload.sub === '') throw claimsError('sub')
     if (payload.client_id !== undefined && typeof payload.client_id !== 'string') throw claimsError('client_id')
     if (payload.jti !== undefined && typeof payload.jti !== 'string') throw claimsError('jti')

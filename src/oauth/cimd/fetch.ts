@@ -72,6 +72,9 @@ export function specialUseRange(address: string): string | undefined {
     return range === 'unicast' ? undefined : `ipv4Mapped/${range}`
   }
   const range = parsed.range()
+  // ipaddr.js calls the deprecated IPv4-compatible form (::a.b.c.d, e.g. ::7f00:1 for
+  // 127.0.0.1) unicast; ::/8 is reserved by the IETF and no public host lives there (SEC-06).
+  if (range === 'unicast' && parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).match(ipaddr.IPv6.parse('::'), 8)) return 'reserved'
   return range === 'unicast' ? undefined : range
 }
 

@@ -54,6 +54,10 @@ export function checkClientIdUrl(raw: string, options: UrlRulesOptions): UrlRule
   }
   // Printable ASCII only: no spaces, controls or raw non-ASCII (IDN hosts must be punycode).
   if (!/^[\x21-\x7e]+$/.test(raw)) return refuse('url.characters', 'the client id contains characters a URL cannot have')
+  // RFC 3986 §2 characters only. WHATWG URL reads some others its own way (`\` is `/` in an
+  // https URL), so the trust policy, which reads the raw string, and the fetch would disagree:
+  // `https://evil.test\.example.com/x` is fetched from evil.test (SEC-01, SEC-04).
+  if (!/^[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]+$/.test(raw)) return refuse('url.characters', 'the client id contains characters a URL cannot have')
   // Lowercase scheme only: simple string comparison makes HTTPS:// a different, odd identity.
   const scheme = raw.startsWith('https://') ? 'https' : raw.startsWith('http://') ? 'http' : undefined
   if (scheme === undefined) return refuse('url.scheme', 'the client id must be an https URL')
@@ -84,5 +88,11 @@ export function checkClientIdUrl(raw: string, options: UrlRulesOptions): UrlRule
     return refuse('url.ip-literal', 'the client id must name a host, not an IP address')
   }
   if (/[^a-z0-9.:-]/.test(host)) return refuse('url.host', 'the client id host is not a plain DNS name')
+  // The authority as written must be the one the fetcher connects to (lowercase, no default
+  // port, no percent-encoding, no trailing dot): the trust policy reads the raw authority, so
+  // `EVIL.test`, `evil.test:443`, `evil%2etest` or `evil.test.` would slip past a deny entry (SEC-04).
+  if (parts.authority !== url.host || url.hostname.endsWith('.')) {
+    return refuse('url.host', 'the client id host must be written plainly: lowercase, without the default port, percent-encoding or a trailing dot')
+  }
   return { ok: true, url, parts }
 }
