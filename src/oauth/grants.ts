@@ -11,6 +11,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { AuditContext, AuditEvent, AuditTrail } from '../audit/events.js'
+import { InvalidGrantError } from '../errors.js'
 import { hash } from '../login/sessions.js'
 import { storeKeys } from '../store/keys.js'
 import type { Store } from '../store/store.js'
@@ -106,18 +107,21 @@ export class Grants {
       return redeemed === undefined ? undefined : { record: JSON.parse(redeemed) as CodeRecord, replayed: true }
     }
     const record = JSON.parse(stored) as CodeRecord
-    await this.store.set(
-      storeKeys.redeemedCode(codeHash),
-      stored,
-      // Long enough to catch a replay of any code that could still have been valid.
-      Math.max(this.timings.codeTtlSeconds * 10, 600) * 1000,
-    )
+    await this.store.set(storeKeys.redeemedCode(codeHash), stored, this.#replayWindowMs())
     return { record, replayed: false }
   }
 
-  /** Stores the grant (at the first token) and returns its first refresh token. */
+  /**
+   * Stores the grant (at the first token) and returns its first refresh token. A concurrent,
+   * otherwise valid replay of the code may have revoked the grant before it was stored: its
+   * marker is checked after the write, so the grant cannot outlive that revocation (O21-08).
+   */
   async start(grant: Grant, withRefreshToken: boolean): Promise<string | undefined> {
     await this.store.set(storeKeys.grant(grant.grantId), JSON.stringify(grant), this.timings.refreshTokenTtlSeconds * 1000)
+    if ((await this.store.get(storeKeys.revokedGrant(grant.grantId))) !== undefined) {
+      await this.store.delete(storeKeys.grant(grant.grantId))
+      throw new InvalidGrantError('the code was already used', { detail: 'grant revoked by a concurrent replay of its code' })
+    }
     return withRefreshToken ? this.#issueRefresh({ grantId: grant.grantId, clientId: grant.clientId, scopes: grant.scopes }) : undefined
   }
 
@@ -139,6 +143,8 @@ export class Grants {
 
   /** Deletes the grant; with `by`, records a grant.revoked event naming who or what revoked it. */
   async revoke(grantId: string, by?: GrantRevoker, context: AuditContext = {}): Promise<void> {
+    // The marker first: a grant being started right now sees it (see start).
+    await this.store.set(storeKeys.revokedGrant(grantId), '1', this.#replayWindowMs())
     await this.store.delete(storeKeys.grant(grantId))
     if (by !== undefined) this.audit?.record({ type: 'grant.revoked', grantId, by }, context)
   }
@@ -209,5 +215,10 @@ export class Grants {
     const record = JSON.parse(stored) as RefreshRecord
     const grant = await this.get(record.grantId)
     return grant && { grant, scopes: record.scopes }
+  }
+
+  /** Long enough to catch a replay of any code that could still have been valid. */
+  #replayWindowMs(): number {
+    return Math.max(this.timings.codeTtlSeconds * 10, 600) * 1000
   }
 }

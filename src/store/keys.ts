@@ -17,6 +17,8 @@ export const storeKeys = {
   redeemedCode: (codeHash: string) => `code-redeemed:${codeHash}`,
   /** A grant: what one user allowed one client on one resource; refresh tokens live while it does. */
   grant: (grantId: string) => `grant:${grantId}`,
+  /** A revoked grant's marker, kept through the code-replay window: a grant stored after its revocation is undone. */
+  revokedGrant: (grantId: string) => `grant-revoked:${grantId}`,
   /** A live refresh token, by its hash. */
   refreshToken: (tokenHash: string) => `refresh:${tokenHash}`,
   /** A rotated refresh token, by its hash: its reuse after the grace window revokes the grant. */
