@@ -156,7 +156,10 @@ export class OidcLoginProvider {
       const userInfo = configuration.serverMetadata().userinfo_endpoint
         ? await oidc.fetchUserInfo(configuration, tokens.access_token, idToken.sub)
         : {}
-      claims = { ...userInfo, ...idToken }
+      // email_verified speaks for the email of its own source only: an unverified ID token
+      // address must not borrow UserInfo's email_verified (made for another address).
+      const emailSource: Record<string, unknown> = idToken[this.#settings.claims.email] !== undefined ? idToken : userInfo
+      claims = { ...userInfo, ...idToken, email_verified: emailSource.email_verified }
     } catch (err) {
       throw classify(err)
     }
@@ -175,8 +178,8 @@ export class OidcLoginProvider {
     return {
       // Issuer-scoped and never URL-shaped (BCP-12): the provider id, then the IdP's own subject.
       sub: `${this.id}:${subject}`,
-      ...(typeof email === 'string' && email.includes('@') && verified && { email: email.toLowerCase() }),
-      ...(typeof name === 'string' && name !== '' && { name }),
+      ...(isPlainAddress(email) && verified && { email: email.toLowerCase() }),
+      ...(typeof name === 'string' && name !== '' && { name: name.slice(0, MAX_CLAIM_LENGTH) }),
       groups: groupsOf(claims[names.groups]),
       provider: this.id,
     }
@@ -203,6 +206,11 @@ export class OidcLoginProvider {
       })
       .then(
         (configuration) => {
+          // OIDC Core 3.1.3.7 lets a client trust TLS alone for an ID token from the token
+          // endpoint, and openid-client then checks no signature: an unsigned (alg none) or
+          // HS256 token keyed with our client secret would pass. Verify every ID token against
+          // the IdP's published keys: asymmetric signatures only.
+          oidc.enableNonRepudiationChecks(configuration)
           this.#discovered = configuration
           return configuration
         },
@@ -246,11 +254,26 @@ function classify(err: unknown): UpstreamLoginError {
   return new UpstreamLoginError('invalid', 'unexpected failure', { cause: err })
 }
 
-/** Group names as strings; a single string counts as one group (some IdPs send that for one). */
+/** Longest email, name or group name taken from the IdP (RFC 5321 bounds an address to 254). */
+const MAX_CLAIM_LENGTH = 254
+
+/**
+ * An email the access rules may read: one `@`, no whitespace, control, format (bidi) or list
+ * characters (`,` `;` `<` `>` `"` `\`), bounded. Anything else is treated as no email at all, so
+ * an `emails`/`emailDomains` rule refuses it instead of guessing where its domain starts.
+ */
+function isPlainAddress(value: unknown): value is string {
+  return typeof value === 'string' && value.length <= MAX_CLAIM_LENGTH && /^[^\s@,;<>"\\\p{C}]+@[^\s@,;<>"\\\p{C}]+$/u.test(value)
+}
+
+/**
+ * Group names as strings; a single string counts as one group (some IdPs send that for one).
+ * Over-long names are dropped, never cut (a cut name could match a rule the whole one does not).
+ */
 function groupsOf(value: unknown): string[] {
-  if (typeof value === 'string') return [value]
+  if (typeof value === 'string') return value !== '' && value.length <= MAX_CLAIM_LENGTH ? [value] : []
   if (!Array.isArray(value)) return []
-  return value.filter((g): g is string => typeof g === 'string' && g !== '').slice(0, 1000)
+  return value.filter((g): g is string => typeof g === 'string' && g !== '' && g.length <= MAX_CLAIM_LENGTH).slice(0, 1000)
 }
 
 function authTimeOf(claims: Record<string, unknown>): number {

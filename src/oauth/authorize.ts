@@ -255,11 +255,14 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
   app.post('/oauth/authorize/consent', pageRoute, async (request, reply) => {
     const form = singleValued(request.body)
     const { id, pending, client } = await continuing(request, form)
-    const session = await sessions.get(readCookie(request.headers.cookie, cookies.name(SESSION_COOKIE)))
+    // The session as it is now (fresh, of a configured provider), not the one the page was shown
+    // to: the person may have signed in again since, as someone the access rules refuse.
+    const session = await currentSession(request)
     if (!session) return showLogin(reply, id, pending, client, 'Your session ended; sign in again.')
     // Taken, so a double submission cannot issue two codes.
     if ((await store.take(storeKeys.authorizationRequest(id))) === undefined) throw expired()
     reply.header('set-cookie', cookies.clear(BINDING_COOKIE))
+    if (form.decision === 'allow' && !allowed(reply, pending, client, session.identity)) return refuseAccess(reply, pending)
     if (form.decision !== 'allow') {
       recordEvent(reply, { type: 'consent.denied', sub: session.identity.sub, clientId: client.clientId, resource: pending.resourceId })
       const denied = new AccessDeniedError('the user denied the request', { redirectable: true })

@@ -86,7 +86,7 @@ export function consentPage(
   return page(
     'Allow access',
     `<h1>Allow <span>${escapeHtml(displayText(client.name))}</span> to use ${escapeHtml(options.resourceName)}?</h1>
-<p class="muted">Signed in as ${escapeHtml(options.user)}</p>
+<p class="muted">Signed in as ${escapeHtml(displayText(options.user, 120))}</p>
 ${clientFacts(options)}
 <form method="post" action="/oauth/authorize/consent">${hidden(options.fields)}
 <div class="actions"><button class="primary" type="submit" name="decision" value="allow">Allow</button>
