@@ -46,6 +46,19 @@ export const RateLimitsSchema = Type.Object(
       },
       { ...strict, default: {}, description: 'The authorization endpoint and its pages (browser traffic).' },
     ),
+    passwordLogin: Type.Object(
+      {
+        perUsername: Limit(
+          'Failed password sign-ins per username (static users), across replicas. Above it, sign-ins for that ' +
+            'name are refused until the window ends, before any password hash is computed: the per-address ' +
+            'limit alone does not stop guesses spread over many addresses. Only failures count; the short ' +
+            'window bounds how long a stranger who knows a username can keep that person out.',
+          10,
+          300,
+        ),
+      },
+      { ...strict, default: {}, description: 'The password form of static users.' },
+    ),
     token: Type.Object(
       {
         perAddress: Limit(PER_ADDRESS, 1200, 60),

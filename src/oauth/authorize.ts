@@ -19,6 +19,7 @@ import { contextOf, type AuditEvent, type AuditTrail } from '../audit/events.js'
 import type { GatewayConfig, Resource } from '../config/load.js'
 import { AccessDeniedError, OAuthError, PublicError } from '../errors.js'
 import { readCookie, type CookieJar } from '../http/cookies.js'
+import type { PasswordFailureLimit } from '../http/rate-limit.js'
 import { UpstreamLoginError, type OidcLoginProvider, type UpstreamChecks } from '../login/oidc.js'
 import type { Identity, LoginProvider } from '../login/provider.js'
 import { hash, isFresh, SESSION_COOKIE, type LoginSession, type LoginSessions } from '../login/sessions.js'
@@ -46,6 +47,8 @@ export interface AuthorizeDeps {
   oidc: readonly OidcLoginProvider[]
   cookies: CookieJar
   audit: AuditTrail
+  /** Failed password sign-ins per username; absent when rate limits are off. */
+  passwordFailures: PasswordFailureLimit | undefined
 }
 
 /** One upstream login the person approved, between the redirect to the IdP and its callback. */
@@ -105,8 +108,15 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
     const { id, pending, client } = await continuing(request, form)
     const provider = deps.login
     if (!provider) throw new PublicError('login_unavailable', 503, 'no login provider is configured')
-    const identity = await provider.authenticate(form.username ?? '', form.password ?? '')
+    const username = form.username ?? ''
+    const wait = await deps.passwordFailures?.blocked(request, username)
+    if (wait !== undefined) {
+      reply.code(429).header('retry-after', String(wait))
+      return showLogin(reply, id, pending, client, `Too many failed sign-ins for this name. Try again in ${Math.ceil(wait / 60)} minutes.`, username)
+    }
+    const identity = await provider.authenticate(username, form.password ?? '')
     if (!identity) {
+      await deps.passwordFailures?.failed(request, username)
       recordEvent(reply, { type: 'login.failed', provider: provider.id, reason: 'bad_credentials' })
       reply.code(401)
       return showLogin(reply, id, pending, client, 'The username or password is not right.', form.username)

@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import { AuditTrail } from '../audit/events.js'
 import type { GatewayConfig } from '../config/load.js'
 import { CookieJar } from '../http/cookies.js'
-import { limitAuthorizationServer, RateLimiter } from '../http/rate-limit.js'
+import { limitAuthorizationServer, PasswordFailureLimit, RateLimiter } from '../http/rate-limit.js'
 import type { Keystore } from '../keys/keystore.js'
 import type { AccessTokenVerifier } from '../keys/tokens.js'
 import { OidcLoginProvider } from '../login/oidc.js'
@@ -67,7 +67,10 @@ export async function oauthPlugin(
   app.get(metadataPath(config.issuer), publicJson(metadata))
   app.get('/oauth/jwks', publicJson(jwks))
 
-  registerAuthorize(app, { config, store, clients, grants, sessions, login, oidc, cookies, audit })
+  const passwordFailures = config.rateLimits.enabled
+    ? new PasswordFailureLimit(store, audit, config.rateLimits.passwordLogin.perUsername)
+    : undefined
+  registerAuthorize(app, { config, store, clients, grants, sessions, login, oidc, cookies, audit, passwordFailures })
   registerLogout(app, { config, sessions, cookies })
   registerToken(app, { config, clients, grants, keystore, assertions: cimd?.assertions, audit })
   registerRevokeIntrospect(app, { config, clients, grants, verifier, assertions: cimd?.assertions })
