@@ -402,6 +402,14 @@ const AuthorizationServer = Type.Object(
     }),
     sessionTtlSeconds: Seconds('Lifetime of the browser login session at the gateway.', 28800, 60),
     consentTtlSeconds: Seconds('How long a remembered consent spares the person the consent page.', 2592000, 60),
+    rememberConsentForLoopbackClients: Type.Boolean({
+      default: false,
+      description:
+        'Let a remembered consent skip the consent page for self-registered and metadata-document clients whose ' +
+        'redirect URIs are all loopback. Off by default (SEC-29): any program on the person\'s computer can ' +
+        'claim such a client id and listen on loopback, so the person sees each authorization. Operator-' +
+        'registered clients and clients with a web redirect URI skip it either way.',
+    }),
   },
   { ...strict, default: {}, description: 'The built-in OAuth 2.1 authorization server.' },
 )

@@ -313,7 +313,7 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
       return refuseAccess(reply, pending)
     }
     const remembered = await consents.scopes(identity.sub, client, pending.resourceId)
-    if (pending.scopes.every((s) => remembered.includes(s))) {
+    if (pending.scopes.every((s) => remembered.includes(s)) && maySkipConsent(client)) {
       if ((await store.take(storeKeys.authorizationRequest(id))) === undefined) throw expired()
       reply.header('set-cookie', cookies.clear(BINDING_COOKIE))
       recordEvent(reply, { type: 'consent.granted', sub: identity.sub, clientId: client.clientId, resource: pending.resourceId, scopes: pending.scopes, remembered: true })
@@ -402,6 +402,19 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps): vo
     if (pending.state !== undefined) target.searchParams.append('state', pending.state)
     target.searchParams.append('iss', config.issuer)
     return reply.header('cache-control', 'no-store').redirect(target.href, status)
+  }
+
+  /**
+   * SEC-29: a self-asserted client whose redirect URIs are all loopback could be any program on
+   * the person's computer (localhost impersonation), so it is shown the page every time unless
+   * the operator chose otherwise; the scopes already allowed are not marked new.
+   */
+  function maySkipConsent(client: OAuthClient): boolean {
+    return (
+      client.source === 'static' ||
+      !client.redirectUris.every((u) => isLoopbackUri(u)) ||
+      config.authorizationServer.rememberConsentForLoopbackClients
+    )
   }
 
   function resourceOf(pending: PendingRequest): Resource {

@@ -19,7 +19,8 @@ const docs = await startHttpDocServer()
 t.teardown(() => docs.close())
 // A host name, not an IP literal: the URL rules refuse literals (CIMD-06).
 const clientId = `http://localhost:${docs.port}/client.json`
-const REDIRECT = 'http://127.0.0.1:43219/callback'
+// A web redirect URI: a loopback-only client is asked every time anyway (SEC-29, below).
+const REDIRECT = 'https://app.example.com/callback'
 const base = {
   client_id: clientId,
   client_name: 'Changing client',
@@ -41,12 +42,12 @@ const events: AuditEvent[] = []
 gw.gateway.audit.onEvent((e) => events.push(e))
 const browser = new FormBrowser(gw.origin)
 
-function authorizeUrl(): string {
+function authorizeUrl(id = clientId, redirectUri = REDIRECT): string {
   const challenge = createHash('sha256').update(randomBytes(32).toString('base64url')).digest('base64url')
   const q = new URLSearchParams({
     response_type: 'code',
-    client_id: clientId,
-    redirect_uri: REDIRECT,
+    client_id: id,
+    redirect_uri: redirectUri,
     code_challenge: challenge,
     code_challenge_method: 'S256',
     state: 's',
@@ -91,4 +92,35 @@ t.test('the audit trail saw the remembered consents and the codes', async (t) =>
     [false, true, false, true, false],
   )
   t.equal(events.filter((e) => e.type === 'code.issued').length, 5)
+})
+
+t.test('SEC-29: a loopback-only metadata-document client sees the consent page every time', async (t) => {
+  const loopbackId = `http://localhost:${docs.port}/cli.json`
+  const loopback = 'http://127.0.0.1:43219/callback'
+  docs.routes.set('/cli.json', json({ ...base, client_id: loopbackId, client_name: 'A CLI', redirect_uris: [loopback] }))
+  const first = await browser.get(authorizeUrl(loopbackId, loopback))
+  t.ok(isConsentPage(first), 'asked the first time')
+  t.ok(codeOf(await browser.submit(first, { decision: 'allow' })))
+  const again = await browser.get(authorizeUrl(loopbackId, loopback))
+  t.ok(isConsentPage(again), 'asked again: a program on this computer could claim this client id')
+  t.notMatch(again.html, /class="new"/, 'the scopes already allowed are not marked new')
+})
+
+t.test('SEC-29: authorizationServer.rememberConsentForLoopbackClients lets the operator skip it', async (t) => {
+  const relaxed = await startTestGateway(t, {
+    resources: [{ upstream: 'http://127.0.0.1:9/mcp' }],
+    config: {
+      login: { static: { users: [{ username: 'alice', passwordHash: await hashPassword('alice-password') }] } },
+      cimd: { enabled: true, allowHttp: true, allowPrivateAddresses: true, cache: { enabled: false }, trust: { any: true } },
+      authorizationServer: { rememberConsentForLoopbackClients: true },
+    },
+  })
+  const loopbackId = `http://localhost:${docs.port}/cli.json`
+  const loopback = 'http://127.0.0.1:43219/callback'
+  const other = new FormBrowser(relaxed.origin)
+  const url = (u: string) => u.replace(gw.origin, relaxed.origin)
+  const login = await other.get(url(authorizeUrl(loopbackId, loopback)))
+  const consent = await other.submit(login, { username: 'alice', password: 'alice-password' })
+  t.ok(codeOf(await other.submit(consent, { decision: 'allow' })))
+  t.ok(codeOf(await other.get(url(authorizeUrl(loopbackId, loopback)))), 'remembered')
 })
