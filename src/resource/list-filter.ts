@@ -15,7 +15,7 @@ export interface ListFilter {
   keep: (key: string) => boolean
 }
 
-/** A list answer larger than this is passed on unfiltered rather than held in memory. */
+/** A list answer larger than this is refused (502) rather than held in memory or passed on unfiltered. */
 const MAX_JSON_BYTES = 8 * 1024 * 1024
 
 /** Rewrites one JSON-RPC message if it is the answer to the list request; otherwise returns undefined. */
@@ -32,6 +32,11 @@ export function filterMessage(text: string, filter: ListFilter): string | undefi
   return JSON.stringify({ ...message, result: { ...message.result, [filter.field]: kept } })
 }
 
+/** The list answer exceeds MAX_JSON_BYTES; other errors from filterJson are the upstream stream's own. */
+export class ListTooLargeError extends Error {
+  override readonly name = 'ListTooLargeError'
+}
+
 export async function filterJson(stream: Readable, filter: ListFilter): Promise<Buffer> {
   const chunks: Buffer[] = []
   let size = 0
@@ -41,7 +46,7 @@ export async function filterJson(stream: Readable, filter: ListFilter): Promise<
     if (size > MAX_JSON_BYTES) break
   }
   const body = Buffer.concat(chunks)
-  if (size > MAX_JSON_BYTES) throw new Error('list answer too large to filter')
+  if (size > MAX_JSON_BYTES) throw new ListTooLargeError('list answer too large to filter')
   const rewritten = filterMessage(body.toString('utf8'), filter)
   return rewritten === undefined ? body : Buffer.from(rewritten)
 }

@@ -115,7 +115,11 @@ async function guardedProxy(
     headersTimeout: resource.timeouts.responseHeadersMs,
     // A started response is a stream the client controls; an idle SSE stream is not an error (MCPT-16).
     bodyTimeout: 0,
-    connections: 256,
+    // No cap on upstream connections: every open notification stream holds one for as long as the
+    // client listens, and a request queued behind a full pool waits with no timeout at all
+    // (headersTimeout starts only once it has a socket), so a cap of N hangs every call after N
+    // listening clients. The inbound connections already bound how many there can be.
+    connections: null,
   })
   scope.addHook('onClose', async () => dispatcher.close())
 

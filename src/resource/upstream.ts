@@ -14,7 +14,7 @@ import type { Resource } from '../config/load.js'
 import { BadGatewayError, GatewayTimeoutError, TemporarilyUnavailableError } from '../errors.js'
 import { isGatehouseCookie, withoutGatehouseCookies } from '../http/cookies.js'
 import { upstreamFailure } from '../metrics/upstream-hop.js'
-import { filterJson, filterSse, type ListFilter } from './list-filter.js'
+import { filterJson, filterSse, ListTooLargeError, type ListFilter } from './list-filter.js'
 import type { McpRequest } from './mcp-request.js'
 import { LIST_METHODS } from './policy-step.js'
 import type { Principal } from './principal.js'
@@ -155,7 +155,9 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
       reply.send(body)
     } catch (err) {
       res.stream.destroy()
-      reply.send(new BadGatewayError('the MCP server sent a list too large to filter', { cause: err }))
+      // Too large, or the upstream cut its answer off mid-body (reset, crash): both are its failure.
+      const message = err instanceof ListTooLargeError ? 'the MCP server sent a list too large to filter' : 'the MCP server cut its answer off'
+      reply.send(new BadGatewayError(message, { detail: `upstream ${resource.id}: ${(err as Error).message}`, cause: err }))
     }
   }
 
