@@ -513,8 +513,8 @@ function report(targets: Target[], meta: { startLoad: number[]; wallSeconds: num
     'processes: autocannon in the parent; upstream, bare proxy and each gateway in their own child process (not pinned). ' +
       'Gateway: startGateway, memory store, token checks on (ES256 JWT from its generated key, audience, scope; one token, so the ' +
       'verifier cache is hit after the first call), MCP policy step with no rules (body parsed, required scope checked), ' +
-      'identity headers X-User/X-Client/X-Scopes, pino logs to stdout → /dev/null; at level info that is 3 JSON lines ' +
-      'per call (incoming request, mcp decision audit, request completed), at warn none. Bare proxy: Fastify() + ' +
+      'identity headers X-User/X-Client/X-Scopes, pino logs to stdout → /dev/null; at level info that is 2 JSON lines ' +
+      'per call (the mcp.decision audit event, the access line), at warn none. Bare proxy: Fastify() + ' +
       '@fastify/http-proxy { upstream }, defaults, no logger. Every measured answer is compared byte for byte with the ' +
       'direct answer (mismatches).',
   )
