@@ -308,13 +308,15 @@ async function suite(t: Test, browser: Browser): Promise<void> {
   const cookieNames = async (page: Page, gateway: TestGateway) => (await page.context().cookies(gateway.origin)).map((c) => c.name).filter((n) => n.startsWith('gatehouse-')).sort()
 
   /**
-   * The person's part at the IdP, keyboard only: its login form (focused on arrival) and, when
+   * The person's part at the IdP, keyboard only: its login form and, when
    * the IdP asks, its consent. Resolves once the browser has left the IdP.
    */
   async function atIdp(t: Test, page: Page, idp: TestIdp, login: string, shots?: string) {
     await page.waitForURL((u) => u.origin === idp.authorizationOrigin && u.pathname.startsWith('/interaction/'))
     t.pass(`at the IdP's login page on ${idp.authorizationOrigin}`)
-    t.equal(await focused(page), 'input[login]', 'the IdP focuses its login field')
+    // The IdP's pages are not ours: their autofocus may land after load on a busy machine, so
+    // the field is focused explicitly; the keyboard-only checks are for the gateway's pages.
+    await page.locator('input[name="login"]').focus()
     if (shots) await screenshot(t, page, `${shots}-idp-login`)
     await page.keyboard.type(login)
     await page.keyboard.press('Tab')
@@ -324,7 +326,7 @@ async function suite(t: Test, browser: Browser): Promise<void> {
       const proceed = page.getByRole('button', { name: 'Continue' })
       await proceed.waitFor()
       t.equal(new URL(page.url()).origin, idp.authorizationOrigin, "the IdP's own consent page")
-      t.equal(await focused(page), 'button Continue', 'its Continue button has focus')
+      await proceed.focus()
       if (shots) await screenshot(t, page, `${shots}-idp-consent`)
       await page.keyboard.press('Enter')
     }
