@@ -13,7 +13,6 @@ export type BearerExtraction =
 
 /** RFC 6750 §2.1 b64token. */
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
-const QUERY_TOKEN = /[?&]access_token=/
 
 export function extractBearer(raw: IncomingMessage): BearerExtraction {
   // Node keeps only the first Authorization header; rawHeaders shows them all.
@@ -21,7 +20,7 @@ export function extractBearer(raw: IncomingMessage): BearerExtraction {
   for (let i = 0; i < raw.rawHeaders.length; i += 2) {
     if (raw.rawHeaders[i]!.length === 13 && raw.rawHeaders[i]!.toLowerCase() === 'authorization') count++
   }
-  if (QUERY_TOKEN.test(raw.url ?? '')) {
+  if (hasQueryToken(raw.url ?? '')) {
     return { kind: 'invalid', description: 'access tokens are not accepted in the query string' }
   }
   if (count > 1) return { kind: 'invalid', description: 'more than one Authorization header' }
@@ -35,4 +34,10 @@ export function extractBearer(raw: IncomingMessage): BearerExtraction {
     return { kind: 'invalid', description: 'the Authorization header is not a valid bearer token' }
   }
   return { kind: 'token', token }
+}
+
+/** `access_token` in the query as any form decoder would read it (`access%5Ftoken` included). */
+function hasQueryToken(url: string): boolean {
+  const q = url.indexOf('?')
+  return q !== -1 && new URLSearchParams(url.slice(q + 1)).has('access_token')
 }

@@ -28,11 +28,13 @@ const PROTOCOL_META = 'io.modelcontextprotocol/protocolVersion'
 
 class McpRequestError extends JsonRpcError {
   constructor(rpcCode: number, status: number, description: string, rpcId: JsonRpcId = null) {
-    super(rpcCode === JsonRpcCode.headerMismatch ? 'header_mismatch' : 'invalid_request', status, description, rpcCode, rpcId)
+    const code = rpcCode === JsonRpcCode.headerMismatch ? 'header_mismatch' : status === 415 ? 'unsupported_media_type' : 'invalid_request'
+    super(code, status, description, rpcCode, rpcId)
   }
 }
 
 export function inspectMcpBody(body: Buffer, headers: IncomingHttpHeaders): McpRequest {
+  checkEncoding(headers)
   let parsed: unknown
   try {
     parsed = JSON.parse(body.toString('utf8'))
@@ -64,12 +66,36 @@ function message(raw: unknown): McpMessage {
     throw new McpRequestError(JsonRpcCode.invalidRequest, 400, 'the method must be a string', id ?? null)
   }
   const params = m.params !== null && typeof m.params === 'object' && !Array.isArray(m.params) ? (m.params as Record<string, unknown>) : undefined
-  const field = m.method === undefined ? undefined : NAMED_METHODS[m.method]
+  // Own keys only: a method named `constructor` or `__proto__` is just an unknown method.
+  const field = m.method === undefined || !Object.hasOwn(NAMED_METHODS, m.method) ? undefined : NAMED_METHODS[m.method]
   const target = field === undefined ? undefined : params?.[field]
   if (field !== undefined && typeof target !== 'string') {
     throw new McpRequestError(JsonRpcCode.invalidParams, 400, `${m.method} needs params.${field}`, id ?? null)
   }
   return { id, method: m.method, name: target as string | undefined, params }
+}
+
+/** A charset parameter naming UTF-8, and where the next parameter or the end follows it. */
+const UTF8_CHARSET = /;\s*charset\s*=\s*(?:"utf-?8"|utf-?8)\s*(?=;|$)/gi
+
+/**
+ * The policy reads the body as UTF-8 JSON and forwards the same bytes; the upstream must read
+ * them the same way. A declared charset other than UTF-8 (RFC 8259 §8.1: JSON between systems
+ * is UTF-8) would have it decode other text: body-parser decodes `charset=utf-7` with
+ * iconv-lite, where `+ACI-` is a quote, so one body holds one call for the gateway and another
+ * for the server. A content coding would have it decompress bytes the policy never read
+ * (RFC 9110 §8.4). Both are refused with 415.
+ */
+function checkEncoding(headers: IncomingHttpHeaders): void {
+  const coding = headers['content-encoding']
+  if (coding !== undefined && coding.split(',').some((c) => c.trim().toLowerCase() !== 'identity')) {
+    throw new McpRequestError(JsonRpcCode.invalidRequest, 415, 'compressed request bodies are not accepted')
+  }
+  const type = headers['content-type'] ?? ''
+  const charsets = type.match(/charset/gi)?.length ?? 0
+  if (charsets > 0 && (type.match(UTF8_CHARSET)?.length ?? 0) !== charsets) {
+    throw new McpRequestError(JsonRpcCode.invalidRequest, 415, 'the request body must be UTF-8 JSON')
+  }
 }
 
 /** MCPT-12, MCPT-13: present, well-formed and equal to the body, values decoded first. */

@@ -143,8 +143,11 @@ async function guardedProxy(
     config: { errorFormat: 'jsonrpc', proxied: true },
     replyOptions: upstreamReplyOptions({ resource, sessions, publicUrl: config.publicUrl, trackStream, mayCall: policyStep.mayCall }),
     // The checked bytes go upstream as they are: reply-from would re-encode a JSON body itself.
+    // Only a POST body was read by the policy; a DELETE's body (no meaning, RFC 9110 §9.3.5)
+    // is not passed on for a server to act on unchecked.
     handler: (request, reply, dest, options) => {
       if (hops) request.upstreamHop = hops.begin(request.method)
+      if (request.method !== 'POST') return reply.from(dest, request.body === undefined ? options : { ...options, body: null })
       return Buffer.isBuffer(request.body)
         ? reply.from(dest, { ...options, body: request.body, contentType: request.headers['content-type'] ?? 'application/octet-stream' })
         : reply.from(dest, options)

@@ -14,7 +14,8 @@ import type { Resource } from '../config/load.js'
 import { BadGatewayError, GatewayTimeoutError, TemporarilyUnavailableError } from '../errors.js'
 import { isGatehouseCookie, withoutGatehouseCookies } from '../http/cookies.js'
 import { upstreamFailure } from '../metrics/upstream-hop.js'
-import { filterJson, filterSse, ListTooLargeError, type ListFilter } from './list-filter.js'
+import type { JsonRpcId } from './jsonrpc.js'
+import { filterJson, filterSse, ListTooLargeError, type ListFilter, type ListKind } from './list-filter.js'
 import type { McpRequest } from './mcp-request.js'
 import { LIST_METHODS } from './policy-step.js'
 import type { Principal } from './principal.js'
@@ -37,12 +38,45 @@ const DROPPED_REQUEST_HEADERS = [
   'trailer',
   'transfer-encoding',
   'upgrade',
+  // Node has already answered `Expect: 100-continue` and read the body; undici refuses to send
+  // the header at all (it would turn every curl POST over 1 KiB into a 502).
+  'expect',
   'forwarded',
   'x-real-ip',
   // The gateway has checked Origin (MCPT-01); passed on, a browser origin would trip the
   // DNS-rebinding guards MCP servers commonly run for localhost.
   'origin',
 ]
+
+/**
+ * Headers the gateway checks or sets. Spelled with `_` for `-`, a client copy would slip past
+ * the checks, yet CGI-style servers (WSGI, PHP, Rack) read `X_User` as `X-User` (both become
+ * HTTP_X_USER): such copies are dropped (BCP-13). Other names with `_` pass untouched (MCPT-15).
+ */
+const GUARDED_REQUEST_HEADERS = [
+  ...DROPPED_REQUEST_HEADERS,
+  'cookie',
+  'host',
+  'mcp-session-id',
+  'mcp-protocol-version',
+  'mcp-method',
+  'mcp-name',
+  'content-type',
+  'content-length',
+  'content-encoding',
+  'traceparent',
+  'tracestate',
+]
+
+/** Hop-by-hop response headers of the upstream hop (RFC 9110 §7.6.1); reply-from removes only transfer-encoding. */
+/**
+ * Hop-by-hop response headers (RFC 9110 §7.6.1), and the upstream's own challenge: the gateway is
+ * the protected resource clients authenticate to (MCPS-07), so an upstream WWW-Authenticate must
+ * not send them to another authorization server.
+ */
+const DROPPED_RESPONSE_HEADERS = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'te', 'trailer', 'upgrade', 'www-authenticate']
+
+const LIST_KINDS: readonly ListKind[] = Object.values(LIST_METHODS)
 
 export interface UpstreamDeps {
   resource: Resource
@@ -70,6 +104,7 @@ interface UpstreamResponse {
 export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStream, mayCall }: UpstreamDeps) {
   const identity = resource.identityHeaders
   const identityNames = Object.values(identity).map((h) => h.toLowerCase())
+  const guarded = new Set([...GUARDED_REQUEST_HEADERS, ...identityNames])
   const forwardedProto = new URL(publicUrl).protocol.slice(0, -1)
   const forwardedHost = new URL(publicUrl).host
 
@@ -77,7 +112,10 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
     const headers = incoming as IncomingHttpHeaders
     for (const name of DROPPED_REQUEST_HEADERS) delete headers[name]
     for (const name of identityNames) delete headers[name]
-    for (const name of Object.keys(headers)) if (name.startsWith('x-forwarded-')) delete headers[name]
+    for (const name of Object.keys(headers)) {
+      const dashed = name.replaceAll('_', '-')
+      if (dashed.startsWith('x-forwarded-') || (dashed !== name && guarded.has(dashed))) delete headers[name]
+    }
     if (headers.cookie !== undefined) {
       const kept = withoutGatehouseCookies(headers.cookie)
       if (kept === undefined) delete headers.cookie
@@ -86,6 +124,8 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
     headers['x-forwarded-for'] = request.ip
     headers['x-forwarded-proto'] = forwardedProto
     headers['x-forwarded-host'] = forwardedHost
+    // An answer the gateway filters must come as plain bytes (see bindAndSend).
+    if (listFilterOf(request)) headers['accept-encoding'] = 'identity'
     // W3C traceparent of the upstream span, only when tracing is on (else the client's passes as before).
     request.upstreamHop?.propagate(headers)
     const principal = request.principal!
@@ -109,13 +149,15 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
 
   const rewriteHeaders: Hook<'rewriteHeaders'> = (incoming) => {
     const headers = incoming as IncomingHttpHeaders
+    const named = headers.connection?.split(',').map((n) => n.trim().toLowerCase()) ?? []
+    for (const name of [...DROPPED_RESPONSE_HEADERS, ...named]) delete headers[name]
     if (isEventStream(headers)) {
       headers['x-accel-buffering'] = 'no'
       headers['cache-control'] = 'no-cache, no-transform'
     }
     const setCookie = headers['set-cookie']
     if (setCookie !== undefined) {
-      const kept = setCookie.filter((c) => !isGatehouseCookie(c.split('=', 1)[0]!))
+      const kept = setCookie.filter((c) => !setsGatehouseCookie(c))
       if (kept.length > 0) headers['set-cookie'] = kept
       else delete headers['set-cookie']
     }
@@ -126,6 +168,13 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
 
   async function bindAndSend(request: Parameters<Hook<'onResponse'>>[0], reply: Parameters<Hook<'onResponse'>>[1], res: UpstreamResponse) {
     request.upstreamHop?.responded(res.statusCode)
+    if (res.statusCode === 401) {
+      // The upstream wants credentials the gateway does not have: a gateway misconfiguration, not
+      // something the client can fix by signing in again (its token was good here).
+      res.stream.destroy()
+      for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+      return reply.send(new BadGatewayError('the MCP server refused the gateway\'s request', { detail: `upstream ${resource.id}: 401` }))
+    }
     const requested = request.headers['mcp-session-id']
     const issued = res.headers['mcp-session-id']
     try {
@@ -145,8 +194,15 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
     if (isEventStream(res.headers) && isNotificationStream(request.method, request.body)) {
       trackStream(res.stream, reply.raw as ServerResponse)
     }
-    const filter = resource.policy.filterLists ? listFilterOf(request.mcp, request.principal!) : undefined
+    const filter = listFilterOf(request)
     if (!filter || res.statusCode !== 200) return reply.send(res.stream)
+    // Compressed bytes cannot be filtered and must not pass unfiltered (identity was asked for).
+    const coding = res.headers['content-encoding']
+    if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
+      res.stream.destroy()
+      for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+      return reply.send(new BadGatewayError('the MCP server sent a compressed list', { detail: `upstream ${resource.id}: content-encoding ${coding}` }))
+    }
     // pipeline, not pipe: a client hanging up must also end the upstream request (MCPT-16).
     if (isEventStream(res.headers)) return reply.send(pipeline(res.stream, filterSse(filter), () => {}))
     try {
@@ -156,16 +212,31 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
     } catch (err) {
       res.stream.destroy()
       // Too large, or the upstream cut its answer off mid-body (reset, crash): both are its failure.
-      const message = err instanceof ListTooLargeError ? 'the MCP server sent a list too large to filter' : 'the MCP server cut its answer off'
-      reply.send(new BadGatewayError(message, { detail: `upstream ${resource.id}: ${(err as Error).message}`, cause: err }))
+      reply.send(
+        err instanceof ListTooLargeError
+          ? err
+          : new BadGatewayError('the MCP server cut its answer off', { detail: `upstream ${resource.id}: ${(err as Error).message}`, cause: err }),
+      )
     }
   }
 
-  function listFilterOf(mcp: McpRequest | undefined, principal: Principal): ListFilter | undefined {
-    const message = mcp && !mcp.batch ? mcp.messages[0] : undefined
-    const list = message?.method === undefined ? undefined : LIST_METHODS[message.method]
-    if (!message || !list || message.id === undefined) return undefined
-    return { id: message.id, field: list.field, key: list.key, keep: (name) => mayCall(principal, list.call, name) }
+  /**
+   * The filter for this exchange's answer, when lists are filtered: every list request of the
+   * POST (a 2025-03-26 batch may hold several), or any answer at all on a GET stream, which
+   * replays stored answers when a client resumes with Last-Event-ID.
+   */
+  function listFilterOf(request: { method: string; mcp?: McpRequest | undefined; principal?: Principal | undefined }): ListFilter | undefined {
+    if (!resource.policy.filterLists) return undefined
+    let ids: Set<JsonRpcId> | undefined
+    if (request.method !== 'GET') {
+      ids = new Set()
+      for (const m of request.mcp?.messages ?? []) {
+        if (m.id !== undefined && m.method !== undefined && Object.hasOwn(LIST_METHODS, m.method)) ids.add(m.id)
+      }
+      if (ids.size === 0) return undefined
+    }
+    const principal = request.principal!
+    return { ids, kinds: LIST_KINDS, keep: (call, name) => mayCall(principal, call, name) }
   }
 
   const onError: Hook<'onError'> = (reply, { error: e }) => {
@@ -196,6 +267,19 @@ function isNotificationStream(method: string, body: unknown): boolean {
 
 function isEventStream(headers: IncomingHttpHeaders): boolean {
   return headers['content-type']?.toLowerCase().startsWith('text/event-stream') ?? false
+}
+
+/**
+ * Whether a Set-Cookie line would land on one of Gatehouse's cookies. Names compare without
+ * case, and a nameless cookie (`=gatehouse-session=x`) counts by its value: browsers send it
+ * as that bare value, which the gateway would read as its own cookie.
+ */
+function setsGatehouseCookie(line: string): boolean {
+  const pair = line.split(';', 1)[0]!
+  const eq = pair.indexOf('=')
+  const name = (eq === -1 ? '' : pair.slice(0, eq)).trim()
+  const effective = name === '' ? pair.slice(eq + 1).split('=', 1)[0]!.trim() : name
+  return isGatehouseCookie(effective.toLowerCase().replace(/^__(host|secure)-/, ''))
 }
 
 /** Header values must be visible ASCII; anything else (non-ASCII names, CR/LF) is percent-encoded. */
