@@ -17,7 +17,7 @@ export interface Caller {
   groups?: readonly string[] | undefined
 }
 
-/** What a call is: its method and, for tools/call, prompts/get and resources/read, its target. */
+/** What a call is: its method and, for the methods of NAMED_METHODS, its target. */
 export interface Operation {
   method: string
   name?: string | undefined
@@ -46,6 +46,10 @@ export const NAMED_METHODS: Readonly<Record<string, 'name' | 'uri'>> = {
   'tools/call': 'name',
   'prompts/get': 'name',
   'resources/read': 'uri',
+  // Subscribing tells the client when a resource changes: a resource it may not read is not its
+  // business either, so `resources/*` rules on a URI cover these too.
+  'resources/subscribe': 'uri',
+  'resources/unsubscribe': 'uri',
 }
 
 export class McpPolicy {

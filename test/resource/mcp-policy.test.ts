@@ -36,6 +36,11 @@ t.test('first matching rule decides; unmatched calls need the base scopes', asyn
   })
   t.match(policy.decide({ method: 'tools/call', name: 'delete_all' }, caller(['files:admin'])), { allowed: true, rule: 'admin-deletes' }, 'order matters: the earlier rule wins')
   t.match(policy.decide({ method: 'resources/read', name: 'file:///secrets/key' }, caller(['files:read', 'files:admin'])), { allowed: false, reason: 'denied', rule: 'no-secrets' })
+  // A resources/* rule on a URI covers subscribing to it too: updates of a secret are secret.
+  const wide = new McpPolicy([{ id: 'no-secrets', method: 'resources/*', name: 'file:///secrets/*', action: 'deny' }], ['files:read'])
+  for (const method of ['resources/read', 'resources/subscribe', 'resources/unsubscribe']) {
+    t.match(wide.decide({ method, name: 'file:///secrets/key' }, caller(['files:read'])), { allowed: false, rule: 'no-secrets' }, method)
+  }
   t.match(policy.decide({ method: 'prompts/get', name: 'greeting' }, caller([])), { allowed: true, rule: 'open-prompts' }, 'any valid token')
   t.match(policy.decide({ method: 'tools/call', name: 'read_file' }, caller([])), { allowed: false, rule: 'default', needed: ['files:read'] })
   t.match(policy.decide({ method: 'tools/call', name: 'read_file' }, caller(['files:read'])), { allowed: true, rule: 'default' })
@@ -67,6 +72,7 @@ const call = (name: string, extra: Record<string, unknown> = {}) => ({ jsonrpc: 
 t.test('inspection: messages, names and malformed bodies', async (t) => {
   t.match(inspectMcpBody(body(call('echo')), {}), { batch: false, messages: [{ id: 5, method: 'tools/call', name: 'echo' }] })
   t.match(inspectMcpBody(body({ jsonrpc: '2.0', id: 1, method: 'resources/read', params: { uri: 'file:///a' } }), {}), { messages: [{ name: 'file:///a' }] })
+  t.match(inspectMcpBody(body({ jsonrpc: '2.0', id: 1, method: 'resources/subscribe', params: { uri: 'file:///a' } }), {}), { messages: [{ name: 'file:///a' }] })
   t.match(inspectMcpBody(body({ jsonrpc: '2.0', id: 1, result: {} }), {}), { messages: [{ method: undefined }] }, 'a response to the server')
   t.throws(() => inspectMcpBody(Buffer.from('{nope'), {}), { name: 'JsonRpcError', status: 400, rpcCode: -32700 })
   t.throws(() => inspectMcpBody(body({ id: 1, method: 'x' }), {}), { name: 'JsonRpcError', rpcCode: -32600 }, 'no jsonrpc member')
