@@ -137,7 +137,7 @@ const PolicyRule = Type.Object(
     id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', description: 'Named in audit events and refusals; defaults to rules[N].' })),
     method: Pattern('The JSON-RPC method, e.g. tools/call.'),
     name: Type.Optional(
-      Pattern('The tool or prompt name (params.name), or the resource URI (params.uri) of resources/read, resources/subscribe and resources/unsubscribe.'),
+      Pattern('The tool or prompt name (params.name); the resource URI (params.uri) of resources/read, resources/subscribe and resources/unsubscribe; the prompt name or resource template URI of completion/complete (params.ref).'),
     ),
     action: Type.Union([Type.Literal('allow'), Type.Literal('deny')], {
       default: 'allow',

@@ -41,8 +41,11 @@ interface CompiledRule {
 
 export const DEFAULT_RULE = 'default'
 
-/** The method whose name field a rule's `name` matches, and where that name is in params. */
-export const NAMED_METHODS: Readonly<Record<string, 'name' | 'uri'>> = {
+/**
+ * The methods whose target a rule's `name` matches, and where the target is in params: `ref` is
+ * completion/complete's reference, a prompt (`ref.name`) or a resource template (`ref.uri`).
+ */
+export const NAMED_METHODS: Readonly<Record<string, 'name' | 'uri' | 'ref'>> = {
   'tools/call': 'name',
   'prompts/get': 'name',
   'resources/read': 'uri',
@@ -50,6 +53,8 @@ export const NAMED_METHODS: Readonly<Record<string, 'name' | 'uri'>> = {
   // business either, so `resources/*` rules on a URI cover these too.
   'resources/subscribe': 'uri',
   'resources/unsubscribe': 'uri',
+  // Completions of a prompt's arguments belong to that prompt: a `*` method rule on its name covers them.
+  'completion/complete': 'ref',
 }
 
 export class McpPolicy {

@@ -68,11 +68,19 @@ function message(raw: unknown): McpMessage {
   const params = m.params !== null && typeof m.params === 'object' && !Array.isArray(m.params) ? (m.params as Record<string, unknown>) : undefined
   // Own keys only: a method named `constructor` or `__proto__` is just an unknown method.
   const field = m.method === undefined || !Object.hasOwn(NAMED_METHODS, m.method) ? undefined : NAMED_METHODS[m.method]
-  const target = field === undefined ? undefined : params?.[field]
+  const target = field === undefined ? undefined : field === 'ref' ? referenceOf(params?.ref) : params?.[field]
   if (field !== undefined && typeof target !== 'string') {
-    throw new McpRequestError(JsonRpcCode.invalidParams, 400, `${m.method} needs params.${field}`, id ?? null)
+    const where = field === 'ref' ? 'params.ref with a name or uri' : `params.${field}`
+    throw new McpRequestError(JsonRpcCode.invalidParams, 400, `${m.method} needs ${where}`, id ?? null)
   }
   return { id, method: m.method, name: target as string | undefined, params }
+}
+
+/** completion/complete's target: the prompt's name or the resource template's URI. */
+function referenceOf(ref: unknown): unknown {
+  if (ref === null || typeof ref !== 'object' || Array.isArray(ref)) return undefined
+  const { type, name, uri } = ref as { type?: unknown; name?: unknown; uri?: unknown }
+  return type === 'ref/prompt' ? name : type === 'ref/resource' ? uri : undefined
 }
 
 /** A charset parameter naming UTF-8, and where the next parameter or the end follows it. */
