@@ -21,6 +21,7 @@ import { CimdClients, CimdRefusal } from '../../src/oauth/cimd/resolve.js'
 import { checkClientIdUrl } from '../../src/oauth/cimd/url-rules.js'
 import { validateEffective } from '../../src/oauth/cimd/document.js'
 import { MemoryStore } from '../../src/store/memory.js'
+import { authorizeUrl as authorizeUrlAt } from '../helpers/authorize-url.js'
 import { FormBrowser } from '../helpers/form-browser.js'
 import { startTestGateway } from '../helpers/gateway.js'
 import { json, startHttpDocServer } from '../cimd/servers.js'
@@ -55,21 +56,14 @@ const gw = await startTestGateway(t, {
 })
 
 const verifier = randomBytes(32).toString('base64url')
-function authorizeUrl(clientId: string): string {
-  const url = new URL(`${gw.origin}/oauth/authorize`)
-  for (const [k, v] of Object.entries({
-    response_type: 'code',
+const authorizeUrl = (clientId: string) =>
+  authorizeUrlAt(gw.origin, {
     client_id: clientId,
     redirect_uri: REDIRECT,
     code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-    code_challenge_method: 'S256',
     state: 'st',
     resource: gw.mcpUrl(),
-  })) {
-    url.searchParams.set(k, v)
-  }
-  return url.href
-}
+  })
 const hits = (path: string) => docs.hits.get(path) ?? 0
 
 async function refusedPage(t: Test, what: string, clientId: string, pattern?: RegExp) {

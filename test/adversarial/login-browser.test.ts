@@ -4,10 +4,10 @@
  * forms cannot sign the person out, sign them in as the attacker (login CSRF) or answer a
  * consent (SameSite=Lax binding cookie + CSRF token + Origin check).
  */
-import { createHash, randomBytes } from 'node:crypto'
 import { createServer } from 'node:http'
 import t from 'tap'
 import { hashPassword } from '../../src/login/passwords.js'
+import { authorizeUrl as authorizeUrlAt } from '../helpers/authorize-url.js'
 import { chromiumForTests } from '../helpers/chromium.js'
 import { startTestGateway } from '../helpers/gateway.js'
 import { WebBrowser } from '../helpers/web-browser.js'
@@ -30,19 +30,7 @@ if (browser) {
       clients: [{ clientId: 'web', name: 'Web app', redirectUris: ['http://127.0.0.1/callback'] }],
     },
   })
-  const authorizeUrl = () => {
-    const url = new URL(`${gw.origin}/oauth/authorize`)
-    for (const [k, v] of Object.entries({
-      response_type: 'code',
-      client_id: 'web',
-      redirect_uri: 'http://127.0.0.1:1/callback',
-      code_challenge: createHash('sha256').update(randomBytes(32)).digest('base64url'),
-      code_challenge_method: 'S256',
-      resource: gw.mcpUrl(),
-    }))
-      url.searchParams.set(k, v)
-    return url.href
-  }
+  const authorizeUrl = () => authorizeUrlAt(gw.origin, { redirect_uri: 'http://127.0.0.1:1/callback', resource: gw.mcpUrl() })
   // The attacker's site: whatever page the test sets, served from localhost (another site).
   let attackPage = ''
   const attacker = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(attackPage))

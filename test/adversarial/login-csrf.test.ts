@@ -3,9 +3,10 @@
  * logout) refuses a form that did not come from the page the gateway showed this browser
  * (MCPS-02), and the consent POST decides with the session and access rules as they are now.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { hashPassword } from '../../src/login/passwords.js'
+import { authorizeUrl as authorizeUrlAt, codeOf } from '../helpers/authorize-url.js'
 import { parseForm } from '../helpers/form-browser.js'
 import { startTestGateway } from '../helpers/gateway.js'
 import { WebBrowser, type WebVisit } from '../helpers/web-browser.js'
@@ -32,24 +33,8 @@ const HOST = '127.0.0.1'
 const BINDING = 'gatehouse-authz'
 const SESSION = 'gatehouse-session'
 
-function authorizeUrl(resourceId: string, extra: Record<string, string> = {}): string {
-  const url = new URL(`${gw.origin}/oauth/authorize`)
-  const verifier = randomBytes(32).toString('base64url')
-  for (const [k, v] of Object.entries({
-    response_type: 'code',
-    client_id: 'web',
-    redirect_uri: 'https://app.example.com/cb',
-    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-    code_challenge_method: 'S256',
-    state: 'st',
-    resource: gw.mcpUrl(resourceId),
-    ...extra,
-  }))
-    url.searchParams.set(k, v)
-  return url.href
-}
-
-const codeOf = (v: WebVisit) => (v.location ? new URL(v.location).searchParams.get('code') : null)
+const authorizeUrl = (resourceId: string, extra: Record<string, string> = {}) =>
+  authorizeUrlAt(gw.origin, { state: 'st', resource: gw.mcpUrl(resourceId), ...extra })
 
 async function signedIn(who: 'alice' | 'bob', resourceId = 'open'): Promise<{ browser: WebBrowser; consent: WebVisit }> {
   const browser = new WebBrowser()

@@ -4,9 +4,9 @@
  * every cookie it sets or clears has the MCPS-03 attributes: `__Host-` prefix, Secure,
  * HttpOnly, SameSite=Lax, Path=/, no Domain.
  */
-import { createHash, randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { hashPassword } from '../../src/login/passwords.js'
+import { authorizeQuery as authorizeQueryFor } from '../helpers/authorize-url.js'
 import { parseForm } from '../helpers/form-browser.js'
 import { freePort, startTestGateway } from '../helpers/gateway.js'
 
@@ -25,17 +25,7 @@ const gw = await startTestGateway(t, {
 const origin = `http://127.0.0.1:${port}`
 const publicOrigin = `https://localhost:${port}`
 
-const authorizeQuery = (extra: Record<string, string> = {}) =>
-  new URLSearchParams({
-    response_type: 'code',
-    client_id: 'web',
-    redirect_uri: 'https://app.example.com/cb',
-    code_challenge: createHash('sha256').update(randomBytes(32)).digest('base64url'),
-    code_challenge_method: 'S256',
-    state: 'st',
-    resource: gw.mcpUrl(),
-    ...extra,
-  })
+const authorizeQuery = (extra: Record<string, string> = {}) => authorizeQueryFor({ state: 'st', resource: gw.mcpUrl(), ...extra })
 
 const jar = new Map<string, string>()
 const setCookies: string[] = []

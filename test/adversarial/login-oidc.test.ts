@@ -3,9 +3,9 @@
  * confused IdP answer, a callback delivered to the wrong browser, replays and mix-ups all end
  * without a code; claims are read strictly (email_verified, email shape, groups shape, size).
  */
-import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import t, { type Test } from 'tap'
+import { authorizeUrl as authorizeUrlAt, codeOf } from '../helpers/authorize-url.js'
 import { freePort, startTestGateway } from '../helpers/gateway.js'
 import { WebBrowser, type WebVisit } from '../helpers/web-browser.js'
 import { FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, startFakeIdp, type FakeIdp } from './login-fake-idp.js'
@@ -39,21 +39,8 @@ const ca = readFileSync(corp.caFile, 'utf8') + readFileSync(other.caFile, 'utf8'
 const browser = () => new WebBrowser({ ca })
 const HOST = '127.0.0.1'
 
-function authorizeUrl(resourceId: string, extra: Record<string, string> = {}): string {
-  const url = new URL(`${gw.origin}/oauth/authorize`)
-  for (const [k, v] of Object.entries({
-    response_type: 'code',
-    client_id: 'web',
-    redirect_uri: 'https://app.example.com/cb',
-    code_challenge: createHash('sha256').update(randomBytes(32)).digest('base64url'),
-    code_challenge_method: 'S256',
-    state: 'client-state',
-    resource: gw.mcpUrl(resourceId),
-    ...extra,
-  }))
-    url.searchParams.set(k, v)
-  return url.href
-}
+const authorizeUrl = (resourceId: string, extra: Record<string, string> = {}) =>
+  authorizeUrlAt(gw.origin, { state: 'client-state', resource: gw.mcpUrl(resourceId), ...extra })
 
 /** Approves the consent page for `providerId` and lets the IdP answer: the callback URL, not yet visited. */
 async function toCallback(b: WebBrowser, resourceId = 'domain', providerId = 'corp'): Promise<string> {
@@ -66,7 +53,6 @@ async function toCallback(b: WebBrowser, resourceId = 'domain', providerId = 'co
   return atIdp.location
 }
 
-const codeOf = (v: WebVisit) => (v.location ? new URL(v.location).searchParams.get('code') : null)
 const issued = () => gw.logs.filter((l) => l.audit === 'code.issued').length
 
 async function signIn(resourceId = 'domain', providerId = 'corp'): Promise<WebVisit> {

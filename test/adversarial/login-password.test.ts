@@ -3,9 +3,9 @@
  * timing; no password in any log line; a huge password is bounded (16 KiB form limit, no scrypt
  * blow-up); login attempts count against the authorization endpoint's per-address limit (SEC-35).
  */
-import { createHash, randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { hashPassword } from '../../src/login/passwords.js'
+import { authorizeUrl as authorizeUrlAt } from '../helpers/authorize-url.js'
 import { parseForm } from '../helpers/form-browser.js'
 import { startTestGateway } from '../helpers/gateway.js'
 import { WebBrowser } from '../helpers/web-browser.js'
@@ -23,19 +23,7 @@ async function gateway(t: Test, extra: Record<string, unknown> = {}, logLevel = 
   })
 }
 
-function authorizeUrl(origin: string, resource: string): string {
-  const url = new URL(`${origin}/oauth/authorize`)
-  for (const [k, v] of Object.entries({
-    response_type: 'code',
-    client_id: 'web',
-    redirect_uri: 'https://app.example.com/cb',
-    code_challenge: createHash('sha256').update(randomBytes(32)).digest('base64url'),
-    code_challenge_method: 'S256',
-    resource,
-  }))
-    url.searchParams.set(k, v)
-  return url.href
-}
+const authorizeUrl = (origin: string, resource: string) => authorizeUrlAt(origin, { resource })
 
 t.test('no username enumeration: the same status and message for an unknown user and a wrong password', async (t) => {
   const gw = await gateway(t)

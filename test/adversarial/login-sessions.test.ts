@@ -4,9 +4,10 @@
  * remembered consent scoped to its resource and scopes, no open redirect anywhere a person can
  * be sent (O21-17, MCPA-71), untrusted text escaped (SEC-25).
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { hashPassword } from '../../src/login/passwords.js'
+import { authorizeUrl as authorizeUrlAt, codeOf } from '../helpers/authorize-url.js'
 import { parseForm } from '../helpers/form-browser.js'
 import { startTestGateway } from '../helpers/gateway.js'
 import { WebBrowser, type WebVisit } from '../helpers/web-browser.js'
@@ -37,22 +38,7 @@ const gw = await startTestGateway(t, {
 const HOST = '127.0.0.1'
 const SESSION = 'gatehouse-session'
 
-function authorizeUrl(extra: Record<string, string> = {}): string {
-  const url = new URL(`${gw.origin}/oauth/authorize`)
-  for (const [k, v] of Object.entries({
-    response_type: 'code',
-    client_id: 'web',
-    redirect_uri: 'https://app.example.com/cb',
-    code_challenge: createHash('sha256').update(randomBytes(32)).digest('base64url'),
-    code_challenge_method: 'S256',
-    state: 'st',
-    resource: gw.mcpUrl('files'),
-    ...extra,
-  }))
-    url.searchParams.set(k, v)
-  return url.href
-}
-const codeOf = (v: WebVisit) => (v.location ? new URL(v.location).searchParams.get('code') : null)
+const authorizeUrl = (extra: Record<string, string> = {}) => authorizeUrlAt(gw.origin, { state: 'st', resource: gw.mcpUrl('files'), ...extra })
 const codesIssued = () => gw.logs.filter((l) => l.audit === 'code.issued').length
 
 async function consentPage(b: WebBrowser, who: 'alice' | 'bob' | 'carol' | 'dave' = 'alice', extra: Record<string, string> = {}): Promise<WebVisit> {

@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { hashPassword } from '../../src/login/passwords.js'
+import { authorizeUrl as authorizeUrlAt, type AuthorizeParams } from '../helpers/authorize-url.js'
 import { FormBrowser } from '../helpers/form-browser.js'
 import { startTestGateway } from '../helpers/gateway.js'
 
@@ -25,21 +26,8 @@ const gw = await startTestGateway(t, {
   },
 })
 
-function authorizeUrl(params: Record<string, string | undefined>, extra: [string, string][] = []): string {
-  const url = new URL(`${gw.origin}/oauth/authorize`)
-  const defaults: Record<string, string> = {
-    response_type: 'code',
-    client_id: 'web',
-    redirect_uri: 'https://app.example.com/cb',
-    code_challenge: challenge,
-    code_challenge_method: 'S256',
-    state: 'st',
-    resource: gw.mcpUrl(),
-  }
-  for (const [k, v] of Object.entries({ ...defaults, ...params })) if (v !== undefined) url.searchParams.set(k, v)
-  for (const [k, v] of extra) url.searchParams.append(k, v)
-  return url.href
-}
+const authorizeUrl = (params: AuthorizeParams, extra: [string, string][] = []) =>
+  authorizeUrlAt(gw.origin, { code_challenge: challenge, state: 'st', resource: gw.mcpUrl(), ...params }, extra)
 
 const get = (url: string) => fetch(url, { redirect: 'manual' })
 

@@ -9,25 +9,17 @@
  * Screenshots land in test-artifacts/browser/ (gitignored), named in the test output.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { once } from 'node:events'
-import { mkdirSync } from 'node:fs'
-import { createServer, type Server } from 'node:http'
-import { relative } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { Browser, Page, Response } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { hashPassword } from '../../src/login/passwords.js'
 import { chromiumForTests } from '../helpers/chromium.js'
 import { startTestGateway } from '../helpers/gateway.js'
-
-const root = fileURLToPath(new URL('../../', import.meta.url))
-const artifacts = fileURLToPath(new URL('../../test-artifacts/browser/', import.meta.url))
+import { arrival as arrivalAt, checkPageHeaders, checkStyleApplied, DARK_PHONE, screenshot, startCallbackServer, tabOrder as tabOrderOf } from './page-checks.js'
 
 const browser = await chromiumForTests(t)
 if (browser) await suite(browser)
 
 async function suite(browser: Browser): Promise<void> {
-  mkdirSync(artifacts, { recursive: true })
   const callback = await startCallbackServer(t)
   const gw = await startTestGateway(t, {
     resources: [
@@ -99,12 +91,6 @@ async function suite(browser: Browser): Promise<void> {
     return { url: url.href, verifier, state }
   }
 
-  async function screenshot(t: Test, page: Page, name: string): Promise<void> {
-    const path = `${artifacts}${name}.png`
-    await page.screenshot({ path, fullPage: true })
-    t.comment(`screenshot: ${relative(root, path)}`)
-  }
-
   /**
    * Does something that posts a form to `path`; resolves with the gateway's answer to it once
    * the document it leads to (that answer, or where it redirects) has loaded.
@@ -119,18 +105,6 @@ async function suite(browser: Browser): Promise<void> {
   }
 
   const cspOf = async (response: Response) => (await response.allHeaders())['content-security-policy'] ?? ''
-
-  async function checkPageHeaders(t: Test, response: Response, what: string) {
-    const headers = await response.allHeaders()
-    t.match(headers['content-type'], /^text\/html; charset=utf-8/i, `${what}: HTML`)
-    const csp = headers['content-security-policy'] ?? ''
-    t.match(csp, /(^|;\s*)frame-ancestors 'none'(;|$)/, `${what}: CSP frame-ancestors 'none'`)
-    t.match(csp, /(^|;\s*)default-src 'none'(;|$)/, `${what}: CSP default-src 'none'`)
-    t.equal(headers['x-frame-options'], 'DENY', `${what}: X-Frame-Options DENY`)
-    t.match(headers['cache-control'], /(^|,\s*)no-store(,|$)/, `${what}: Cache-Control no-store`)
-    t.equal(headers['x-content-type-options'], 'nosniff', `${what}: nosniff`)
-    t.equal(headers['referrer-policy'], 'no-referrer', `${what}: no referrer`)
-  }
 
   /** lang, a title, one h1, a label for every input, the page's own style applied (its CSP hash is right). */
   async function checkPageBasics(t: Test, page: Page, title: RegExp) {
@@ -149,8 +123,7 @@ async function suite(browser: Browser): Promise<void> {
     }
     const snapshot = await page.locator('body').ariaSnapshot()
     t.notMatch(snapshot, /- (textbox|button)(\s*\[|:|$)/m, 'no unnamed textbox or button in the accessibility tree')
-    const accent = await page.evaluate<string>("getComputedStyle(document.querySelector('button.primary')).backgroundColor")
-    t.equal(accent, 'rgb(11, 87, 208)', 'the inline style applied (allowed by the page CSP hash)')
+    await checkStyleApplied(t, page)
     const overflow = await page.evaluate<boolean>('document.documentElement.scrollWidth > document.documentElement.clientWidth')
     t.notOk(overflow, 'nothing overflows horizontally')
   }
@@ -165,24 +138,9 @@ async function suite(browser: Browser): Promise<void> {
       return tag + (el.id ? '#' + el.id : '')
     })()`)
 
-  async function tabOrder(page: Page, presses: number): Promise<string[]> {
-    const order: string[] = []
-    for (let i = 0; i < presses; i++) {
-      await page.keyboard.press('Tab')
-      order.push(await focused(page))
-    }
-    return order
-  }
+  const tabOrder = (page: Page, presses: number) => tabOrderOf(page, presses, focused)
 
-  /** Waits for the browser to arrive at the redirect target; the query it received. */
-  async function arrival(t: Test, page: Page, before: number): Promise<URLSearchParams> {
-    await page.waitForURL((url) => url.origin === callback.origin)
-    t.equal(new URL(page.url()).pathname, '/callback', 'back at the registered path')
-    t.equal(await page.locator('body').innerText(), 'done', 'the redirect target answered')
-    const received = callback.received.slice(before).filter((r) => r.pathname === '/callback')
-    t.equal(received.length, 1, 'the redirect target was called once')
-    return received[0]?.query ?? new URLSearchParams()
-  }
+  const arrival = (t: Test, page: Page, before: number) => arrivalAt(t, page, callback, before)
 
   async function exchange(code: string, verifier: string) {
     const res = await fetch(`${gw.origin}/oauth/token`, {
@@ -359,13 +317,7 @@ async function suite(browser: Browser): Promise<void> {
   })
 
   await t.test('a third person, dark colour scheme on a phone-sized screen', async (t) => {
-    const { page, checkTraffic } = await newContext(t, {
-      colorScheme: 'dark',
-      viewport: { width: 390, height: 844 },
-      deviceScaleFactor: 2,
-      isMobile: true,
-      hasTouch: true,
-    })
+    const { page, checkTraffic } = await newContext(t, DARK_PHONE)
     await page.goto(authorization('mcp admin', 'dark').url)
     t.equal(await page.title(), 'Sign in · Gatehouse')
     const overflow = 'document.documentElement.scrollWidth > document.documentElement.clientWidth'
@@ -377,28 +329,4 @@ async function suite(browser: Browser): Promise<void> {
     await screenshot(t, page, 'consent-dark-mobile')
     checkTraffic(t)
   })
-}
-
-interface CallbackServer {
-  origin: string
-  /** Every request the redirect target received, in order. */
-  received: { pathname: string; query: URLSearchParams }[]
-}
-
-/** The client's redirect target on a loopback port: records the query, answers "done". */
-async function startCallbackServer(t: Test): Promise<CallbackServer> {
-  const received: CallbackServer['received'] = []
-  const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1')
-    received.push({ pathname: url.pathname, query: url.searchParams })
-    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('done')
-  })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(async () => {
-    server.closeAllConnections()
-    await new Promise((resolve) => server.close(resolve))
-  })
-  const { port } = server.address() as { port: number }
-  return { origin: `http://127.0.0.1:${port}`, received }
 }

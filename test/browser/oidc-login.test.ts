@@ -16,28 +16,20 @@
  * Screenshots land in test-artifacts/browser/ (gitignored), named in the test output.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { once } from 'node:events'
-import { mkdirSync } from 'node:fs'
-import { createServer, type Server } from 'node:http'
-import { relative } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
 import type { Browser, Page, Response } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { chromiumForTests, NO_NAME_RESOLUTION } from '../helpers/chromium.js'
 import { freePort, startTestGateway, type TestGateway } from '../helpers/gateway.js'
 import { claimsOf } from '../login/harness.js'
 import { IDP_CLIENT_ID, IDP_CLIENT_SECRET, startTestIdp, type TestIdp } from '../login/idp.js'
-
-const root = fileURLToPath(new URL('../../', import.meta.url))
-const artifacts = fileURLToPath(new URL('../../test-artifacts/browser/', import.meta.url))
+import { arrival as arrivalAt, checkPageHeaders, checkStyleApplied, DARK_PHONE, screenshot, startCallbackServer, tabOrder as tabOrderOf } from './page-checks.js'
 
 const browser = await chromiumForTests(t, { extraArgs: [NO_NAME_RESOLUTION] })
 if (browser) await t.test('upstream OIDC login in Chromium', (t) => suite(t, browser))
 
 async function suite(t: Test, browser: Browser): Promise<void> {
   t.setTimeout(240_000)
-  mkdirSync(artifacts, { recursive: true })
   const callback = await startCallbackServer(t)
 
   // Gateway ports first: each IdP registers the callback URLs of the gateways that use it.
@@ -209,23 +201,6 @@ async function suite(t: Test, browser: Browser): Promise<void> {
     throw new Error(`discovery at ${gateway.origin} did not finish`)
   }
 
-  async function screenshot(t: Test, page: Page, name: string): Promise<void> {
-    const path = `${artifacts}${name}.png`
-    await page.screenshot({ path, fullPage: true })
-    t.comment(`screenshot: ${relative(root, path)}`)
-  }
-
-  async function checkPageHeaders(t: Test, response: Response, what: string) {
-    const headers = await response.allHeaders()
-    t.match(headers['content-type'], /^text\/html; charset=utf-8/i, `${what}: HTML`)
-    const csp = headers['content-security-policy'] ?? ''
-    t.match(csp, /(^|;\s*)frame-ancestors 'none'(;|$)/, `${what}: CSP frame-ancestors 'none'`)
-    t.match(csp, /(^|;\s*)default-src 'none'(;|$)/, `${what}: CSP default-src 'none'`)
-    t.equal(headers['x-frame-options'], 'DENY', `${what}: X-Frame-Options DENY`)
-    t.match(headers['cache-control'], /(^|,\s*)no-store(,|$)/, `${what}: Cache-Control no-store`)
-    t.equal(headers['referrer-policy'], 'no-referrer', `${what}: no referrer`)
-  }
-
   /** The sources of the page's CSP form-action directive. */
   async function formAction(response: Response): Promise<string[]> {
     const csp = (await response.allHeaders())['content-security-policy'] ?? ''
@@ -251,14 +226,7 @@ async function suite(t: Test, browser: Browser): Promise<void> {
       return tag + id + name + text
     })()`)
 
-  async function tabOrder(page: Page, presses: number): Promise<string[]> {
-    const order: string[] = []
-    for (let i = 0; i < presses; i++) {
-      await page.keyboard.press('Tab')
-      order.push(await focused(page))
-    }
-    return order
-  }
+  const tabOrder = (page: Page, presses: number) => tabOrderOf(page, presses, focused)
 
   /**
    * The consent page shown before the upstream login: its headers and CSP (form-action names the
@@ -298,8 +266,7 @@ async function suite(t: Test, browser: Browser): Promise<void> {
     t.same(await page.locator('form button').allInnerTexts(), [...buttons, 'Deny'], 'one button per provider, then Deny')
     for (const name of buttons) t.equal(await page.getByRole('button', { name }).count(), 1, `"${name}" is a named button`)
     t.equal(await page.locator('input:not([type=hidden])').count(), 0, 'no password form (no gateway accounts)')
-    const accent = await page.evaluate<string>("getComputedStyle(document.querySelector('button.primary')).backgroundColor")
-    t.equal(accent, 'rgb(11, 87, 208)', 'the inline style applied (allowed by the page CSP hash)')
+    await checkStyleApplied(t, page)
     t.equal(await page.locator('button.primary').innerText(), buttons[0], 'the first provider is the primary action')
     const snapshot = await page.locator('body').ariaSnapshot()
     t.notMatch(snapshot, /- (textbox|button|link)(\s*\[|:|$)/m, 'no unnamed control in the accessibility tree')
@@ -334,14 +301,7 @@ async function suite(t: Test, browser: Browser): Promise<void> {
   }
 
   /** Waits for the browser to arrive at the client's redirect URI; the query it received. */
-  async function arrival(t: Test, page: Page, before: number): Promise<URLSearchParams> {
-    await page.waitForURL((url) => url.origin === callback.origin)
-    t.equal(new URL(page.url()).pathname, '/callback', 'back at the registered redirect URI')
-    t.equal(await page.locator('body').innerText(), 'done', 'the redirect target answered')
-    const received = callback.received.slice(before).filter((r) => r.pathname === '/callback')
-    t.equal(received.length, 1, 'the redirect target was called once')
-    return received[0]?.query ?? new URLSearchParams()
-  }
+  const arrival = (t: Test, page: Page, before: number) => arrivalAt(t, page, callback, before)
 
   /** Clicks (or presses Enter on) an Allow button; fails fast and says why when the browser does not reach the IdP. */
   async function allowAndLeave(t: Test, page: Page, idp: TestIdp, action: () => Promise<void>) {
@@ -498,13 +458,7 @@ async function suite(t: Test, browser: Browser): Promise<void> {
   })
 
   await t.test('Deny on the consent page, dark colour scheme on a phone: access_denied to the client, no IdP reached', async (t) => {
-    const { page, checkTraffic } = await newContext(t, {
-      colorScheme: 'dark',
-      viewport: { width: 390, height: 844 },
-      deviceScaleFactor: 2,
-      isMobile: true,
-      hasTouch: true,
-    })
+    const { page, checkTraffic } = await newContext(t, DARK_PHONE)
     const request = authorization(gw.main, 'deny-me')
     await page.goto(request.url)
     t.equal(await page.title(), 'Allow access · Gatehouse')
@@ -551,28 +505,4 @@ async function suite(t: Test, browser: Browser): Promise<void> {
       checkTraffic(t)
     })
   })
-}
-
-interface CallbackServer {
-  origin: string
-  /** Every request the redirect target received, in order. */
-  received: { pathname: string; query: URLSearchParams }[]
-}
-
-/** The client's redirect target on a loopback port: records the query, answers "done". */
-async function startCallbackServer(t: Test): Promise<CallbackServer> {
-  const received: CallbackServer['received'] = []
-  const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1')
-    received.push({ pathname: url.pathname, query: url.searchParams })
-    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('done')
-  })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(async () => {
-    server.closeAllConnections()
-    await new Promise((resolve) => server.close(resolve))
-  })
-  const { port } = server.address() as { port: number }
-  return { origin: `http://127.0.0.1:${port}`, received }
 }

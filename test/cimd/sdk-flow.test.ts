@@ -6,10 +6,6 @@
  * cimd.allowPrivateAddresses on for it alone. The negative cases show the switch off (default),
  * the trust list and a bot-challenge page each refusing on the gateway's own page, never 500.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { auth } from '@modelcontextprotocol/sdk/client/auth.js'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
@@ -18,13 +14,13 @@ import { hashPassword } from '../../src/login/passwords.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { FormBrowser } from '../helpers/form-browser.js'
 import { MemoryClientProvider } from '../helpers/sdk-provider.js'
-import { freePort, startTestGateway } from '../helpers/gateway.js'
+import { startTestGateway } from '../helpers/gateway.js'
+import { startChildGateway } from './child-gateway.js'
 import { json, makeTestCertificates, startHttpsDocServer, type DocServer } from './servers.js'
 
 // A child gateway compiles the sources on the fly: slow on a loaded machine.
 t.setTimeout(360_000)
 
-const CLI = new URL('../../src/cli.ts', import.meta.url).pathname
 const tls = makeTestCertificates()
 t.teardown(() => tls.cleanup())
 const upstream = await startSdk1Upstream({ stateful: true, jsonResponse: false })
@@ -55,77 +51,23 @@ docs.routes.set('/clients/bot.json', (_req, res) =>
 
 const hits = (server: DocServer, path: string) => server.hits.get(path) ?? 0
 
-
-interface ChildGateway {
-  origin: string
-  mcpUrl: string
-  output(): string
-  /** Whether the child's output matches within a few seconds (its log lines arrive through a pipe). */
-  logged(pattern: RegExp): Promise<boolean>
-}
-
-/** `gatehouse serve` in a child process that trusts the test CA through NODE_EXTRA_CA_CERTS. */
-async function startChildGateway(cimd: Record<string, unknown>): Promise<ChildGateway> {
-  const port = await freePort()
-  const origin = `http://127.0.0.1:${port}`
-  const file = join(tls.caFile, '..', `gateway-${port}.json`)
-  await writeFile(
-    file,
-    JSON.stringify({
-      publicUrl: origin,
-      listen: { host: '127.0.0.1', port },
-      shutdown: { graceSeconds: 1 },
-      log: { level: 'info' },
-      login: { static: { users: [{ username: 'alice', passwordHash, email: 'alice@example.com' }] } },
-      cimd,
-      resources: [
-        {
-          id: 'r0',
-          name: 'Resource 0',
-          path: '/mcp',
-          upstream: upstream.url,
-          scopes: [{ name: 'mcp', description: 'Use the tools' }],
-          requiredScopes: ['mcp'],
-        },
-      ],
-    }),
-  )
-  const child: ChildProcess = spawn(process.execPath, ['--import=tsx', CLI, 'serve', '--config', file], {
-    env: { ...process.env, NODE_EXTRA_CA_CERTS: tls.caFile },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let output = ''
-  child.stdout!.on('data', (c: Buffer) => (output += c))
-  child.stderr!.on('data', (c: Buffer) => (output += c))
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM')
-      await exited
-    }
-  })
-  const deadline = Date.now() + 240_000
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the gateway exited: ${output}`)
-    try {
-      if ((await fetch(`${origin}/readyz`)).status === 200) break
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`the gateway did not become ready: ${output}`)
-    await sleep(200)
-  }
-  const logged = async (pattern: RegExp) => {
-    for (const end = Date.now() + 10_000; Date.now() < end; await sleep(50)) if (pattern.test(output)) return true
-    return pattern.test(output)
-  }
-  return { origin, mcpUrl: `${origin}/mcp`, output: () => output, logged }
-}
-
-const child = await startChildGateway({
-  enabled: true,
-  allowPrivateAddresses: true,
-  trust: { allow: [{ url: clientUrl }, { url: botUrl }] },
+const child = await startChildGateway(t, tls, {
+  login: { static: { users: [{ username: 'alice', passwordHash, email: 'alice@example.com' }] } },
+  cimd: {
+    enabled: true,
+    allowPrivateAddresses: true,
+    trust: { allow: [{ url: clientUrl }, { url: botUrl }] },
+  },
+  resources: [
+    {
+      id: 'r0',
+      name: 'Resource 0',
+      path: '/mcp',
+      upstream: upstream.url,
+      scopes: [{ name: 'mcp', description: 'Use the tools' }],
+      requiredScopes: ['mcp'],
+    },
+  ],
 })
 
 t.test('SDK auth() with clientMetadataUrl: document over https, login, consent with the verified host, tokens, MCP, refresh', async (t) => {

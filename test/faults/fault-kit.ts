@@ -1,117 +1,18 @@
 /**
- * Parts for the fault-injection suites: a private redis-server that can persist to disk and
- * accepts DEBUG (for DEBUG SLEEP), a gateway configured with short store timeouts, a login and
- * consent flow driven like a browser, and small measuring helpers (elapsed time, open file
- * descriptors, stray errors).
+ * Parts for the fault-injection suites: a gateway configured with short store timeouts on a
+ * private redis-server (test/helpers/redis.ts: redisServerForTests, which can persist to disk and
+ * accepts DEBUG SLEEP), a login and consent flow driven like a browser, and small measuring
+ * helpers (elapsed time, open file descriptors). Stray errors: test/helpers/stray-errors.ts.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
-import { connect } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readdir } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import { hashPassword } from '../../src/login/passwords.js'
 import { FormBrowser, type Visit } from '../helpers/form-browser.js'
-import { freePort } from '../helpers/gateway.js'
-import { redisUnavailable } from '../helpers/redis.js'
-
-export interface FaultRedis {
-  port: number
-  url: string
-  /** A client without a key prefix and without the gateway's fail-fast settings, for FLUSHALL and DEBUG. */
-  admin(): Redis
-  /** SIGKILL: an outage, not a shutdown. With persistence, every acknowledged write is on disk (fsync always). */
-  kill(): Promise<void>
-  /** Starts again on the same port (and the same data directory). */
-  start(): Promise<void>
-  /** SIGSTOP: connections stay open, nothing is answered (a hung Redis). */
-  pause(): void
-  resume(): void
-}
-
-/**
- * A private redis-server on a free port. `persist` turns on the append-only file with an fsync
- * per write, so a SIGKILL loses nothing that Redis acknowledged. DEBUG is allowed from loopback.
- */
-export async function faultRedis(t: Test, { persist = false }: { persist?: boolean } = {}): Promise<FaultRedis | undefined> {
-  const port = await freePort()
-  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-faults-'))
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, '--enable-debug-command', 'local']
-  args.push(...(persist ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']))
-  let child: ChildProcess | undefined
-  const admins: Redis[] = []
-  const kill = async (): Promise<void> => {
-    const running = child
-    child = undefined
-    if (!running || running.exitCode !== null || running.signalCode !== null) return
-    const exited = new Promise((resolve) => running.once('exit', resolve))
-    running.kill('SIGKILL')
-    await exited
-  }
-  const start = async (): Promise<void> => {
-    child = await launch(args, port, dir)
-  }
-  t.teardown(async () => {
-    for (const a of admins) a.disconnect()
-    await kill()
-    await rm(dir, { recursive: true, force: true })
-  })
-  try {
-    await start()
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-    redisUnavailable(t, 'redis-server not found on PATH')
-    return undefined
-  }
-  return {
-    port,
-    url: `redis://127.0.0.1:${port}`,
-    admin: () => {
-      const a = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, lazyConnect: false })
-      a.on('error', () => {})
-      admins.push(a)
-      return a
-    },
-    kill,
-    start,
-    pause: () => child?.kill('SIGSTOP'),
-    resume: () => child?.kill('SIGCONT'),
-  }
-}
-
-async function launch(args: string[], port: number, cwd: string): Promise<ChildProcess> {
-  const child = spawn('redis-server', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-  const failed = new Promise<never>((_, reject) => {
-    child.once('error', reject)
-    child.once('exit', (code, signal) => reject(new Error(`redis-server exited (${code ?? signal}): ${stderr}`)))
-  })
-  failed.catch(() => {})
-  const deadline = Date.now() + 5000
-  while (!(await Promise.race([accepts(port), failed]))) {
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL')
-      throw new Error(`redis-server did not listen on port ${port}: ${stderr}`)
-    }
-    await sleep(30)
-  }
-  return child
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1')
-    socket.once('connect', () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once('error', () => resolve(false))
-  })
-}
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
+import { redisServerForTests, type TestRedisServer } from '../helpers/redis.js'
+import { watchStrayErrors } from '../helpers/stray-errors.js'
 
 /** Store settings sized for tests: a hung Redis costs a request 300 ms, not the default 2 s. */
 export const FAST_STORE = { commandTimeoutMs: 300, connectTimeoutMs: 300 } as const
@@ -144,19 +45,6 @@ export async function openFds(): Promise<number> {
   return (await readdir('/proc/self/fd')).length
 }
 
-/** Collects unhandled rejections and uncaught exceptions; the returned check asserts there were none. */
-export function watchStrayErrors(t: Test): () => void {
-  const stray: unknown[] = []
-  const record = (err: unknown): void => void stray.push(err)
-  process.on('unhandledRejection', record)
-  process.on('uncaughtException', record)
-  t.teardown(() => {
-    process.off('unhandledRejection', record)
-    process.off('uncaughtException', record)
-  })
-  return () => t.same(stray.map(String), [], 'no unhandled rejection or uncaught exception')
-}
-
 // ---------------------------------------------------------------------------------------------
 // An authorization-server configuration and a browser flow through it
 
@@ -170,6 +58,42 @@ export const AS_CONFIG = {
   login: { static: { users: [{ username: USER.username, passwordHash }] } },
   clients: [{ clientId: CLIENT_ID, name: 'Fault App', redirectUris: ['http://127.0.0.1/callback'], tokenEndpointAuthMethod: 'none' }],
 }
+
+/** A gateway on `redis` with FAST_STORE timeouts, proxying `upstream`, with AS_CONFIG and `config`. */
+export function faultGateway(t: Test, redis: TestRedisServer, upstream: string, config: Record<string, unknown> = {}): Promise<TestGateway> {
+  return startTestGateway(t, {
+    store: { type: 'redis', redis: { url: redis.url, keyPrefix: 'faults:', ...FAST_STORE } },
+    resources: [{ upstream }],
+    config: { ...AS_CONFIG, ...config },
+  })
+}
+
+export interface FaultSetup {
+  redis: TestRedisServer
+  gw: TestGateway
+  /** Asserts that no unhandled rejection or uncaught exception happened since the setup. */
+  noStrayErrors: () => void
+}
+
+/**
+ * A private redis-server (persisting with `persist`), stray errors watched from then on, and a
+ * faultGateway on it. Undefined when redis-server cannot run (the test is skipped or failed).
+ */
+export async function faultSetup(
+  t: Test,
+  upstream: string,
+  { persist = false, config = {} }: { persist?: boolean; config?: Record<string, unknown> } = {},
+): Promise<FaultSetup | undefined> {
+  const redis = await redisServerForTests(t, { persist })
+  if (!redis) return undefined
+  const noStrayErrors = watchStrayErrors(t)
+  const gw = await faultGateway(t, redis, upstream, config)
+  return { redis, gw, noStrayErrors }
+}
+
+/** Whether `gw` becomes ready (by itself) within 8 s. */
+export const readyAgain = (gw: TestGateway): Promise<boolean> =>
+  eventually(async () => (await fetch(`${gw.origin}/readyz`)).status === 200, 8000)
 
 export interface FlowStart {
   verifier: string

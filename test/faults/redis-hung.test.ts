@@ -9,33 +9,21 @@ import t, { type Test } from 'tap'
 import { postJsonRpc, connectSdk1Client } from '../fixtures/mcp-clients.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { FormBrowser } from '../helpers/form-browser.js'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
+import type { TestGateway } from '../helpers/gateway.js'
 import {
-  AS_CONFIG,
   BOUNDED_MS,
   codeOf,
-  eventually,
   exchangeCode,
-  FAST_STORE,
-  faultRedis,
+  faultSetup,
   loginAndConsent,
+  readyAgain,
   startAuthorization,
   timed,
   tokenRequest,
-  watchStrayErrors,
-  type FaultRedis,
 } from './fault-kit.js'
 
 const upstream = await startSdk1Upstream({ stateful: true, jsonResponse: true })
 t.teardown(() => upstream.close())
-
-async function gatewayOn(t: Test, redis: FaultRedis): Promise<TestGateway> {
-  return startTestGateway(t, {
-    store: { type: 'redis', redis: { url: redis.url, keyPrefix: 'faults:', ...FAST_STORE } },
-    resources: [{ upstream: upstream.url }],
-    config: { ...AS_CONFIG, metrics: { enabled: true, listen: { host: '127.0.0.1', port: 0 } } },
-  })
-}
 
 /** A live MCP session through the gateway, and a raw call on it. */
 async function sessionCall(t: Test, gw: TestGateway) {
@@ -100,24 +88,27 @@ async function assertStoreDownAnswers(t: Test, gw: TestGateway, call: () => Retu
 }
 
 async function assertRecovered(t: Test, gw: TestGateway, call: () => ReturnType<typeof postJsonRpc>) {
-  t.ok(
-    await eventually(async () => (await fetch(`${gw.origin}/readyz`)).status === 200, 8000),
-    'ready again by itself once Redis answers',
-  )
+  t.ok(await readyAgain(gw), 'ready again by itself once Redis answers')
   t.equal((await call()).status, 200, 'the MCP session survived: nothing the store held was lost')
   const browser = new FormBrowser(gw.origin)
   const { page } = await startAuthorization(browser, gw.origin, gw.mcpUrl())
   t.equal(page.status, 200, 'a new authorization starts')
 }
 
+/** A private Redis and a gateway on it (metrics on), with a live MCP session and a refresh token. */
+async function storeInUse(t: Test) {
+  const setup = await faultSetup(t, upstream.url, { config: { metrics: { enabled: true, listen: { host: '127.0.0.1', port: 0 } } } })
+  if (!setup) return undefined
+  const call = await sessionCall(t, setup.gw)
+  const { refresh_token } = await tokens(setup.gw)
+  return { ...setup, call, refresh_token }
+}
+
 t.test('a hung Redis (SIGSTOP): bounded 503s in every protocol, then recovery with state intact', async (t) => {
   t.setTimeout(30_000)
-  const redis = await faultRedis(t)
-  if (!redis) return
-  const noStrayErrors = watchStrayErrors(t)
-  const gw = await gatewayOn(t, redis)
-  const call = await sessionCall(t, gw)
-  const { refresh_token } = await tokens(gw)
+  const setup = await storeInUse(t)
+  if (!setup) return
+  const { redis, gw, call, refresh_token, noStrayErrors } = setup
 
   redis.pause()
   t.teardown(() => redis.resume())
@@ -138,12 +129,9 @@ t.test('a hung Redis (SIGSTOP): bounded 503s in every protocol, then recovery wi
 
 t.test('a slow Redis (DEBUG SLEEP longer than commandTimeoutMs): 503s, then normal service', async (t) => {
   t.setTimeout(30_000)
-  const redis = await faultRedis(t)
-  if (!redis) return
-  const noStrayErrors = watchStrayErrors(t)
-  const gw = await gatewayOn(t, redis)
-  const call = await sessionCall(t, gw)
-  const { refresh_token } = await tokens(gw)
+  const setup = await storeInUse(t)
+  if (!setup) return
+  const { redis, gw, call, refresh_token, noStrayErrors } = setup
 
   const admin = redis.admin()
   const sleeping = admin.call('DEBUG', 'SLEEP', '3').catch(() => undefined)
@@ -156,17 +144,14 @@ t.test('a slow Redis (DEBUG SLEEP longer than commandTimeoutMs): 503s, then norm
 
 t.test('a dead Redis (SIGKILL) during use: fast 503s; restarted empty: clean refusals, not 500s', async (t) => {
   t.setTimeout(30_000)
-  const redis = await faultRedis(t)
-  if (!redis) return
-  const noStrayErrors = watchStrayErrors(t)
-  const gw = await gatewayOn(t, redis)
-  const call = await sessionCall(t, gw)
-  const { refresh_token } = await tokens(gw)
+  const setup = await storeInUse(t)
+  if (!setup) return
+  const { redis, gw, call, refresh_token, noStrayErrors } = setup
 
   await redis.kill()
   await assertStoreDownAnswers(t, gw, call, refresh_token, 'dead')
   await redis.start()
-  t.ok(await eventually(async () => (await fetch(`${gw.origin}/readyz`)).status === 200, 8000), 'ready again')
+  t.ok(await readyAgain(gw), 'ready again')
   // Without persistence everything is gone: each piece of lost state is refused in its own protocol.
   t.equal((await call()).status, 404, 'the lost session binding: 404, so the client starts a new session')
   const refresh = await tokenRequest(gw.origin, { grant_type: 'refresh_token', refresh_token })

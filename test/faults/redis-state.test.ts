@@ -14,48 +14,35 @@ import t, { type Test } from 'tap'
 import { connectSdk1Client, postJsonRpc } from '../fixtures/mcp-clients.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { FormBrowser } from '../helpers/form-browser.js'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
+import { redisServerForTests, type TestRedisServer } from '../helpers/redis.js'
+import { watchStrayErrors } from '../helpers/stray-errors.js'
 import {
-  AS_CONFIG,
   BOUNDED_MS,
   codeOf,
-  eventually,
   exchangeCode,
-  FAST_STORE,
-  faultRedis,
+  faultGateway,
+  faultSetup,
   loginAndConsent,
+  readyAgain,
   startAuthorization,
   timed,
   tokenRequest,
   USER,
-  watchStrayErrors,
-  type FaultRedis,
 } from './fault-kit.js'
 
 const upstream = await startSdk1Upstream({ stateful: true, jsonResponse: true })
 t.teardown(() => upstream.close())
 
-async function gatewayOn(t: Test, redis: FaultRedis, config: Record<string, unknown> = {}): Promise<TestGateway> {
-  return startTestGateway(t, {
-    store: { type: 'redis', redis: { url: redis.url, keyPrefix: 'faults:', ...FAST_STORE } },
-    resources: [{ upstream: upstream.url }],
-    config: { ...AS_CONFIG, ...config },
-  })
-}
-
-const ready = (gw: TestGateway) => eventually(async () => (await fetch(`${gw.origin}/readyz`)).status === 200, 8000)
-
-async function restart(redis: FaultRedis): Promise<void> {
+async function restart(redis: TestRedisServer): Promise<void> {
   await redis.kill()
   await redis.start()
 }
 
 t.test('Redis persisted, killed and restarted: tokens, codes, logins and sessions all still work', async (t) => {
   t.setTimeout(30_000)
-  const redis = await faultRedis(t, { persist: true })
-  if (!redis) return
-  const noStrayErrors = watchStrayErrors(t)
-  const gw = await gatewayOn(t, redis)
+  const setup = await faultSetup(t, upstream.url, { persist: true })
+  if (!setup) return
+  const { redis, gw, noStrayErrors } = setup
 
   // A complete flow (for a refresh token), a code not yet exchanged, a login session, an MCP session.
   const browser = new FormBrowser(gw.origin)
@@ -73,7 +60,7 @@ t.test('Redis persisted, killed and restarted: tokens, codes, logins and session
   const sessionId = upstream.sessionIds().at(-1)!
 
   await restart(redis)
-  t.ok(await ready(gw), 'ready again')
+  t.ok(await readyAgain(gw), 'ready again')
 
   const refreshed = await tokenRequest(gw.origin, { grant_type: 'refresh_token', refresh_token: issued.body.refresh_token })
   t.equal(refreshed.status, 200, 'the refresh token works after the restart')
@@ -96,10 +83,9 @@ t.test('Redis persisted, killed and restarted: tokens, codes, logins and session
 
 t.test('an authorization caught by an outage between login and consent is refused cleanly, never half-issued', async (t) => {
   t.setTimeout(30_000)
-  const redis = await faultRedis(t)
-  if (!redis) return
-  const noStrayErrors = watchStrayErrors(t)
-  const gw = await gatewayOn(t, redis)
+  const setup = await faultSetup(t, upstream.url)
+  if (!setup) return
+  const { redis, gw, noStrayErrors } = setup
   const browser = new FormBrowser(gw.origin)
   const { page } = await startAuthorization(browser, gw.origin, gw.mcpUrl())
   const consent = await browser.submit(page, USER)
@@ -114,7 +100,7 @@ t.test('an authorization caught by an outage between login and consent is refuse
   t.ok(down.ms < BOUNDED_MS, `answered in ${down.ms} ms`)
 
   await redis.start()
-  t.ok(await ready(gw), 'ready again')
+  t.ok(await readyAgain(gw), 'ready again')
   const after = await browser.submit(consent, { decision: 'allow' })
   t.equal(after.status, 400, 'the same consent after an empty restart: the request is gone, 400')
   t.match(after.headers.get('content-type'), /^text\/html/, 'as an HTML page')
@@ -127,10 +113,9 @@ t.test('an authorization caught by an outage between login and consent is refuse
 
 t.test('FLUSHALL mid-flow: each lost record is refused in its protocol, and the next flow works', async (t) => {
   t.setTimeout(30_000)
-  const redis = await faultRedis(t)
-  if (!redis) return
-  const noStrayErrors = watchStrayErrors(t)
-  const gw = await gatewayOn(t, redis)
+  const setup = await faultSetup(t, upstream.url)
+  if (!setup) return
+  const { redis, gw, noStrayErrors } = setup
   const browser = new FormBrowser(gw.origin)
   const done = await startAuthorization(browser, gw.origin, gw.mcpUrl())
   const issued = await exchangeCode(gw.origin, codeOf(await loginAndConsent(browser, done.page))!, done.verifier)
@@ -168,13 +153,13 @@ async function configuredKey(t: Test): Promise<Record<string, unknown>> {
 for (const fault of ['down', 'hung'] as const) {
   t.test(`a gateway started while Redis is ${fault}: starts, not ready, then ready by itself`, async (t) => {
     t.setTimeout(30_000)
-    const redis = await faultRedis(t)
+    const redis = await redisServerForTests(t)
     if (!redis) return
     const noStrayErrors = watchStrayErrors(t)
     if (fault === 'down') await redis.kill()
     else redis.pause()
     t.teardown(() => redis.resume())
-    const started = await timed(async () => gatewayOn(t, redis, await configuredKey(t)))
+    const started = await timed(async () => faultGateway(t, redis, upstream.url, await configuredKey(t)))
     const gw = started.value
     t.ok(started.ms < 3000, `started in ${started.ms} ms`)
     const notReady = await timed(() => fetch(`${gw.origin}/readyz`))
@@ -187,7 +172,7 @@ for (const fault of ['down', 'hung'] as const) {
     t.equal(mcp.status, 503, 'a session call: 503')
     if (fault === 'down') await redis.start()
     else redis.resume()
-    t.ok(await ready(gw), 'ready once Redis answers')
+    t.ok(await readyAgain(gw), 'ready once Redis answers')
     const browser = new FormBrowser(gw.origin)
     const flow = await startAuthorization(browser, gw.origin, gw.mcpUrl())
     const code = codeOf(await loginAndConsent(browser, flow.page))
@@ -199,9 +184,9 @@ for (const fault of ['down', 'hung'] as const) {
 
 t.test('graceful close while Redis hangs is bounded', async (t) => {
   t.setTimeout(30_000)
-  const redis = await faultRedis(t)
+  const redis = await redisServerForTests(t)
   if (!redis) return
-  const gw = await gatewayOn(t, redis)
+  const gw = await faultGateway(t, redis, upstream.url)
   t.equal((await fetch(`${gw.origin}/readyz`)).status, 200)
   redis.pause()
   t.teardown(() => redis.resume())

@@ -18,18 +18,18 @@ import { connectSdk1Client, readSseEvents } from '../fixtures/mcp-clients.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { FormBrowser } from '../helpers/form-browser.js'
 import { freePort, startTestGateway, type TestGateway } from '../helpers/gateway.js'
+import { redisServerForTests } from '../helpers/redis.js'
+import { watchStrayErrors } from '../helpers/stray-errors.js'
 import {
   AS_CONFIG,
   codeOf,
   eventually,
   exchangeCode,
   FAST_STORE,
-  faultRedis,
   startAuthorization,
   timed,
   tokenRequest,
   USER,
-  watchStrayErrors,
 } from './fault-kit.js'
 
 const CLI = new URL('../../src/cli.ts', import.meta.url).pathname
@@ -88,7 +88,7 @@ async function childReplica(t: Test, dir: string, config: Record<string, unknown
 }
 
 async function replicas(t: Test) {
-  const redis = await faultRedis(t)
+  const redis = await redisServerForTests(t)
   if (!redis) return undefined
   const upstream = await startSdk1Upstream({ stateful: true, jsonResponse: false })
   t.teardown(() => upstream.close())

@@ -11,7 +11,8 @@ import t, { type Test } from 'tap'
 import { Agent, request } from 'undici'
 import { postJsonRpc, readSseEvents } from '../fixtures/mcp-clients.js'
 import { freePort, startTestGateway, type TestGateway } from '../helpers/gateway.js'
-import { eventually, openFds, timed, watchStrayErrors } from './fault-kit.js'
+import { watchStrayErrors } from '../helpers/stray-errors.js'
+import { eventually, openFds, timed } from './fault-kit.js'
 
 const ping = { jsonrpc: '2.0', id: 1, method: 'ping' }
 const toolsList = { jsonrpc: '2.0', id: 5, method: 'tools/list' }

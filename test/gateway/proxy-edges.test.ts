@@ -2,25 +2,13 @@
  * The proxy under stress and abuse: oversized bodies, session hijacking (MCPS-10..12), an
  * upstream that is down, slow or idle, and clients that hang up (MCPT-16).
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { connectSdk1Client, postJsonRpc, readSseEvents } from '../fixtures/mcp-clients.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
+import { rawUpstream } from '../fixtures/raw-upstream.js'
 import { freePort, startTestGateway } from '../helpers/gateway.js'
 
 const ping = { jsonrpc: '2.0', id: 1, method: 'ping' }
-
-/** A hand-written upstream for behaviours the SDK servers cannot be made to show. */
-async function rawUpstream(t: Test, handler: (req: IncomingMessage, res: ServerResponse) => void) {
-  const server = createServer(handler)
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  t.teardown(() => {
-    server.closeAllConnections()
-    server.close()
-  })
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`
-}
 
 t.test('bodies over maxBodyBytes are refused with 413 before the upstream sees them', async (t) => {
   const upstream = await startSdk1Upstream({ stateful: false, jsonResponse: true })

@@ -6,8 +6,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
@@ -84,28 +86,36 @@ export interface TestRedisServer {
   port: number
   /** redis://[:password@]127.0.0.1:port */
   url: string
-  /** Kills the server (SIGKILL: an outage, not a shutdown) and waits until it is gone. */
+  /** A client without a key prefix and without the gateway's fail-fast settings, for FLUSHALL and DEBUG. Closed at teardown. */
+  admin(): Redis
+  /** Kills the server (SIGKILL: an outage, not a shutdown) and waits until it is gone. With persistence, every acknowledged write is on disk (fsync always). */
   kill(): Promise<void>
-  /** Starts it again on the same port. */
+  /** Starts it again on the same port (and the same data directory). */
   start(): Promise<void>
-  /** Freezes it (SIGSTOP): connections stay open but nothing is answered, like a partition. */
+  /** Freezes it (SIGSTOP): connections stay open but nothing is answered, like a partition or a hung Redis. */
   pause(): void
   /** Unfreezes it (SIGCONT). */
   resume(): void
 }
 
 /**
- * A private `redis-server` child process on a free port, without persistence, killed at
- * teardown. Undefined (test skipped or failed as above) when the binary is not installed.
+ * A private `redis-server` child process on a free port with its own data directory, killed
+ * (and the directory removed) at teardown. `persist` turns on the append-only file with an
+ * fsync per write, so a SIGKILL loses nothing that Redis acknowledged; without it nothing is
+ * kept across a restart. DEBUG (for DEBUG SLEEP) is allowed from loopback. Undefined (test
+ * skipped or failed as above) when the binary is not installed.
  */
 export async function redisServerForTests(
   t: Test,
-  { password }: { password?: string } = {},
+  { password, persist = false }: { password?: string; persist?: boolean } = {},
 ): Promise<TestRedisServer | undefined> {
   const port = await freePort()
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-redis-'))
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, '--enable-debug-command', 'local']
+  args.push(...(persist ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']))
   if (password) args.push('--requirepass', password)
   let child: ChildProcess | undefined
+  const admins: Redis[] = []
   const kill = async (): Promise<void> => {
     const running = child
     child = undefined
@@ -115,9 +125,13 @@ export async function redisServerForTests(
     await exited
   }
   const start = async (): Promise<void> => {
-    child = await launch(args, port)
+    child = await launch(args, port, dir)
   }
-  t.teardown(kill)
+  t.teardown(async () => {
+    for (const a of admins) a.disconnect()
+    await kill()
+    await rm(dir, { recursive: true, force: true })
+  })
 
   try {
     await start()
@@ -130,6 +144,12 @@ export async function redisServerForTests(
   return {
     port,
     url: `redis://${auth}127.0.0.1:${port}`,
+    admin: () => {
+      const a = new Redis({ host: '127.0.0.1', port, password, maxRetriesPerRequest: 1, lazyConnect: false })
+      a.on('error', () => {})
+      admins.push(a)
+      return a
+    },
     kill,
     start,
     pause: () => child?.kill('SIGSTOP'),
@@ -138,8 +158,8 @@ export async function redisServerForTests(
 }
 
 /** Spawns redis-server and resolves once its port accepts connections. */
-async function launch(args: string[], port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', args, { cwd: tmpdir(), stdio: ['ignore', 'ignore', 'pipe'] })
+async function launch(args: string[], port: number, cwd: string): Promise<ChildProcess> {
+  const child = spawn('redis-server', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
   const failed = new Promise<never>((_, reject) => {

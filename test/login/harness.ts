@@ -5,6 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { Test } from 'tap'
+import { authorizeUrl } from '../helpers/authorize-url.js'
 import { freePort, startTestGateway, type TestGateway } from '../helpers/gateway.js'
 import { WebBrowser, type WebVisit } from '../helpers/web-browser.js'
 import { IDP_CLIENT_ID, IDP_CLIENT_SECRET, startTestIdp, type TestIdp } from './idp.js'
@@ -76,20 +77,15 @@ export async function loginSetup(t: Test, options: SetupOptions): Promise<LoginS
     async authorize(browser, extra = {}) {
       const verifier = randomBytes(32).toString('base64url')
       const state = randomBytes(8).toString('hex')
-      const url = new URL('/oauth/authorize', gw.origin)
-      for (const [k, v] of Object.entries({
-        response_type: 'code',
+      const url = authorizeUrl(gw.origin, {
         client_id: CLIENT_ID,
         redirect_uri: CLIENT_REDIRECT,
         code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-        code_challenge_method: 'S256',
         state,
         resource: gw.mcpUrl(),
         ...extra,
-      })) {
-        url.searchParams.set(k, v)
-      }
-      return { page: await browser.get(url.href), state, verifier }
+      })
+      return { page: await browser.get(url), state, verifier }
     },
   }
 }

@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import t from 'tap'
 import { hashPassword } from '../../src/login/passwords.js'
+import { authorizeUrl as authorizeUrlAt, type AuthorizeParams } from '../helpers/authorize-url.js'
 import { FormBrowser, parseForm } from '../helpers/form-browser.js'
 import { startTestGateway } from '../helpers/gateway.js'
 
@@ -27,20 +28,7 @@ const gw = await startTestGateway(t, {
 })
 const files = gw.mcpUrl('files')
 
-function authorizeUrl(params: Record<string, string | undefined>): string {
-  const url = new URL(`${gw.origin}/oauth/authorize`)
-  const defaults: Record<string, string> = {
-    response_type: 'code',
-    client_id: 'web',
-    redirect_uri: 'https://app.example.com/cb',
-    code_challenge: challenge,
-    code_challenge_method: 'S256',
-    state: 'st-1',
-    resource: files,
-  }
-  for (const [k, v] of Object.entries({ ...defaults, ...params })) if (v !== undefined) url.searchParams.set(k, v)
-  return url.href
-}
+const authorizeUrl = (params: AuthorizeParams) => authorizeUrlAt(gw.origin, { code_challenge: challenge, state: 'st-1', resource: files, ...params })
 
 const get = (url: string) => fetch(url, { redirect: 'manual' })
 

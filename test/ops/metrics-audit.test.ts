@@ -10,6 +10,7 @@ import { GatewayMetrics } from '../../src/metrics/gateway-metrics.js'
 import { postJsonRpc } from '../fixtures/mcp-clients.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { startHttpDocServer } from '../cimd/servers.js'
+import { authorizeUrl } from '../helpers/authorize-url.js'
 import { startTestGateway } from '../helpers/gateway.js'
 import { parseExposition, scrape, type Exposition } from './metrics-exposition.js'
 
@@ -162,17 +163,8 @@ t.test('a real gateway: metadata-document resolutions and token refusals recorde
   })
   const read = () => scrape(gw.gateway.metricsAddress!)
   const before = await read()
-  const authorize = (client: string) => {
-    const url = new URL(`${gw.origin}/oauth/authorize`)
-    url.search = new URLSearchParams({
-      response_type: 'code',
-      client_id: client,
-      redirect_uri: 'http://127.0.0.1:5555/callback',
-      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-      code_challenge_method: 'S256',
-    }).toString()
-    return fetch(url)
-  }
+  const authorize = (client: string) =>
+    fetch(authorizeUrl(gw.origin, { client_id: client, redirect_uri: 'http://127.0.0.1:5555/callback', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM' }))
   t.ok((await authorize(clientId)).status < 500)
   t.ok((await authorize(clientId)).status < 500)
   t.ok((await authorize('https://untrusted.example/client.json')).status < 500)

@@ -2,12 +2,11 @@
  * The metrics listener and the HTTP, upstream and event-stream families, through a real
  * gateway in front of real upstreams, scraped over HTTP like Prometheus does.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import { loadConfigObject } from '../../src/config/load.js'
 import { postJsonRpc, readSseEvents } from '../fixtures/mcp-clients.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
+import { rawUpstream } from '../fixtures/raw-upstream.js'
 import { freePort, startTestGateway, type TestGatewayOptions } from '../helpers/gateway.js'
 import { parseExposition, scrape, type Exposition } from './metrics-exposition.js'
 
@@ -19,16 +18,6 @@ async function metricsGateway(t: Test, options: TestGatewayOptions) {
   const address = gw.gateway.metricsAddress
   if (!address) throw new Error('no metrics listener')
   return { ...gw, scrape: () => scrape(address), metricsAddress: address }
-}
-
-async function rawUpstream(t: Test, handler: (req: IncomingMessage, res: ServerResponse) => void) {
-  const server = createServer(handler)
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  t.teardown(() => {
-    server.closeAllConnections()
-    server.close()
-  })
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`
 }
 
 async function until(t: Test, what: string, check: () => Promise<boolean>, ms = 3000) {

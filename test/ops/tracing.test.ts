@@ -12,6 +12,7 @@ import { NO_SPAN, startSpan, tracingActive, withSpan } from '../../src/tracing/s
 import { startHttpDocServer } from '../cimd/servers.js'
 import { postJsonRpc } from '../fixtures/mcp-clients.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
+import { authorizeUrl } from '../helpers/authorize-url.js'
 import { startTestGateway } from '../helpers/gateway.js'
 
 interface ReceivedSpan {
@@ -112,15 +113,12 @@ t.test('tracing on: authorize, token, cimd.fetch and upstream spans reach the OT
   t.notMatch(seen.traceparent, /0af7651916cd43dd8448eb211c80319c/, 'not even its trace id')
   t.equal(seen.tracestate, undefined, "the client's tracestate belongs to its trace and is dropped")
 
-  const authorize = new URL(`${gw.origin}/oauth/authorize`)
-  authorize.search = new URLSearchParams({
-    response_type: 'code',
+  const authorize = authorizeUrl(gw.origin, {
     client_id: clientId,
     redirect_uri: 'http://127.0.0.1:5555/callback',
     code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-    code_challenge_method: 'S256',
     state: 's',
-  }).toString()
+  })
   const page = await fetch(authorize)
   t.ok(page.status < 500, `authorize answered ${page.status}`)
   t.equal(docs.hits.get('/client.json'), 1, 'the metadata document was fetched')

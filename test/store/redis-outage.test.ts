@@ -9,6 +9,7 @@ import t, { type Test } from 'tap'
 import { RedisStore, type StoreLog } from '../../src/store/redis.js'
 import { StoreUnavailableError, type Store } from '../../src/store/store.js'
 import { redisServerForTests, type TestRedisServer } from '../helpers/redis.js'
+import { watchStrayErrors } from '../helpers/stray-errors.js'
 
 const PASSWORD = 'outage-test-password'
 const FAST = 3000
@@ -24,19 +25,6 @@ function recordingLog(lines: LogLine[]): StoreLog {
     warn: (obj, msg) => lines.push({ level: 'warn', obj, msg }),
     error: (obj, msg) => lines.push({ level: 'error', obj, msg }),
   }
-}
-
-/** Collects unhandled rejections and uncaught exceptions; the returned check asserts none. */
-function watchStrayErrors(t: Test): () => void {
-  const stray: unknown[] = []
-  const record = (err: unknown): void => void stray.push(err)
-  process.on('unhandledRejection', record)
-  process.on('uncaughtException', record)
-  t.teardown(() => {
-    process.off('unhandledRejection', record)
-    process.off('uncaughtException', record)
-  })
-  return () => t.same(stray, [], 'no unhandled rejection or uncaught exception')
 }
 
 const operations: [string, (store: Store) => Promise<unknown>][] = [
