@@ -3,7 +3,7 @@
  * defaults, check what a schema cannot say, derive the published URLs, freeze.
  * Every problem is reported at once, each with its path and a hint.
  */
-import { readFile } from 'node:fs/promises'
+import { open } from 'node:fs/promises'
 import { Ajv, type ErrorObject } from 'ajv'
 import { parseDocument } from 'yaml'
 import { ConfigSchema, REGISTERED_CLIENT_ID_PREFIX, type Config, type ResourceConfig } from './schema.js'
@@ -54,24 +54,66 @@ const validate = new Ajv({ useDefaults: true, allErrors: true, strict: true, str
   .addFormat('uri', (s: string) => URL.canParse(s))
   .compile<Config>(ConfigSchema)
 
+/** Far above any real configuration; a bound so a wrong path (/dev/zero, a disk image) fails fast. */
+const MAX_CONFIG_BYTES = 1024 * 1024
+
 /** Reads and loads a configuration file. */
 export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<GatewayConfig> {
   let text: string
   try {
-    text = await readFile(file, 'utf8')
+    text = await readBounded(file)
   } catch (err) {
+    if (err instanceof ConfigError) throw err
     throw new ConfigError(file, [{ path: '', message: `cannot read the file (${(err as NodeJS.ErrnoException).code})` }])
   }
   return loadConfigText(text, file, env)
+}
+
+async function readBounded(file: string): Promise<string> {
+  const handle = await open(file, 'r')
+  try {
+    const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1)
+    let length = 0
+    while (length < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length)
+      if (bytesRead === 0) break
+      length += bytesRead
+    }
+    if (length > MAX_CONFIG_BYTES) {
+      throw new ConfigError(file, [{ path: '', message: `the file is larger than ${MAX_CONFIG_BYTES / 1024} KiB` }])
+    }
+    return buffer.subarray(0, length).toString('utf8')
+  } finally {
+    await handle.close()
+  }
 }
 
 /** Loads configuration from YAML text; `source` names it in error messages. */
 export function loadConfigText(text: string, source: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true })
   if (doc.errors.length > 0) {
-    throw new ConfigError(source, doc.errors.map((e) => ({ path: '', message: e.message.split('\n')[0] ?? e.message })))
+    throw new ConfigError(source, doc.errors.map((e) => ({ path: '', message: yamlMessage(e.message) })))
   }
-  return loadConfigObject(doc.toJS() ?? {}, source, env)
+  let raw: unknown
+  try {
+    // The yaml library refuses alias expansion beyond maxAliasCount ("billion laughs") and
+    // aliases without an anchor here; both are problems of the file, not crashes.
+    raw = doc.toJS({ maxAliasCount: 100 })
+  } catch (err) {
+    throw new ConfigError(source, [{ path: '', message: yamlMessage((err as Error).message) }])
+  }
+  return loadConfigObject(raw ?? {}, source, env)
+}
+
+/**
+ * A YAML error's first line, without the source text it quotes: a stray token may be a secret
+ * written in the wrong place, and errors reach logs and terminals. Line and column remain.
+ */
+function yamlMessage(message: string): string {
+  const line = message.split('\n')[0] ?? message
+  return line
+    .replace(/: "(?:[^"\\]|\\.)*"/g, '')
+    .replace(/^(Unresolved alias \(the anchor must be set before the alias\)):.*$/, '$1')
 }
 
 /** Loads configuration from an already parsed object (tests, the embedded demo). */
@@ -106,7 +148,12 @@ function substituteEnv(value: unknown, path: string, env: NodeJS.ProcessEnv, pro
   if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, `${path}[${i}]`, env, problems))
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {}
-    for (const [k, v] of Object.entries(value)) out[k] = substituteEnv(v, path ? `${path}.${k}` : k, env, problems)
+    // defineProperty, not assignment: a `__proto__` key stays a key (and is reported as unknown)
+    // instead of becoming the object's prototype, whose members the validator would read as set.
+    for (const [k, v] of Object.entries(value)) {
+      const substituted = substituteEnv(v, path ? `${path}.${k}` : k, env, problems)
+      Object.defineProperty(out, k, { value: substituted, enumerable: true, writable: true, configurable: true })
+    }
     return out
   }
   return value
@@ -140,13 +187,20 @@ const RESERVED_PATH = /^\/(\.well-known|oauth|healthz|readyz|metrics)(\/|$)/
 function semanticProblems(c: Config): ConfigProblem[] {
   const problems: ConfigProblem[] = []
   const add = (path: string, message: string) => problems.push({ path, message })
-  const publicUrl = new URL(c.publicUrl)
+  // Every published URL (issuer, resource identifiers, metadata) is built from this string, so it
+  // must be exactly an origin: no credentials, spaces, backslashes, default port or upper case.
+  const publicUrl = URL.canParse(c.publicUrl) ? new URL(c.publicUrl) : undefined
+  if (!publicUrl || publicUrl.origin !== c.publicUrl.replace(/\/$/, '')) {
+    add('publicUrl', `must be an origin written as ${publicUrl ? publicUrl.origin : 'https://host[:port]'} (scheme, lower-case host, port only if not the default)`)
+    return problems
+  }
   if (publicUrl.protocol === 'http:' && !isLoopbackHost(publicUrl.hostname)) {
     add('publicUrl', 'must be https (http is allowed for localhost, 127.0.0.1 and [::1] only)')
   }
   if (c.issuer !== undefined) {
     const issuer = new URL(c.issuer)
     if (issuer.search || issuer.hash) add('issuer', 'must not have a query or fragment (RFC 8414 §2)')
+    if (issuer.username || issuer.password) add('issuer', 'must not carry credentials')
     if (issuer.origin !== publicUrl.origin) add('issuer', 'must be on the publicUrl origin (it serves the metadata)')
   }
   if (c.externalIssuer && c.keys.length > 0) {
@@ -169,7 +223,11 @@ function semanticProblems(c: Config): ConfigProblem[] {
       if (prev !== undefined) add(`${at}.${key}`, `"${r[key]}" is already used by resources[${prev}]`)
       else seen[key].set(r[key], i)
     }
+    // The router decodes %XX before matching: /%6fauth/token is /oauth/token (RFC 3986 §6.2.2.2).
+    const encodedUnreserved = /%(?:[46][1-9A-F]|[57][0-9A]|3[0-9]|2[DE]|5F|7E)/i.exec(r.path)
+    if (encodedUnreserved) add(`${at}.path`, `write ${encodedUnreserved[0]} as the character itself`)
     if (RESERVED_PATH.test(r.path)) add(`${at}.path`, `${r.path} is reserved for the gateway's own endpoints`)
+    if (r.path.includes('//')) add(`${at}.path`, 'must not contain empty segments (//)')
     if (r.path.endsWith('/')) {
       add(`${at}.path`, 'must not end with "/" (MCPA-50: the canonical URI has no trailing slash)')
     }
@@ -178,6 +236,11 @@ function semanticProblems(c: Config): ConfigProblem[] {
     if (upstream.protocol !== 'http:' && upstream.protocol !== 'https:') add(`${at}.upstream`, 'must be http or https')
     if (upstream.username || upstream.password) add(`${at}.upstream`, 'must not carry credentials')
     if (upstream.hash) add(`${at}.upstream`, 'must not have a fragment')
+    // SEC-05's rule for client ids, applied to upstreams: the gateway never proxies to itself.
+    const upstreamPort = Number(upstream.port || (upstream.protocol === 'https:' ? 443 : 80))
+    const ownListener =
+      c.listen.port !== 0 && upstreamPort === c.listen.port && (isLoopbackHost(upstream.hostname) || upstream.hostname === c.listen.host)
+    if (upstream.origin === publicUrl.origin || ownListener) add(`${at}.upstream`, 'points at the gateway itself')
     const known = new Set(r.scopes.map((s) => s.name))
     if (known.size !== r.scopes.length) add(`${at}.scopes`, 'lists a scope twice')
     for (const s of r.requiredScopes) {

@@ -1,7 +1,8 @@
 /**
  * The metrics listener: a plain node:http server of its own, apart from the main listener, so
  * the network can keep it private (metrics.listen). It answers GET/HEAD of the configured
- * path with the Prometheus text exposition and 404/405 otherwise; nothing else is served.
+ * path (without a request body) with the Prometheus text exposition and 404/405/400
+ * otherwise; nothing else is served, and nothing is logged.
  */
 import { createServer, type Server } from 'node:http'
 import type { GatewayMetrics } from './gateway-metrics.js'
@@ -25,6 +26,13 @@ export async function startMetricsListener(
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('method not allowed\n')
+      return
+    }
+    // A scrape carries no content (RFC 9110 §9.3.1 gives GET content no meaning); one that does
+    // is not a scraper, and the connection is closed rather than left to read what it sent.
+    const length = req.headers['content-length']
+    if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')) {
+      res.writeHead(400, { connection: 'close', 'content-type': 'text/plain; charset=utf-8' }).end('a scrape has no request body\n')
       return
     }
     metrics.exposition().then(

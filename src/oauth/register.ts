@@ -46,7 +46,9 @@ export const REGISTRATION_PATH = '/oauth/register'
 const MAX_REDIRECT_URIS = 10
 const MAX_URI_LENGTH = 2000
 const MAX_NAME_LENGTH = 100
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/
+// Control, zero-width, bidi-override and line-separator characters: a name shown on the consent
+// page must read as it is (SEC-25; the same set CIMD strips from names).
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest()
 
@@ -56,7 +58,14 @@ export async function registrationRoutes(app: FastifyInstance, { config, registe
   const reg = config.registration
   // This context reads JSON (RFC 7591 §3.1) and nothing else; other media types get 415.
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: 16 * 1024 }, app.getDefaultJsonParser('error', 'error'))
+  // A body that is not JSON, or carries __proto__/constructor keys, is invalid client metadata
+  // (RFC 7591 §3.2.2, DCR-03), not a generic invalid_request.
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: 16 * 1024 }, (request, body, done) =>
+    parseJson(request, body as string, (err, value) =>
+      done(err ? new InvalidClientMetadataError('the request body must be a JSON object of client metadata') : null, value),
+    ),
+  )
   const initialDigest = reg.initialAccessToken === undefined ? undefined : sha256(reg.initialAccessToken)
   const clientUri = (clientId: string) => `${config.issuer}${REGISTRATION_PATH}/${encodeURIComponent(clientId)}`
 
@@ -71,16 +80,8 @@ export async function registrationRoutes(app: FastifyInstance, { config, registe
   })
 
   async function register(request: FastifyRequest, reply: FastifyReply) {
-    if (initialDigest) {
-      const presented = bearer(request)
-      if (presented === undefined || !timingSafeEqual(sha256(presented), initialDigest)) {
-        throw new InvalidTokenError('registering a client needs a valid initial access token', {
-          headers: { 'www-authenticate': presented === undefined ? 'Bearer' : 'Bearer error="invalid_token"' },
-          detail: presented === undefined ? 'no initial access token' : 'wrong initial access token',
-        })
-      }
-    }
-    // DCR-05: the shared limiter, with registration's own setting (IPv6 counted per /64).
+    // DCR-05: the shared limiter, with registration's own setting (IPv6 counted per /64). Before
+    // the initial access token check, so guessing that token is rate-limited too.
     await limiter.enforce(request, [
       {
         limit: 'registration',
@@ -90,6 +91,15 @@ export async function registrationRoutes(app: FastifyInstance, { config, registe
         storeKey: storeKeys.registrationRate,
       },
     ])
+    if (initialDigest) {
+      const presented = bearer(request)
+      if (presented === undefined || !timingSafeEqual(sha256(presented), initialDigest)) {
+        throw new InvalidTokenError('registering a client needs a valid initial access token', {
+          headers: { 'www-authenticate': presented === undefined ? 'Bearer' : 'Bearer error="invalid_token"' },
+          detail: presented === undefined ? 'no initial access token' : 'wrong initial access token',
+        })
+      }
+    }
     const metadata = validateClientMetadata(request.body, reg)
     const registration = await registered.register(metadata, request.ip)
     const { record } = registration
@@ -131,6 +141,23 @@ export async function registrationRoutes(app: FastifyInstance, { config, registe
     throw new PublicError('method_not_allowed', 405, 'registrations cannot be updated; delete this one and register again', {
       headers: { allow: 'GET, DELETE' },
     })
+  })
+  // RFC 9110 §15.5.6: the endpoints exist, other methods on them are 405 with Allow, not 404.
+  app.route({
+    method: ['PATCH', 'POST'],
+    url: `${REGISTRATION_PATH}/:clientId`,
+    handler: async () => {
+      throw new PublicError('method_not_allowed', 405, 'a registration is read with GET and deleted with DELETE', {
+        headers: { allow: 'GET, DELETE' },
+      })
+    },
+  })
+  app.route({
+    method: ['GET', 'PUT', 'PATCH', 'DELETE'],
+    url: REGISTRATION_PATH,
+    handler: async () => {
+      throw new PublicError('method_not_allowed', 405, 'clients register with POST', { headers: { allow: 'POST' } })
+    },
   })
 
   /** RFC 7591 §3.2.1 and RFC 7592 §3: the registration as the gateway applies it. */
@@ -229,7 +256,8 @@ export function validateClientMetadata(body: unknown, reg: RegistrationConfig): 
     throw new InvalidClientMetadataError('response_types: only code is supported')
   }
 
-  const method = m.token_endpoint_auth_method ?? 'none'
+  // Absent means none (DCR-04); null or any other non-string is not a method.
+  const method = m.token_endpoint_auth_method === undefined ? 'none' : m.token_endpoint_auth_method
   if (typeof method !== 'string' || !(reg.tokenEndpointAuthMethods as readonly string[]).includes(method)) {
     throw new InvalidClientMetadataError(
       `token_endpoint_auth_method must be one of ${reg.tokenEndpointAuthMethods.join(', ')}`,
@@ -239,7 +267,7 @@ export function validateClientMetadata(body: unknown, reg: RegistrationConfig): 
   let name: string | undefined
   if (m.client_name !== undefined) {
     if (typeof m.client_name !== 'string' || m.client_name.trim() === '' || CONTROL.test(m.client_name)) {
-      throw new InvalidClientMetadataError('client_name must be a non-empty string without control characters')
+      throw new InvalidClientMetadataError('client_name must be a non-empty string without control, zero-width or bidi characters')
     }
     if ([...m.client_name].length > MAX_NAME_LENGTH) {
       throw new InvalidClientMetadataError(`client_name is longer than ${MAX_NAME_LENGTH} characters`)

@@ -1,0 +1,190 @@
+/**
+ * Red team: the `gatehouse` command. Every bad invocation exits 2 with a usage line and no
+ * stack trace; configuration problems are listed with their paths; `keys rotate --out` never
+ * overwrites and writes 0600 whatever the umask; nothing prints a secret unless printing it is
+ * the command's job. Real child processes, as an operator runs them.
+ */
+import { spawn } from 'node:child_process'
+import { lstat, mkdtemp, readFile, stat, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { CLI, type Run } from '../helpers/cli.js'
+
+// Each case compiles the CLI in a fresh node process: slow on a loaded machine.
+t.setTimeout(400_000)
+
+const dir = await mkdtemp(join(tmpdir(), 'gatehouse-cli-red-'))
+const SECRET = 'S3CRET-never-printed-0123456789abcdefghijkl'
+const BODY = 'publicUrl: https://gw.example.com\nresources:\n  - { id: a, name: A, path: /mcp, upstream: "http://127.0.0.1:3000/mcp" }\n'
+const ok = join(dir, 'ok.yaml')
+await writeFile(ok, BODY)
+
+/**
+ * Runs the CLI as an operator would, with standard input closed (a command that reads it, like
+ * hash-password, must not wait forever), optionally under a permissive umask.
+ */
+function runCli(args: string[], env: NodeJS.ProcessEnv = {}, umask = '022'): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('sh', ['-c', `umask ${umask} && exec "$0" --import=tsx "$@"`, process.execPath, CLI, ...args], {
+      env: { ...process.env, ...env },
+    })
+    child.stdin.end()
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (c: Buffer) => (stdout += c))
+    child.stderr.on('data', (c: Buffer) => (stderr += c))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+function noStack(t: Test, what: string, res: Run) {
+  t.notMatch(res.stderr, /^\s+at /m, `${what}: no stack trace`)
+  t.notMatch(res.stderr, /\.ts:\d+/, `${what}: no source locations`)
+}
+
+t.test('every subcommand with missing or invalid arguments exits 2 with usage, no stack trace', async (t) => {
+  const cases: [string[], RegExp][] = [
+    [['frobnicate'], /usage:/],
+    [['check-config'], /check-config needs a FILE/],
+    [['check-config', '--bogus'], /Unknown option '--bogus'[\s\S]*usage:/],
+    [['serve', 'extra'], /Unexpected argument[\s\S]*usage:/],
+    [['serve', '--config'], /argument missing|usage:/],
+    [['token'], /token needs --config/],
+    [['token', '--config', ok, '--nope'], /Unknown option[\s\S]*usage:/],
+    [['keys'], /keys generate \[--alg ALG\]/],
+    [['keys', 'frob'], /keys generate \[--alg ALG\]/],
+    [['keys', 'generate', '--alg', 'HS256'], /unsupported --alg HS256/],
+    [['keys', 'generate', '--alg', 'none'], /unsupported --alg none/],
+    [['keys', 'list'], /keys list needs --config/],
+    [['keys', 'rotate'], /keys rotate needs --config/],
+    [['keys', 'rotate', '--config', ok], /needs --out FILE/],
+    [['grants'], /grants list\|revoke/],
+    [['grants', 'list', '--config', ok], /Redis store/],
+    [['grants', 'revoke', '--config', ok], /needs GRANT_IDs/],
+    [['grants', 'revoke', '--config', ok, 'g1', '--sub', 'x'], /not both/],
+    [['clients'], /clients list\|delete/],
+    [['clients', 'delete', '--config', ok], /at least one CLIENT_ID/],
+    [['clients', 'list', '--config', ok], /Redis store/],
+    [['cimd'], /cimd inspect URL/],
+    [['cimd', 'inspect', '--config', ok], /exactly one client id URL/],
+    [['cimd', 'inspect', 'https://a.example.com/c', 'https://b.example.com/c', '--config', ok], /exactly one/],
+    [['cimd', 'purge', 'a', 'b', '--config', ok], /at most one/],
+    [['hash-password'], /at least 8 characters/],
+  ]
+  for (const [args, message] of cases) {
+    const res = await runCli(args)
+    const what = args.join(' ')
+    t.equal(res.code, 2, `${what}: exit 2`)
+    t.match(res.stderr, message, `${what}: says what is wrong`)
+    t.equal(res.stdout, '', `${what}: nothing on stdout`)
+    noStack(t, what, res)
+  }
+  const help = await runCli(['--help'])
+  t.equal(help.code, 0, '--help exits 0')
+  t.match(help.stderr, /usage:/)
+})
+
+t.test('configuration problems: every path listed, exit 2, for every command that reads one', async (t) => {
+  const bad = join(dir, 'bad.yaml')
+  await writeFile(bad, 'publicUrl: "https://GW.example.com/x"\nresources:\n  - { id: A, name: A, path: /oauth/x, upstream: "https://gw.example.com/mcp", colour: red }\n')
+  for (const command of [['check-config', bad], ['serve', '--config', bad], ['token', '--config', bad], ['keys', 'list', '--config', bad], ['clients', 'list', '--config', bad]]) {
+    const res = await runCli(command)
+    const what = command[0]!
+    t.equal(res.code, 2, `${what}: exit 2`)
+    t.match(res.stderr, /publicUrl:/, `${what}: publicUrl named`)
+    t.match(res.stderr, /resources\[0\]: unknown key "colour"/, `${what}: the unknown key named`)
+    t.match(res.stderr, /resources\[0\]\.id:/, `${what}: the id named`)
+    noStack(t, what, res)
+  }
+  const lines = ['a: &a [x, x, x, x, x, x, x, x, x, x]']
+  for (const [i, name] of [...'bcdefgh'].entries()) lines.push(`${name}: &${name} [${Array(10).fill(`*${'abcdefgh'[i]}`).join(', ')}]`)
+  const bomb = join(dir, 'bomb.yaml')
+  await writeFile(bomb, `${lines.join('\n')}\n${BODY}`)
+  for (const [what, file] of [['alias bomb', bomb], ['endless file', '/dev/zero'], ['directory', dir], ['missing file', join(dir, 'nope.yaml')]] as const) {
+    const res = await runCli(['check-config', file])
+    t.equal(res.code, 2, `${what}: exit 2`)
+    t.match(res.stderr, new RegExp(`${file.replace(/[/.]/g, '\\$&')}: 1 problem`), `${what}: reported as a configuration problem`)
+    noStack(t, what, res)
+  }
+})
+
+t.test('secrets are never printed: check-config, errors, keys list and rotate', async (t) => {
+  const file = join(dir, 'secrets.yaml')
+  await writeFile(
+    file,
+    [
+      'publicUrl: https://gw.example.com',
+      'registration: { enabled: true, initialAccessToken: "${IAT}" }',
+      'clients:',
+      '  - { clientId: app, name: App, redirectUris: ["https://app.example.com/cb"], tokenEndpointAuthMethod: client_secret_basic, secret: "${CLIENT_SECRET}" }',
+      'login:',
+      '  oidc:',
+      '    - { id: corp, name: Corp, issuer: "https://sso.example.com", clientId: gh, clientSecret: "${CLIENT_SECRET}" }',
+      'resources:',
+      '  - { id: a, name: A, path: /mcp, upstream: "http://127.0.0.1:3000/mcp", access: { emailDomains: [example.com] } }',
+      '',
+    ].join('\n'),
+  )
+  const valid = await runCli(['check-config', file], { IAT: SECRET, CLIENT_SECRET: SECRET })
+  t.equal(valid.code, 0, valid.stderr)
+  t.notMatch(valid.stdout + valid.stderr, /S3CRET/, 'a valid configuration: no secret printed')
+  const short = await runCli(['check-config', file], { IAT: 'S3CRET-short', CLIENT_SECRET: 'S3CRET-short-too' })
+  t.equal(short.code, 2)
+  t.match(short.stderr, /registration\.initialAccessToken/)
+  t.match(short.stderr, /clients\[0\]\.secret/)
+  t.notMatch(short.stdout + short.stderr, /S3CRET/, 'a wrong secret value is not echoed')
+  const misplaced = join(dir, 'misplaced.yaml')
+  await writeFile(misplaced, `${BODY}} ${SECRET}\n`)
+  const yamlError = await runCli(['check-config', misplaced])
+  t.equal(yamlError.code, 2)
+  t.notMatch(yamlError.stderr, /S3CRET/, 'a YAML error does not quote the stray text')
+
+  const key = (await runCli(['keys', 'generate'])).stdout
+  t.match(key, /^-----BEGIN PRIVATE KEY-----/, 'keys generate prints the key: that is its job')
+  const keyFile = join(dir, 'signing.pem')
+  await writeFile(keyFile, key, { mode: 0o600 })
+  const keyed = join(dir, 'keyed.yaml')
+  await writeFile(keyed, `keys: [{ env: SIGNING_KEY }]\n${BODY}`)
+  const listed = await runCli(['keys', 'list', '--config', keyed], { SIGNING_KEY: key })
+  t.equal(listed.code, 0, listed.stderr)
+  t.notMatch(listed.stdout, /PRIVATE KEY|MII/, 'keys list prints no key material')
+  const out = join(dir, 'rotated.pem')
+  const rotated = await runCli(['keys', 'rotate', '--config', keyed, '--out', out], { SIGNING_KEY: key })
+  t.equal(rotated.code, 0, rotated.stderr)
+  t.notMatch(rotated.stdout, /PRIVATE KEY|MII/, 'keys rotate prints no key material')
+  t.notMatch(rotated.stdout, new RegExp(key.split('\n')[1]!.slice(0, 20)), 'not the old key either')
+})
+
+t.test('keys rotate --out: never overwrites, never follows a link, always 0600', async (t) => {
+  const fresh = join(dir, 'fresh.pem')
+  const made = await runCli(['keys', 'rotate', '--config', ok, '--out', fresh], {}, '000')
+  t.equal(made.code, 0, made.stderr)
+  t.equal((await stat(fresh)).mode & 0o777, 0o600, 'owner-only even with umask 000')
+
+  const existing = join(dir, 'existing.pem')
+  await writeFile(existing, 'keep me\n')
+  const over = await runCli(['keys', 'rotate', '--config', ok, '--out', existing])
+  t.equal(over.code, 2)
+  t.match(over.stderr, /EEXIST.*must not exist yet/)
+  t.equal(await readFile(existing, 'utf8'), 'keep me\n', 'the existing file is untouched')
+
+  const link = join(dir, 'link.pem')
+  await symlink(existing, link)
+  const viaLink = await runCli(['keys', 'rotate', '--config', ok, '--out', link])
+  t.equal(viaLink.code, 2, 'a symlink to an existing file is refused')
+  t.equal(await readFile(existing, 'utf8'), 'keep me\n', 'its target is untouched')
+
+  const dangling = join(dir, 'dangling.pem')
+  const target = join(dir, 'created-through-link.pem')
+  await symlink(target, dangling)
+  const viaDangling = await runCli(['keys', 'rotate', '--config', ok, '--out', dangling])
+  t.equal(viaDangling.code, 2, 'a dangling symlink is refused')
+  await t.rejects(lstat(target), { name: 'Error', code: 'ENOENT' }, 'nothing was created at its target')
+
+  const missingDir = await runCli(['keys', 'rotate', '--config', ok, '--out', join(dir, 'no', 'such', 'dir.pem')])
+  t.equal(missingDir.code, 2)
+  t.match(missingDir.stderr, /ENOENT/)
+  for (const res of [over, viaLink, viaDangling, missingDir]) noStack(t, 'rotate refusal', res)
+})
