@@ -259,8 +259,11 @@ async function keysRotate(file: string | undefined, out: string | undefined, alg
   // The thumbprint reads only the public members (RFC 7638 §3.2).
   const thumbprint = await calculateJwkThumbprint(await exportJWK(await importPKCS8(pem, alg, { extractable: true })), 'sha256')
   const waitSeconds = config.accessTokens.ttlSeconds + config.accessTokens.clockToleranceSeconds
+  // Values double-quoted (JSON strings are valid YAML): a path with spaces, commas or braces
+  // must still read back as one value.
+  const q = (value: string) => JSON.stringify(value)
   const yamlKey = (k: { file?: string; env?: string; kid?: string; alg: string }, active: boolean) =>
-    `  - { ${k.file !== undefined ? `file: ${k.file}` : `env: ${k.env}`}${k.kid !== undefined ? `, kid: ${k.kid}` : ''}, alg: ${k.alg}, active: ${active} }`
+    `  - { ${k.file !== undefined ? `file: ${q(k.file)}` : `env: ${q(k.env ?? '')}`}${k.kid !== undefined ? `, kid: ${q(k.kid)}` : ''}, alg: ${k.alg}, active: ${active} }`
   const current = config.keys.map((k) => ({ ...k }))
   const activeNow = current.findIndex((k) => k.active)
   const fresh = { file: out, kid, alg }

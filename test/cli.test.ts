@@ -244,7 +244,8 @@ t.test('keys list and keys rotate: a new key file and the three configuration st
   t.equal(listed.code, 0, listed.stderr)
   t.equal(listed.stdout, `old-key\tES256\tactive (signs new tokens)\tfile ${oldKey}\n`)
 
-  const newKey = join(dir, 'new.pem')
+  // Spaces, a comma and braces: the printed YAML must still read back as one path.
+  const newKey = join(dir, 'new key, {1}.pem')
   const rotated = await run(['keys', 'rotate', '--config', config, '--out', newKey, '--kid', 'new-key'])
   t.equal(rotated.code, 0, rotated.stderr)
   t.equal((await stat(newKey)).mode & 0o777, 0o600, 'the private key file is readable by its owner only')
