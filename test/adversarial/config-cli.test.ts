@@ -4,12 +4,11 @@
  * overwrites and writes 0600 whatever the umask; nothing prints a secret unless printing it is
  * the command's job. Real child processes, as an operator runs them.
  */
-import { spawn } from 'node:child_process'
 import { lstat, mkdtemp, readFile, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { CLI, type Run } from '../helpers/cli.js'
+import { runCli, type Run } from '../helpers/cli.js'
 
 // Each case compiles the CLI in a fresh node process: slow on a loaded machine.
 t.setTimeout(400_000)
@@ -19,25 +18,6 @@ const SECRET = 'S3CRET-never-printed-0123456789abcdefghijkl'
 const BODY = 'publicUrl: https://gw.example.com\nresources:\n  - { id: a, name: A, path: /mcp, upstream: "http://127.0.0.1:3000/mcp" }\n'
 const ok = join(dir, 'ok.yaml')
 await writeFile(ok, BODY)
-
-/**
- * Runs the CLI as an operator would, with standard input closed (a command that reads it, like
- * hash-password, must not wait forever), optionally under a permissive umask.
- */
-function runCli(args: string[], env: NodeJS.ProcessEnv = {}, umask = '022'): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', `umask ${umask} && exec "$0" --import=tsx "$@"`, process.execPath, CLI, ...args], {
-      env: { ...process.env, ...env },
-    })
-    child.stdin.end()
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => (stdout += c))
-    child.stderr.on('data', (c: Buffer) => (stderr += c))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
 
 function noStack(t: Test, what: string, res: Run) {
   t.notMatch(res.stderr, /^\s+at /m, `${what}: no stack trace`)

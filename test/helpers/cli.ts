@@ -9,9 +9,18 @@ export interface Run {
   stderr: string
 }
 
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+/**
+ * Runs the CLI with standard input closed (a command that reads it, like hash-password, must
+ * not wait forever); `umask`, when given, is set for the child (file-mode tests).
+ */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, umask?: string): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import=tsx', CLI, ...args], { env: { ...process.env, ...env } })
+    const node = [process.execPath, '--import=tsx', CLI, ...args]
+    const child =
+      umask === undefined
+        ? spawn(node[0]!, node.slice(1), { env: { ...process.env, ...env } })
+        : spawn('sh', ['-c', `umask ${umask} && exec "$0" "$@"`, ...node], { env: { ...process.env, ...env } })
+    child.stdin.end()
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (c: Buffer) => (stdout += c))
