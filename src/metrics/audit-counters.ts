@@ -8,7 +8,7 @@
  * grant type cannot create series.
  */
 import type { AuditEvent, AuditTrail } from '../audit/events.js'
-import type { FetchErrorKind } from '../oauth/cimd/fetch.js'
+import type { FetchErrorKind } from '../oauth/clients/cimd/fetch.js'
 import { bounded, type GatewayMetrics } from './gateway-metrics.js'
 
 const GRANT_TYPES = new Set(['authorization_code', 'refresh_token'])

@@ -3,9 +3,7 @@
  * code_challenge_methods_supported, MCPA-F01 the iss parameter flag).
  */
 import type { GatewayConfig } from '../config/load.js'
-
-/** The token endpoint URL; also an accepted client assertion audience (RFC 7523 §3). */
-export const tokenEndpointOf = (issuer: string) => `${issuer}/oauth/token`
+import { oauthPaths, tokenEndpointOf } from './endpoints.js'
 
 export function authorizationServerMetadata(config: GatewayConfig): Record<string, unknown> {
   const base = config.issuer
@@ -18,13 +16,13 @@ export function authorizationServerMetadata(config: GatewayConfig): Record<strin
   const scopes = [...new Set(config.resources.flatMap((r) => r.scopes.map((s) => s.name)))]
   return {
     issuer: config.issuer,
-    authorization_endpoint: `${base}/oauth/authorize`,
+    authorization_endpoint: `${base}${oauthPaths.authorize}`,
     token_endpoint: tokenEndpointOf(base),
-    jwks_uri: `${base}/oauth/jwks`,
-    revocation_endpoint: `${base}/oauth/revoke`,
-    introspection_endpoint: `${base}/oauth/introspect`,
+    jwks_uri: `${base}${oauthPaths.jwks}`,
+    revocation_endpoint: `${base}${oauthPaths.revoke}`,
+    introspection_endpoint: `${base}${oauthPaths.introspect}`,
     // RFC 7591 §3: only when registration is on (DCR-01); absent otherwise.
-    ...(config.registration.enabled && { registration_endpoint: `${base}/oauth/register` }),
+    ...(config.registration.enabled && { registration_endpoint: `${base}${oauthPaths.register}` }),
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
     grant_types_supported: ['authorization_code', 'refresh_token'],

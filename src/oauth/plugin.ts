@@ -14,16 +14,19 @@ import { OidcLoginProvider } from '../login/oidc.js'
 import { LoginSessions } from '../login/sessions.js'
 import { StaticLoginProvider } from '../login/static.js'
 import type { Store } from '../store/store.js'
-import { registerAuthorize } from './authorize.js'
-import { registerLogout } from './logout.js'
-import { createCimdClients } from './cimd/create.js'
-import { ClientSources, StaticClients } from './clients.js'
-import { Grants } from './grants.js'
+import { registerAuthorize } from './authorize/endpoint.js'
+import { registerLogout } from './authorize/logout.js'
+import { authorizeSteps } from './authorize/steps.js'
+import { registerUpstreamLogin } from './authorize/upstream-login.js'
+import { createCimdClients } from './clients/cimd/create.js'
+import { RegisteredClients } from './clients/registered.js'
+import { ClientSources, StaticClients } from './clients/registry.js'
+import { oauthPaths } from './endpoints.js'
+import { Grants } from './grants/grants.js'
 import { authorizationServerMetadata, metadataPath } from './metadata.js'
-import { registrationRoutes } from './register.js'
-import { RegisteredClients } from './registered-clients.js'
-import { registerRevokeIntrospect } from './revoke-introspect.js'
-import { registerToken } from './token.js'
+import { registrationRoutes } from './registration/endpoint.js'
+import { registerRevokeIntrospect } from './token/revoke-introspect.js'
+import { registerToken } from './token/endpoint.js'
 
 export interface OAuthPluginOptions {
   config: GatewayConfig
@@ -65,12 +68,15 @@ export async function oauthPlugin(
   const publicJson = (body: string) => async (_request: unknown, reply: import('fastify').FastifyReply) =>
     reply.type('application/json').header('cache-control', 'public, max-age=300').header('access-control-allow-origin', '*').send(body)
   app.get(metadataPath(config.issuer), publicJson(metadata))
-  app.get('/oauth/jwks', publicJson(jwks))
+  app.get(oauthPaths.jwks, publicJson(jwks))
 
   const passwordFailures = config.rateLimits.enabled
     ? new PasswordFailureLimit(store, audit, config.rateLimits.passwordLogin.perUsername)
     : undefined
-  registerAuthorize(app, { config, store, clients, grants, sessions, login, oidc, cookies, audit, passwordFailures })
+  const authorizeDeps = { config, store, clients, grants, sessions, login, oidc, cookies, audit, passwordFailures }
+  const steps = authorizeSteps(authorizeDeps)
+  registerAuthorize(app, authorizeDeps, steps)
+  registerUpstreamLogin(app, authorizeDeps, steps)
   registerLogout(app, { config, sessions, cookies })
   registerToken(app, { config, clients, grants, keystore, assertions: cimd?.assertions, audit })
   registerRevokeIntrospect(app, { config, clients, grants, verifier, assertions: cimd?.assertions })

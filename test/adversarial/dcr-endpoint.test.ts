@@ -4,7 +4,7 @@
  * stores run the same checks in test/oauth/register.test.ts).
  */
 import t, { type Test } from 'tap'
-import { isRegisteredClientId } from '../../src/oauth/registered-clients.js'
+import { isRegisteredClientId } from '../../src/oauth/clients/registered.js'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
 
 type Json = Record<string, any>

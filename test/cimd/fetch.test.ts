@@ -4,7 +4,7 @@
  * them prove the connection is refused before any packet.
  */
 import t from 'tap'
-import { FetchError, SafeFetcher, specialUseRange, USER_AGENT, type SafeFetchOptions } from '../../src/oauth/cimd/fetch.js'
+import { FetchError, SafeFetcher, specialUseRange, USER_AGENT, type SafeFetchOptions } from '../../src/oauth/clients/cimd/fetch.js'
 import { json, makeTestCertificates, startHttpDocServer, startHttpsDocServer } from './servers.js'
 
 const base: SafeFetchOptions = { maxBytes: 5120, connectTimeoutMs: 1000, timeoutMs: 1500, maxConcurrent: 4, allowPrivateAddresses: true }

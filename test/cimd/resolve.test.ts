@@ -1,8 +1,10 @@
 /** CimdClients: trust → cache → single-flight fetch → validation → policy, with real client document shapes. */
 import t from 'tap'
 import { loadConfigObject } from '../../src/config/load.js'
-import { FetchError, type FetchedJson } from '../../src/oauth/cimd/fetch.js'
-import { CimdClients, CimdRefusal, cacheLifetimeSeconds } from '../../src/oauth/cimd/resolve.js'
+import { FetchError, type FetchedJson } from '../../src/oauth/clients/cimd/fetch.js'
+import { cacheLifetimeSeconds } from '../../src/oauth/clients/cimd/cache-lifetime.js'
+import { CimdRefusal } from '../../src/oauth/clients/cimd/refusal.js'
+import { CimdClients } from '../../src/oauth/clients/cimd/resolve.js'
 import { MemoryStore } from '../../src/store/memory.js'
 
 const CLAUDE_CODE = 'https://claude.ai/oauth/claude-code-client-metadata'

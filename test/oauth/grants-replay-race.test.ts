@@ -4,7 +4,7 @@
  * then, on both stores.
  */
 import t, { type Test } from 'tap'
-import { Grants } from '../../src/oauth/grants.js'
+import { Grants } from '../../src/oauth/grants/grants.js'
 import { MemoryStore } from '../../src/store/memory.js'
 import { RedisStore } from '../../src/store/redis.js'
 import type { Store } from '../../src/store/store.js'

@@ -8,7 +8,7 @@ import t, { type Test } from 'tap'
 import { ConfigError, loadConfigObject } from '../../src/config/load.js'
 import { MemoryStore } from '../../src/store/memory.js'
 import type { Store } from '../../src/store/store.js'
-import { isRegisteredClientId, RegisteredClients } from '../../src/oauth/registered-clients.js'
+import { isRegisteredClientId, RegisteredClients } from '../../src/oauth/clients/registered.js'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
 import { redisForTests } from '../helpers/redis.js'
 

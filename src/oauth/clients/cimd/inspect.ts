@@ -12,13 +12,15 @@
  * For a private_key_jwt client it also shows where the keys come from and their kids: inline
  * keys as they are, a jwks_uri fetched under the same rules (its own byte cap), read-only too.
  */
-import type { GatewayConfig } from '../../config/load.js'
-import type { Store } from '../../store/store.js'
-import type { OAuthClient } from '../clients.js'
+import type { GatewayConfig } from '../../../config/load.js'
+import type { Store } from '../../../store/store.js'
+import type { OAuthClient } from '../registry.js'
 import type { FetchedJson } from './fetch.js'
 import { ClientKeySets, KeySetError } from './jwks.js'
 import { FetchRateLimiter } from './rate-limit.js'
-import { CimdClients, CimdRefusal, type CimdFetcher, type TraceStep } from './resolve.js'
+import type { CimdFetcher } from './collaborators.js'
+import { CimdRefusal } from './refusal.js'
+import { CimdClients, type TraceStep } from './resolve.js'
 import { looksLikeUrlClientId } from './url-rules.js'
 
 export interface Inspection {

@@ -13,11 +13,11 @@
  * two methods in one request are invalid_request.
  */
 import type { FastifyRequest } from 'fastify'
-import { InvalidClientError, InvalidRequestError } from '../errors.js'
-import { CimdRefusal } from './cimd/resolve.js'
-import { AssertionRejected, ClientAssertions, JWT_BEARER_ASSERTION_TYPE } from './client-assertion.js'
-import type { ClientRegistry, OAuthClient } from './clients.js'
-import type { Params } from './params.js'
+import { InvalidClientError, InvalidRequestError } from '../../errors.js'
+import { CimdRefusal } from './cimd/refusal.js'
+import { AssertionRejected, ClientAssertions, JWT_BEARER_ASSERTION_TYPE } from './assertion.js'
+import type { ClientRegistry, OAuthClient } from './registry.js'
+import type { Params } from '../params.js'
 
 const BASIC_CHALLENGE = { 'www-authenticate': 'Basic realm="gatehouse", charset="UTF-8"' }
 

@@ -4,8 +4,8 @@
  * this snapshot, without fetching the document again, so a document changed between
  * /authorize and /token cannot change the rules mid-flow.
  */
-import type { ClientKeySource } from './cimd/jwks.js'
-import type { ClientAuthMethod, OAuthClient } from './clients.js'
+import type { ClientKeySource } from './cimd/public-keys.js'
+import type { ClientAuthMethod, OAuthClient } from './registry.js'
 
 /**
  * For a private_key_jwt client the snapshot carries the auth method and the key source as they

@@ -3,11 +3,11 @@
  * in the store. The IdP's own session is not ended (RP-initiated logout is not implemented).
  */
 import type { FastifyInstance } from 'fastify'
-import type { GatewayConfig } from '../config/load.js'
-import { PublicError } from '../errors.js'
-import { readCookie, type CookieJar } from '../http/cookies.js'
-import { sendPage } from '../http/html.js'
-import { SESSION_COOKIE, type LoginSessions } from '../login/sessions.js'
+import type { GatewayConfig } from '../../config/load.js'
+import { PublicError } from '../../errors.js'
+import { readCookie, type CookieJar } from '../../http/cookies.js'
+import { sendPage } from '../../http/html.js'
+import { SESSION_COOKIE, type LoginSessions } from '../../login/sessions.js'
 import { logoutPage } from './views.js'
 
 export interface LogoutDeps {

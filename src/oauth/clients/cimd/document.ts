@@ -12,7 +12,7 @@
  *    (SEC-33), a `jwks_uri` under the client id URL rules (SEC-09, SEC-32) and a signing
  *    algorithm from the allow-list.
  */
-import { isLoopbackHost } from '../../config/loopback.js'
+import { isLoopbackHost } from '../../../config/loopback.js'
 import { keySetProblem } from './public-keys.js'
 import { checkClientIdUrl, type UrlRulesOptions } from './url-rules.js'
 

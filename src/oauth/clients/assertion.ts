@@ -22,12 +22,12 @@
  */
 import { createHash } from 'node:crypto'
 import { compactVerify, decodeProtectedHeader, importJWK, type JWK } from 'jose'
-import type { PrivateKeyJwtConfig } from '../config/cimd-schema.js'
-import { storeKeys } from '../store/keys.js'
-import type { Store } from '../store/store.js'
+import type { PrivateKeyJwtConfig } from '../../config/cimd-schema.js'
+import { storeKeys } from '../../store/keys.js'
+import type { Store } from '../../store/store.js'
 import { KeySetError, type ClientKeySets } from './cimd/jwks.js'
 import type { PublicJwk } from './cimd/public-keys.js'
-import type { OAuthClient } from './clients.js'
+import type { OAuthClient } from './registry.js'
 
 /** RFC 7523 §2.2: the only client_assertion_type the gateway understands. */
 export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'

@@ -19,21 +19,22 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { contextOf, type AuditEvent, type AuditTrail } from '../audit/events.js'
-import type { GatewayConfig } from '../config/load.js'
-import { isAcceptableRedirectUri, isLoopbackHost } from '../config/loopback.js'
-import type { RegistrationConfig } from '../config/schema.js'
+import { contextOf, type AuditEvent, type AuditTrail } from '../../audit/events.js'
+import type { GatewayConfig } from '../../config/load.js'
+import { isAcceptableRedirectUri, isLoopbackHost } from '../../config/loopback.js'
+import type { RegistrationConfig } from '../../config/schema.js'
 import {
   InvalidClientMetadataError,
   InvalidRedirectUriError,
   InvalidTokenError,
   PublicError,
   TooManyRequestsError,
-} from '../errors.js'
-import { addressKey, type RateLimiter } from '../http/rate-limit.js'
-import { storeKeys } from '../store/keys.js'
-import type { ClientAuthMethod } from './clients.js'
-import type { RegisteredClientRecord, RegisteredClients, RegisteredMetadata } from './registered-clients.js'
+} from '../../errors.js'
+import { addressKey, type RateLimiter } from '../../http/rate-limit.js'
+import { storeKeys } from '../../store/keys.js'
+import type { ClientAuthMethod } from '../clients/registry.js'
+import type { RegisteredClientRecord, RegisteredClients, RegisteredMetadata } from '../clients/registered.js'
+import { oauthPaths } from '../endpoints.js'
 
 export interface RegisterDeps {
   config: GatewayConfig
@@ -42,7 +43,7 @@ export interface RegisterDeps {
   audit: AuditTrail
 }
 
-export const REGISTRATION_PATH = '/oauth/register'
+const REGISTRATION_PATH = oauthPaths.register
 const MAX_REDIRECT_URIS = 10
 const MAX_URI_LENGTH = 2000
 const MAX_NAME_LENGTH = 100

@@ -8,10 +8,10 @@
  * grant types, scope, keys) or what the person was shown (name, logo), the client's
  * fingerprints differ and the person is asked again.
  */
-import { hash } from '../login/sessions.js'
-import { storeKeys } from '../store/keys.js'
-import type { Store } from '../store/store.js'
-import type { OAuthClient } from './clients.js'
+import { hash } from '../../login/sessions.js'
+import { storeKeys } from '../../store/keys.js'
+import type { Store } from '../../store/store.js'
+import type { OAuthClient } from '../clients/registry.js'
 
 interface RememberedConsent {
   scopes: string[]

@@ -15,17 +15,15 @@
  * Failures are `KeySetError`s: the caller turns them into invalid_client with a log-only detail.
  */
 import { createHash } from 'node:crypto'
-import type { CimdConfig } from '../../config/cimd-schema.js'
-import { storeKeys } from '../../store/keys.js'
-import type { Store } from '../../store/store.js'
+import type { CimdConfig } from '../../../config/cimd-schema.js'
+import { storeKeys } from '../../../store/keys.js'
+import type { Store } from '../../../store/store.js'
 import { DocumentError, parseDocument } from './document.js'
 import { FetchError } from './fetch.js'
-import { keySetProblem, type PublicJwk, type PublicKeySet } from './public-keys.js'
+import { keySetProblem, type ClientKeySource, type PublicJwk, type PublicKeySet } from './public-keys.js'
 import type { FetchRateLimiter } from './rate-limit.js'
-import { cacheLifetimeSeconds, type CimdFetcher, type CimdLog } from './resolve.js'
-
-/** Where a private_key_jwt client's keys come from: exactly one of the two (SEC-17). */
-export type ClientKeySource = { readonly jwks: PublicKeySet } | { readonly jwksUri: string }
+import { cacheLifetimeSeconds } from './cache-lifetime.js'
+import type { CimdFetcher, CimdLog } from './collaborators.js'
 
 export class KeySetError extends Error {
   override readonly name = 'KeySetError'

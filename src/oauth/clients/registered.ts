@@ -27,12 +27,12 @@
  *   who signed in, so they are not counted.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import { REGISTERED_CLIENT_ID_PREFIX, type RegistrationConfig } from '../config/schema.js'
-import { isLoopbackHost } from '../config/loopback.js'
-import { InvalidTokenError, PublicError } from '../errors.js'
-import { storeKeys } from '../store/keys.js'
-import type { Store } from '../store/store.js'
-import type { ClientAuthMethod, ClientRegistry, OAuthClient } from './clients.js'
+import { REGISTERED_CLIENT_ID_PREFIX, type RegistrationConfig } from '../../config/schema.js'
+import { isLoopbackHost } from '../../config/loopback.js'
+import { InvalidTokenError, PublicError } from '../../errors.js'
+import { storeKeys } from '../../store/keys.js'
+import type { Store } from '../../store/store.js'
+import type { ClientAuthMethod, ClientRegistry, OAuthClient } from './registry.js'
 
 /** The client metadata kept and echoed back: nothing else a client sends is stored. */
 export interface RegisteredMetadata {

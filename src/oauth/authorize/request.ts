@@ -5,14 +5,14 @@
  * consent, upstream sign-in) are in authorize.ts.
  */
 import { randomBytes } from 'node:crypto'
-import type { GatewayConfig, Resource } from '../config/load.js'
-import { isAcceptableRedirectUri } from '../config/loopback.js'
-import { InvalidRequestError, InvalidScopeError, OAuthError, PublicError, UnauthorizedClientError } from '../errors.js'
-import type { ClientRegistry, OAuthClient } from './clients.js'
-import type { Params } from './params.js'
-import { isValidChallenge } from './pkce.js'
-import { matchRedirectUri } from './redirect-uri.js'
-import { resolveResource } from './resource-indicator.js'
+import type { GatewayConfig, Resource } from '../../config/load.js'
+import { isAcceptableRedirectUri } from '../../config/loopback.js'
+import { InvalidRequestError, InvalidScopeError, OAuthError, PublicError, UnauthorizedClientError } from '../../errors.js'
+import type { ClientRegistry, OAuthClient } from '../clients/registry.js'
+import type { Params } from '../params.js'
+import { isValidChallenge } from '../pkce.js'
+import { matchRedirectUri } from '../clients/redirect-uri.js'
+import { resolveResource } from '../resource-indicator.js'
 
 /** A request between /authorize and its code, kept in the store while the person signs in and consents. */
 export interface PendingRequest {

@@ -8,15 +8,16 @@
  * self-registered and metadata-document clients may not scan tokens (INT-01).
  */
 import type { FastifyInstance } from 'fastify'
-import { contextOf } from '../audit/events.js'
-import type { GatewayConfig } from '../config/load.js'
-import { InvalidClientError, InvalidRequestError } from '../errors.js'
-import type { AccessTokenVerifier } from '../keys/tokens.js'
-import type { ClientAssertions } from './client-assertion.js'
-import { authenticateClient } from './client-auth.js'
-import type { ClientRegistry } from './clients.js'
-import type { Grants } from './grants.js'
-import { singleValued } from './params.js'
+import { contextOf } from '../../audit/events.js'
+import type { GatewayConfig } from '../../config/load.js'
+import { InvalidClientError, InvalidRequestError } from '../../errors.js'
+import type { AccessTokenVerifier } from '../../keys/tokens.js'
+import type { ClientAssertions } from '../clients/assertion.js'
+import { authenticateClient } from '../clients/authenticate.js'
+import type { ClientRegistry } from '../clients/registry.js'
+import type { Grants } from '../grants/grants.js'
+import { singleValued } from '../params.js'
+import { oauthPaths } from '../endpoints.js'
 
 export interface RevokeIntrospectDeps {
   config: GatewayConfig
@@ -28,7 +29,7 @@ export interface RevokeIntrospectDeps {
 }
 
 export function registerRevokeIntrospect(app: FastifyInstance, { config, clients, grants, verifier, assertions }: RevokeIntrospectDeps) {
-  app.post('/oauth/revoke', async (request, reply) => {
+  app.post(oauthPaths.revoke, async (request, reply) => {
     const form = singleValued(request.body)
     const client = await authenticateClient(request, form, clients, assertions)
     if (!form.token) throw new InvalidRequestError('the token parameter is missing')
@@ -41,7 +42,7 @@ export function registerRevokeIntrospect(app: FastifyInstance, { config, clients
     return reply.header('cache-control', 'no-store').code(200).send()
   })
 
-  app.post('/oauth/introspect', async (request, reply) => {
+  app.post(oauthPaths.introspect, async (request, reply) => {
     const form = singleValued(request.body)
     const client = await authenticateClient(request, form, clients, assertions)
     if (client.authMethod === 'none' || client.source !== 'static') {

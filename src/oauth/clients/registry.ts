@@ -4,8 +4,8 @@
  * collide across sources: pre-registered ids cannot be URL-shaped (schema), CIMD ids are URLs.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
-import type { StaticClientConfig } from '../config/schema.js'
-import type { ClientKeySource } from './cimd/jwks.js'
+import type { StaticClientConfig } from '../../config/schema.js'
+import type { ClientKeySource } from './cimd/public-keys.js'
 
 /** private_key_jwt (RFC 7523) is for metadata-document clients that declare it (CIMD-38). */
 export type ClientAuthMethod = 'none' | 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt'

@@ -5,9 +5,9 @@
  * that join a fetch in flight never reach here. Over the limit, nothing is fetched.
  */
 import { createHash } from 'node:crypto'
-import type { CimdFetchRateLimitConfig } from '../../config/cimd-schema.js'
-import { storeKeys } from '../../store/keys.js'
-import type { Store } from '../../store/store.js'
+import type { CimdFetchRateLimitConfig } from '../../../config/cimd-schema.js'
+import { storeKeys } from '../../../store/keys.js'
+import type { Store } from '../../../store/store.js'
 
 export interface FetchAdmission {
   admitted: boolean

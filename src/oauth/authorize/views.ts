@@ -2,7 +2,7 @@
  * The login and consent pages of the authorization server. Client names are untrusted text
  * (SEC-25): escaped and cleaned, and always shown beside what the gateway verified (SEC-24).
  */
-import { displayText, escapeHtml, page, type Page } from '../http/html.js'
+import { displayText, escapeHtml, page, type Page } from '../../http/html.js'
 
 const hidden = (fields: Record<string, string>) =>
   Object.entries(fields)

@@ -4,11 +4,11 @@
  * the fetcher is closed with the app.
  */
 import type { FastifyInstance } from 'fastify'
-import type { AuditTrail } from '../../audit/events.js'
-import type { GatewayConfig } from '../../config/load.js'
-import type { Store } from '../../store/store.js'
-import { ClientAssertions } from '../client-assertion.js'
-import { tokenEndpointOf } from '../metadata.js'
+import type { AuditTrail } from '../../../audit/events.js'
+import type { GatewayConfig } from '../../../config/load.js'
+import type { Store } from '../../../store/store.js'
+import { ClientAssertions } from '../assertion.js'
+import { tokenEndpointOf } from '../../endpoints.js'
 import { SafeFetcher } from './fetch.js'
 import { ClientKeySets } from './jwks.js'
 import { FetchRateLimiter } from './rate-limit.js'

@@ -19,7 +19,7 @@ import { lookup as dnsLookup } from 'node:dns/promises'
 import { isIP, type LookupFunction } from 'node:net'
 import ipaddr from 'ipaddr.js'
 import { Agent, buildConnector, request } from 'undici'
-import { withSpan } from '../../tracing/span.js'
+import { withSpan } from '../../../tracing/span.js'
 
 export type FetchErrorKind =
   | 'not_allowed_address'

@@ -51,3 +51,6 @@ export function jwkThumbprint(jwk: Readonly<Record<string, unknown>>): string {
   const canonical = `{${members.map((m) => `${JSON.stringify(m)}:${JSON.stringify(jwk[m])}`).join(',')}}`
   return createHash('sha256').update(canonical, 'utf8').digest('base64url')
 }
+
+/** Where a private_key_jwt client's keys come from: exactly one of inline `jwks` or a `jwks_uri` (SEC-17, SEC-32). */
+export type ClientKeySource = { readonly jwks: PublicKeySet } | { readonly jwksUri: string }

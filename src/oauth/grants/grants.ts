@@ -10,12 +10,12 @@
  *   a copy leaked, and the whole grant is revoked.
  */
 import { randomBytes, randomUUID } from 'node:crypto'
-import type { AuditContext, AuditEvent, AuditTrail } from '../audit/events.js'
-import { InvalidGrantError } from '../errors.js'
-import { hash } from '../login/sessions.js'
-import { storeKeys } from '../store/keys.js'
-import type { Store } from '../store/store.js'
-import type { ClientSnapshot } from './client-snapshot.js'
+import type { AuditContext, AuditEvent, AuditTrail } from '../../audit/events.js'
+import { InvalidGrantError } from '../../errors.js'
+import { hash } from '../../login/sessions.js'
+import { storeKeys } from '../../store/keys.js'
+import type { Store } from '../../store/store.js'
+import type { ClientSnapshot } from '../clients/snapshot.js'
 
 export interface Grant {
   grantId: string

@@ -20,67 +20,23 @@
  * fingerprints are compared with the last ones seen (SEC-23); a changed security member is
  * logged as `cimd document changed`, naming the members, never their values.
  */
-import type { AuditTrail, ClientRefusalReason } from '../../audit/events.js'
 import { createHash } from 'node:crypto'
-import type { CimdConfig } from '../../config/cimd-schema.js'
-import { PublicError } from '../../errors.js'
-import { decideTrust, type TrustEntry } from '../../policy/cimd-trust.js'
-import { applyMetadataPolicy, type MetadataPolicy } from '../../policy/metadata-policy.js'
-import { storeKeys } from '../../store/keys.js'
-import type { Store } from '../../store/store.js'
-import type { ClientRegistry, OAuthClient } from '../clients.js'
+import type { AuditTrail } from '../../../audit/events.js'
+import type { CimdConfig } from '../../../config/cimd-schema.js'
+import { decideTrust, type TrustEntry } from '../../../policy/cimd-trust.js'
+import { applyMetadataPolicy, type MetadataPolicy } from '../../../policy/metadata-policy.js'
+import { storeKeys } from '../../../store/keys.js'
+import type { Store } from '../../../store/store.js'
+import type { ClientRegistry, OAuthClient } from '../registry.js'
+import { cacheLifetimeSeconds } from './cache-lifetime.js'
+import type { CimdFetcher, CimdLog } from './collaborators.js'
 import { DocumentError, grantTypesOf, parseDocument, validateDocument, validateEffective, type EffectiveRules, type Metadata } from './document.js'
+import { toClient } from './effective-client.js'
 import { FetchError, type FetchedJson } from './fetch.js'
 import { DISPLAY_MEMBERS, fingerprintsOf, type Fingerprints } from './fingerprint.js'
-import type { ClientKeySource } from './jwks.js'
-import type { PublicKeySet } from './public-keys.js'
 import { FetchRateLimiter } from './rate-limit.js'
+import { CimdRefusal, refusalReason, type CimdStep } from './refusal.js'
 import { checkClientIdUrl, looksLikeUrlClientId } from './url-rules.js'
-
-/** The audit trail's bounded refusal reason for a step and rule. */
-function refusalReason(step: CimdStep, rule: string): ClientRefusalReason {
-  if (rule === 'cimd.fetchRateLimit') return 'rate_limited'
-  switch (step) {
-    case 'url':
-      return 'url_rule'
-    case 'trust':
-      return 'trust_policy'
-    case 'cache':
-      return 'negative_cache'
-    case 'fetch':
-      return 'fetch_error'
-    case 'document':
-      return 'invalid_document'
-    case 'policy':
-      return 'metadata_policy'
-  }
-}
-
-export type CimdStep = 'url' | 'trust' | 'cache' | 'fetch' | 'document' | 'policy'
-
-/** A refused CIMD client id: `invalid_client` on the gateway's page, naming the rule. */
-export class CimdRefusal extends PublicError {
-  override readonly name = 'CimdRefusal'
-  constructor(
-    readonly step: CimdStep,
-    /** The rule or field that decided, e.g. `cimd.trust.deny[0] (host *.example.com)` or `redirect_uris`. */
-    readonly rule: string,
-    description: string,
-    detail?: string,
-  ) {
-    super('invalid_client', 400, description, { ...(detail !== undefined && { detail }) })
-  }
-}
-
-export interface CimdFetcher {
-  /** `maxBytes` overrides the fetcher's document cap (key sets are larger). */
-  fetchJson(url: string, limits?: { maxBytes?: number }): Promise<FetchedJson>
-}
-
-export interface CimdLog {
-  info(obj: object, msg: string): void
-  warn(obj: object, msg: string): void
-}
 
 export interface CimdClientsOptions {
   config: CimdConfig
@@ -392,66 +348,3 @@ class PolicyViolation extends Error {
   }
 }
 
-/**
- * RFC 9111 freshness from the response (s-maxage or max-age minus Age; else Expires minus
- * Date; no-store/no-cache → 0; nothing → the default), clamped to [min, max] (SEC-20).
- */
-export function cacheLifetimeSeconds(
-  headers: Pick<FetchedJson, 'cacheControl' | 'expires' | 'date' | 'age'>,
-  bounds: { minSeconds: number; maxSeconds: number; defaultSeconds: number },
-  now: number,
-): number {
-  let lifetime: number | undefined
-  const directives = new Map(
-    (headers.cacheControl ?? '')
-      .split(',')
-      .map((d) => d.trim().toLowerCase())
-      .filter(Boolean)
-      .map((d) => {
-        const [k, v] = d.split('=', 2)
-        return [k!.trim(), v?.trim().replace(/^"|"$/g, '')] as const
-      }),
-  )
-  const age = Math.max(0, Number.parseInt(headers.age ?? '0', 10) || 0)
-  if (directives.has('no-store') || directives.has('no-cache')) lifetime = 0
-  else {
-    const maxAge = directives.get('s-maxage') ?? directives.get('max-age')
-    if (maxAge !== undefined && /^\d+$/.test(maxAge)) lifetime = Math.max(0, Number(maxAge) - age)
-    else if (headers.expires !== undefined) {
-      const expires = Date.parse(headers.expires)
-      const date = headers.date !== undefined ? Date.parse(headers.date) : Number.NaN
-      lifetime = Number.isNaN(expires) ? 0 : Math.max(0, Math.floor((expires - (Number.isNaN(date) ? now : date)) / 1000) - age)
-    }
-  }
-  lifetime ??= bounds.defaultSeconds
-  return Math.min(bounds.maxSeconds, Math.max(bounds.minSeconds, lifetime))
-}
-
-const UNSAFE_TEXT = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g
-
-/** The client the gateway enforces (the effective metadata), fingerprinted as published (the document). */
-function toClient(clientId: string, host: string, document: Metadata, meta: Metadata): OAuthClient {
-  const name = typeof meta.client_name === 'string' ? meta.client_name.replace(UNSAFE_TEXT, '').trim() : ''
-  const privateKeyJwt = meta.token_endpoint_auth_method === 'private_key_jwt'
-  const keys: ClientKeySource | undefined = !privateKeyJwt
-    ? undefined
-    : meta.jwks !== undefined
-      ? { jwks: meta.jwks as PublicKeySet }
-      : { jwksUri: meta.jwks_uri as string }
-  const { fingerprint, displayFingerprint } = fingerprintsOf(document)
-  return {
-    clientId,
-    // OQ-03: a missing name shows the verified host instead.
-    name: name || host,
-    redirectUris: Object.freeze([...(meta.redirect_uris as string[])]),
-    authMethod: privateKeyJwt ? 'private_key_jwt' : 'none',
-    grantTypes: Object.freeze(grantTypesOf(meta)),
-    source: 'cimd',
-    verifiedAs: `client id hosted at ${host}`,
-    ...(keys && { keys }),
-    ...(privateKeyJwt && typeof meta.token_endpoint_auth_signing_alg === 'string' && { signingAlg: meta.token_endpoint_auth_signing_alg }),
-    fingerprint,
-    displayFingerprint,
-    verifySecret: () => false,
-  }
-}

@@ -1,0 +1,75 @@
+/**
+ * The token endpoint (OAuth 2.1 §3.2): authenticates the client, then hands the request to the
+ * module of its grant type. Answers carry Cache-Control: no-store; errors are RFC 6749 §5.2
+ * JSON written by the root handler. A new grant type is one module and one line in `handlers`.
+ */
+import type { FastifyInstance } from 'fastify'
+import { contextOf, type AuditTrail } from '../../audit/events.js'
+import type { GatewayConfig } from '../../config/load.js'
+import { OAuthError, InvalidRequestError, UnsupportedGrantTypeError } from '../../errors.js'
+import type { Keystore } from '../../keys/keystore.js'
+import type { ClientAssertions } from '../clients/assertion.js'
+import { authenticateClient } from '../clients/authenticate.js'
+import type { ClientRegistry } from '../clients/registry.js'
+import { clientFromSnapshot } from '../clients/snapshot.js'
+import { oauthPaths } from '../endpoints.js'
+import type { Grants } from '../grants/grants.js'
+import { singleValued, type Params } from '../params.js'
+import { authorizationCodeGrant } from './authorization-code.js'
+import type { GrantHandler } from './grant.js'
+import { TokenIssuer, type IssuedGrantType } from './issue.js'
+import { refreshTokenGrant } from './refresh-token.js'
+
+export interface TokenDeps {
+  config: GatewayConfig
+  clients: ClientRegistry
+  grants: Grants
+  keystore: Keystore
+  /** private_key_jwt checks (CIMD clients); undefined when CIMD is off. */
+  assertions?: ClientAssertions
+  audit: AuditTrail
+}
+
+export function registerToken(app: FastifyInstance, { config, clients, grants, keystore, assertions, audit }: TokenDeps): void {
+  const issuer = new TokenIssuer(config, keystore, audit)
+  const handlers: Readonly<Record<IssuedGrantType, GrantHandler>> = {
+    authorization_code: authorizationCodeGrant(grants, issuer, audit),
+    refresh_token: refreshTokenGrant(config, grants, issuer, audit),
+  }
+  const supported = Object.keys(handlers).join(', ')
+  const handlerOf = (grantType: string | undefined): GrantHandler | undefined =>
+    grantType !== undefined && Object.hasOwn(handlers, grantType) ? handlers[grantType as IssuedGrantType] : undefined
+
+  app.post(oauthPaths.token, async (request, reply) => {
+    const form = singleValued(request.body)
+    const context = contextOf(request)
+    let clientId: string | undefined
+    try {
+      const client = await authenticateClient(request, form, await clientsFor(form), assertions)
+      clientId = client.clientId
+      if (form.grant_type === undefined) throw new InvalidRequestError('the grant_type parameter is missing')
+      const handler = handlerOf(form.grant_type)
+      if (!handler) throw new UnsupportedGrantTypeError(`supported grant types: ${supported}`)
+      const answer = await handler({ form, client, context })
+      return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(answer)
+    } catch (err) {
+      if (err instanceof OAuthError) {
+        // The grant type as sent is bounded before it is recorded: it is caller-supplied text.
+        const grantType = handlerOf(form.grant_type) ? form.grant_type! : 'other'
+        audit.record({ type: 'token.refused', grantType, ...(clientId !== undefined && { clientId }), error: err.code }, context)
+      }
+      throw err
+    }
+  })
+
+  /**
+   * For a code issued to a metadata-document client, the client as it was at /authorize
+   * (SEC-22): no fetch at the token endpoint, and a changed document cannot change the rules.
+   */
+  async function clientsFor(form: Params): Promise<ClientRegistry> {
+    if (form.grant_type !== 'authorization_code' || !form.code) return clients
+    const snapshot = (await grants.peekCode(form.code))?.client
+    if (!snapshot) return clients
+    return { find: async (id) => (id === snapshot.clientId ? clientFromSnapshot(snapshot) : clients.find(id)) }
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * grant_type=refresh_token (OAuth 2.1 §4.3): rotation with reuse detection (REF-01..04), scope
+ * narrowing only (RFC 6749 §6), and the access rules applied again at every refresh.
+ */
+import type { AuditTrail } from '../../audit/events.js'
+import type { GatewayConfig } from '../../config/load.js'
+import { InvalidGrantError, InvalidRequestError, InvalidScopeError, UnauthorizedClientError } from '../../errors.js'
+import { mayAccess } from '../../policy/access-rules.js'
+import type { Grants } from '../grants/grants.js'
+import { resolveResource } from '../resource-indicator.js'
+import type { GrantHandler } from './grant.js'
+import type { TokenIssuer } from './issue.js'
+
+export function refreshTokenGrant(config: GatewayConfig, grants: Grants, issuer: TokenIssuer, audit: AuditTrail): GrantHandler {
+  return async ({ form, client, context }) => {
+    if (!client.grantTypes.includes('refresh_token')) {
+      throw new UnauthorizedClientError('this client may not use refresh tokens')
+    }
+    if (!form.refresh_token) throw new InvalidRequestError('the refresh_token parameter is missing')
+    const scopes = form.scope?.split(' ').filter(Boolean)
+    // RI-07, checked before the rotation so that a refused request leaves the token working.
+    if (form.resource !== undefined) {
+      const info = await grants.refreshTokenInfo(form.refresh_token)
+      if (info && info.grant.clientId === client.clientId) issuer.checkResourceParam(form.resource, issuer.resourceFor(info.grant))
+      else resolveResource(config, form.resource)
+    }
+    const outcome = await grants.refresh(form.refresh_token, client.clientId, scopes, context)
+    switch (outcome.kind) {
+      case 'invalid_scope':
+        throw new InvalidScopeError('a refresh can narrow the scope, never widen it')
+      case 'reused':
+        audit.record({ type: 'refresh.reused', clientId: client.clientId, grantId: outcome.grantId }, context)
+        throw new InvalidGrantError('the refresh token is no longer valid', { detail: `reuse: grant ${outcome.grantId} revoked` })
+      case 'invalid':
+        throw new InvalidGrantError('the refresh token is invalid, expired or revoked')
+    }
+    // Access rules are checked again at every refresh with what was known at login (the IdP
+    // cannot be asked again here): a tightened rule ends the grant at the next refresh.
+    const resource = issuer.resourceFor(outcome.grant)
+    if (!mayAccess(resource.access, outcome.grant)) {
+      await grants.revoke(outcome.grant.grantId, 'access_rules', context)
+      throw new InvalidGrantError('the user is no longer allowed to use this resource', { detail: `grant ${outcome.grant.grantId} revoked` })
+    }
+    return issuer.answer('refresh_token', outcome.grant, outcome.scopes, resource, outcome.refreshToken, context)
+  }
+}
