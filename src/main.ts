@@ -16,7 +16,7 @@ import { countAuditEvents } from './metrics/audit-counters.js'
 import { GatewayMetrics } from './metrics/gateway-metrics.js'
 import { startMetricsListener, type MetricsListener } from './metrics/server.js'
 import { createStore } from './store/create.js'
-import { InstrumentedStore } from './store/instrumented.js'
+import { InstrumentedStore } from './metrics/instrumented-store.js'
 import type { Store } from './store/store.js'
 import { startTracing, stopTracing } from './tracing/start.js'
 

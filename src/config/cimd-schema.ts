@@ -4,7 +4,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox'
 
-const strict = { additionalProperties: false } as const
+import { strict } from './schema-kit.js'
 
 const TrustEntry = Type.Union(
   [

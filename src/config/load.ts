@@ -6,11 +6,10 @@
 import { open } from 'node:fs/promises'
 import { Ajv, type ErrorObject } from 'ajv'
 import { parseDocument } from 'yaml'
-import { ConfigSchema, REGISTERED_CLIENT_ID_PREFIX, type Config, type ResourceConfig } from './schema.js'
-import { NAMED_METHODS } from '../policy/mcp-rules.js'
-import { isAcceptableRedirectUri, isLoopbackHost } from './loopback.js'
-import { cimdConfigProblems, cimdWarnings } from './cimd-checks.js'
-import { loginConfigProblems, loginWarnings } from './login-schema.js'
+import { cimdWarnings } from './cimd-checks.js'
+import { semanticProblems } from './semantic-checks.js'
+import { loginWarnings } from './login-schema.js'
+import { ConfigSchema, type Config, type ResourceConfig } from './schema.js'
 
 export interface ConfigProblem {
   path: string
@@ -182,120 +181,6 @@ function schemaProblem(e: ErrorObject): ConfigProblem {
   }
 }
 
-const RESERVED_PATH = /^\/(\.well-known|oauth|healthz|readyz|metrics)(\/|$)/
-
-function semanticProblems(c: Config): ConfigProblem[] {
-  const problems: ConfigProblem[] = []
-  const add = (path: string, message: string) => problems.push({ path, message })
-  // Every published URL (issuer, resource identifiers, metadata) is built from this string, so it
-  // must be exactly an origin: no credentials, spaces, backslashes, default port or upper case.
-  const publicUrl = URL.canParse(c.publicUrl) ? new URL(c.publicUrl) : undefined
-  if (!publicUrl || publicUrl.origin !== c.publicUrl.replace(/\/$/, '')) {
-    add('publicUrl', `must be an origin written as ${publicUrl ? publicUrl.origin : 'https://host[:port]'} (scheme, lower-case host, port only if not the default)`)
-    return problems
-  }
-  if (publicUrl.protocol === 'http:' && !isLoopbackHost(publicUrl.hostname)) {
-    add('publicUrl', 'must be https (http is allowed for localhost, 127.0.0.1 and [::1] only)')
-  }
-  if (c.issuer !== undefined) {
-    const issuer = new URL(c.issuer)
-    if (issuer.search || issuer.hash) add('issuer', 'must not have a query or fragment (RFC 8414 §2)')
-    if (issuer.username || issuer.password) add('issuer', 'must not carry credentials')
-    if (issuer.origin !== publicUrl.origin) add('issuer', 'must be on the publicUrl origin (it serves the metadata)')
-  }
-  if (c.externalIssuer && c.keys.length > 0) {
-    add('keys', 'signing keys are not used when externalIssuer is set; remove one of them')
-  }
-  const active = c.keys.filter((k) => k.active).length
-  if (c.keys.length > 1 && active !== 1) add('keys', `exactly one key must be active (found ${active})`)
-  if (c.store.type === 'redis' && c.store.redis?.sentinels && !c.store.redis.sentinelMasterName) {
-    add('store.redis.sentinelMasterName', 'is required with sentinels')
-  }
-  if (c.store.redis?.sentinels && c.store.redis.clusterNodes) {
-    add('store.redis', 'give sentinels or clusterNodes, not both')
-  }
-
-  const seen = { id: new Map<string, number>(), path: new Map<string, number>() }
-  c.resources.forEach((r, i) => {
-    const at = `resources[${i}]`
-    for (const key of ['id', 'path'] as const) {
-      const prev = seen[key].get(r[key])
-      if (prev !== undefined) add(`${at}.${key}`, `"${r[key]}" is already used by resources[${prev}]`)
-      else seen[key].set(r[key], i)
-    }
-    // The router decodes %XX before matching: /%6fauth/token is /oauth/token (RFC 3986 §6.2.2.2).
-    const encodedUnreserved = /%(?:[46][1-9A-F]|[57][0-9A]|3[0-9]|2[DE]|5F|7E)/i.exec(r.path)
-    if (encodedUnreserved) add(`${at}.path`, `write ${encodedUnreserved[0]} as the character itself`)
-    if (RESERVED_PATH.test(r.path)) add(`${at}.path`, `${r.path} is reserved for the gateway's own endpoints`)
-    if (r.path.includes('//')) add(`${at}.path`, 'must not contain empty segments (//)')
-    if (r.path.endsWith('/')) {
-      add(`${at}.path`, 'must not end with "/" (MCPA-50: the canonical URI has no trailing slash)')
-    }
-    if (/(^|\/)\.\.?(\/|$)/.test(r.path)) add(`${at}.path`, 'must not contain . or .. segments')
-    const upstream = new URL(r.upstream)
-    if (upstream.protocol !== 'http:' && upstream.protocol !== 'https:') add(`${at}.upstream`, 'must be http or https')
-    if (upstream.username || upstream.password) add(`${at}.upstream`, 'must not carry credentials')
-    if (upstream.hash) add(`${at}.upstream`, 'must not have a fragment')
-    // SEC-05's rule for client ids, applied to upstreams: the gateway never proxies to itself.
-    const upstreamPort = Number(upstream.port || (upstream.protocol === 'https:' ? 443 : 80))
-    const ownListener =
-      c.listen.port !== 0 && upstreamPort === c.listen.port && (isLoopbackHost(upstream.hostname) || upstream.hostname === c.listen.host)
-    if (upstream.origin === publicUrl.origin || ownListener) add(`${at}.upstream`, 'points at the gateway itself')
-    const known = new Set(r.scopes.map((s) => s.name))
-    if (known.size !== r.scopes.length) add(`${at}.scopes`, 'lists a scope twice')
-    for (const s of r.requiredScopes) {
-      if (!known.has(s)) add(`${at}.requiredScopes`, `"${s}" is not listed in scopes`)
-    }
-    r.policy.rules.forEach((rule, j) => {
-      const where = `${at}.policy.rules[${j}]`
-      for (const scope of rule.scopes ?? []) {
-        if (!known.has(scope)) add(`${where}.scopes`, `"${scope}" is not listed in the resource's scopes`)
-      }
-      if (rule.name !== undefined && !rule.method.includes('*') && !(rule.method in NAMED_METHODS)) {
-        add(`${where}.name`, `${rule.method} calls have no name; name applies to ${Object.keys(NAMED_METHODS).join(', ')}`)
-      }
-      if (rule.action === 'deny' && (rule.scopes !== undefined || rule.users !== undefined)) {
-        add(where, 'a deny rule takes no scopes or users')
-      }
-    })
-    const headers = Object.values(r.identityHeaders).map((h) => h.toLowerCase())
-    if (new Set(headers).size !== headers.length) add(`${at}.identityHeaders`, 'names one header twice')
-    for (const h of headers) {
-      if (PROTECTED_HEADERS.has(h) || h.startsWith('mcp-')) add(`${at}.identityHeaders`, `"${h}" cannot carry identity`)
-    }
-  })
-  if (c.resources.filter((r) => r.default).length > 1) add('resources', 'at most one resource can be the default')
-
-  const clientIds = new Set<string>()
-  c.clients.forEach((client, i) => {
-    const at = `clients[${i}]`
-    if (clientIds.has(client.clientId)) add(`${at}.clientId`, `"${client.clientId}" is listed twice`)
-    if (client.clientId.toLowerCase().startsWith(REGISTERED_CLIENT_ID_PREFIX)) {
-      add(`${at}.clientId`, `must not start with "${REGISTERED_CLIENT_ID_PREFIX}" (reserved for dynamically registered clients)`)
-    }
-    clientIds.add(client.clientId)
-    const confidential = client.tokenEndpointAuthMethod !== 'none'
-    if (confidential && client.secret === undefined) add(`${at}.secret`, `is required with ${client.tokenEndpointAuthMethod}`)
-    if (!confidential && client.secret !== undefined) add(`${at}.secret`, 'a public client (none) has no secret')
-    client.redirectUris.forEach((uri, j) => {
-      if (!isAcceptableRedirectUri(uri)) {
-        add(`${at}.redirectUris[${j}]`, 'must be https, http on localhost/127.0.0.1/[::1], or a private-use scheme, without fragment')
-      }
-    })
-  })
-  if (c.clients.length > 0 && c.externalIssuer) add('clients', 'clients belong to the built-in authorization server, unused with externalIssuer')
-  if (c.registration.enabled && c.externalIssuer) {
-    add('registration.enabled', 'registration belongs to the built-in authorization server, unused with externalIssuer')
-  }
-  if (c.metrics.enabled && c.metrics.listen.port !== 0 && c.metrics.listen.port === c.listen.port) {
-    add('metrics.listen.port', 'must differ from listen.port: metrics have a listener of their own, never the main one')
-  }
-  problems.push(...cimdConfigProblems(c.cimd, c.externalIssuer !== undefined))
-  problems.push(...loginConfigProblems(c.login, c.resources))
-  return problems
-}
-
-const PROTECTED_HEADERS = new Set(['authorization', 'cookie', 'host', 'content-type', 'content-length', 'origin'])
 
 function derive(c: Config): GatewayConfig {
   const publicUrl = c.publicUrl.replace(/\/$/, '')

@@ -5,7 +5,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox'
 
-const strict = { additionalProperties: false } as const
+import { strict } from './schema-kit.js'
 
 /** Authorization request parameters the gateway sets itself; `authorizationParams` may not override them. */
 export const PROTOCOL_AUTHORIZATION_PARAMS: readonly string[] = [

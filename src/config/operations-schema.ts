@@ -4,7 +4,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox'
 
-const strict = { additionalProperties: false } as const
+import { strict } from './schema-kit.js'
 
 /** One limit: at most `requests` per fixed window of `windowSeconds`; 0 requests turns it off. */
 const Limit = (description: string, requests: number, windowSeconds: number) =>

@@ -12,7 +12,7 @@
  *
  * A matching deny entry always wins. With no allow entry and `any` off, nothing is allowed.
  */
-import { splitRawUrl, type RawUrlParts } from '../oauth/clients/cimd/url-rules.js'
+import { splitRawUrl, type RawUrlParts } from './cimd-url-rules.js'
 
 export type TrustEntry = { url: string } | { prefix: string } | { host: string }
 

@@ -1,6 +1,6 @@
 /** Pure rules: URL intake (SEC-01..03), trust policy (SEC-04, OQ-13), metadata policy (OF-01..10). */
 import t from 'tap'
-import { checkClientIdUrl } from '../../src/oauth/clients/cimd/url-rules.js'
+import { checkClientIdUrl } from '../../src/policy/cimd-url-rules.js'
 import { decideTrust, type TrustPolicy } from '../../src/policy/cimd-trust.js'
 import { applyMetadataPolicy, metadataPolicyProblems } from '../../src/policy/metadata-policy.js'
 import { loadConfigObject } from '../../src/config/load.js'

@@ -14,7 +14,7 @@
  */
 import { isLoopbackHost } from '../../../config/loopback.js'
 import { keySetProblem } from './public-keys.js'
-import { checkClientIdUrl, type UrlRulesOptions } from './url-rules.js'
+import { checkClientIdUrl, type UrlRulesOptions } from '../../../policy/cimd-url-rules.js'
 
 export class DocumentError extends Error {
   override readonly name = 'DocumentError'

@@ -14,6 +14,9 @@
  * - A minimal request: GET, Accept: application/json, a fixed User-Agent, no cookies or
  *   credentials (SEC-15).
  * - Errors carry a kind and a fixed message; nothing the remote side sent is echoed (SEC-36).
+ *
+ * Longer than 300 lines because the guard is one chain (resolve, classify, connect, re-check the
+ * peer, stream under a cap): split, its pieces could be reused without the rest of the chain.
  */
 import { lookup as dnsLookup } from 'node:dns/promises'
 import { isIP, type LookupFunction } from 'node:net'

@@ -21,7 +21,7 @@ import { FetchRateLimiter } from './rate-limit.js'
 import type { CimdFetcher } from './collaborators.js'
 import { CimdRefusal } from './refusal.js'
 import { CimdClients, type TraceStep } from './resolve.js'
-import { looksLikeUrlClientId } from './url-rules.js'
+import { looksLikeUrlClientId } from '../../../policy/cimd-url-rules.js'
 
 export interface Inspection {
   /** True when the gateway would accept this client id as it is configured now. */

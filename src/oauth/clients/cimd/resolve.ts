@@ -9,18 +9,15 @@
  * that refused; the authorization endpoint shows it on the gateway's own page, never at the
  * unverified redirect URI (SEC-26). Nothing the remote side sent is echoed (SEC-36).
  *
- * Cache (SEC-19..21): the validated document, keyed by the hash of the exact client id string
- * (the record repeats the id and is compared on read), for the lifetime its Cache-Control or
- * Expires headers give, clamped to the configured bounds. Only documents whose effective client
- * was valid are cached; failures go to a separate short negative record that never holds a
- * client. The policy is applied again on every read, so a changed policy takes effect at once.
+ * Cache (SEC-19..21, cache.ts): only documents whose effective client was valid, for the
+ * lifetime their Cache-Control or Expires headers give, clamped to the configured bounds. The
+ * policy is applied again on every read, so a changed policy takes effect at once.
  *
  * Fetches are counted per client-id host (SEC-14) before they happen; cache hits and callers
  * joining a fetch in flight are not. After every fetch the document's security and display
  * fingerprints are compared with the last ones seen (SEC-23); a changed security member is
  * logged as `cimd document changed`, naming the members, never their values.
  */
-import { createHash } from 'node:crypto'
 import type { AuditTrail } from '../../../audit/events.js'
 import type { CimdConfig } from '../../../config/cimd-schema.js'
 import { decideTrust, type TrustEntry } from '../../../policy/cimd-trust.js'
@@ -28,6 +25,7 @@ import { applyMetadataPolicy, type MetadataPolicy } from '../../../policy/metada
 import { storeKeys } from '../../../store/keys.js'
 import type { Store } from '../../../store/store.js'
 import type { ClientRegistry, OAuthClient } from '../registry.js'
+import { CimdDocumentCache, cacheKeyOf } from './cache.js'
 import { cacheLifetimeSeconds } from './cache-lifetime.js'
 import type { CimdFetcher, CimdLog } from './collaborators.js'
 import { DocumentError, grantTypesOf, parseDocument, validateDocument, validateEffective, type EffectiveRules, type Metadata } from './document.js'
@@ -36,7 +34,7 @@ import { FetchError, type FetchedJson } from './fetch.js'
 import { DISPLAY_MEMBERS, fingerprintsOf, type Fingerprints } from './fingerprint.js'
 import { FetchRateLimiter } from './rate-limit.js'
 import { CimdRefusal, refusalReason, type CimdStep } from './refusal.js'
-import { checkClientIdUrl, looksLikeUrlClientId } from './url-rules.js'
+import { checkClientIdUrl, looksLikeUrlClientId } from '../../../policy/cimd-url-rules.js'
 
 export interface CimdClientsOptions {
   config: CimdConfig
@@ -58,20 +56,6 @@ export interface TraceStep {
   outcome: string
 }
 
-interface CachedDocument {
-  clientId: string
-  document: Metadata
-  fetchedAt: number
-  expiresAt: number
-}
-
-interface CachedFailure {
-  clientId: string
-  step: CimdStep
-  rule: string
-  description: string
-}
-
 interface SeenFingerprints extends Fingerprints {
   clientId: string
 }
@@ -79,17 +63,17 @@ interface SeenFingerprints extends Fingerprints {
 /** How long the last fingerprint of a document is remembered: as long as a default consent or grant. */
 const FINGERPRINT_TTL_MS = 30 * 24 * 3600 * 1000
 
-const keyOf = (clientId: string) => createHash('sha256').update(clientId, 'utf8').digest('base64url')
-
 export class CimdClients implements ClientRegistry {
   readonly #inflight = new Map<string, Promise<Metadata>>()
   readonly #now: () => number
   readonly #limiter: FetchRateLimiter
   readonly #rules: EffectiveRules
+  readonly #cache: CimdDocumentCache
 
   constructor(private readonly options: CimdClientsOptions) {
     this.#now = options.now ?? Date.now
     this.#limiter = options.limiter ?? new FetchRateLimiter(options.store, options.config.fetchRateLimit)
+    this.#cache = new CimdDocumentCache(options.store, this.#now)
     const { config } = options
     this.#rules = {
       assertionAlgorithms: config.privateKeyJwt.algorithms,
@@ -105,8 +89,13 @@ export class CimdClients implements ClientRegistry {
   }
 
   /** The effective client for a URL client id, or a CimdRefusal. `trace` collects the steps. */
+  /** See CimdDocumentCache.purge. */
+  purge(clientId?: string): Promise<number> {
+    return this.#cache.purge(clientId)
+  }
+
   async resolve(clientId: string, trace: TraceStep[] = []): Promise<OAuthClient> {
-    const { config, store } = this.options
+    const { config } = this.options
     const checked = checkClientIdUrl(clientId, config)
     if (!checked.ok) {
       throw this.#refuse(clientId, trace, 'url', checked.rule, `this application's client id is not an acceptable metadata document URL: ${checked.reason}`)
@@ -127,19 +116,17 @@ export class CimdClients implements ClientRegistry {
 
     let document: Metadata | undefined
     if (config.cache.enabled) {
-      const cached = await store.get(storeKeys.cimdDocument(keyOf(clientId)))
-      const record = cached === undefined ? undefined : (JSON.parse(cached) as CachedDocument)
-      if (record && record.clientId === clientId && record.expiresAt > this.#now()) {
+      const cached = await this.#cache.read(clientId)
+      if (cached && 'document' in cached) {
+        const record = cached.document
         document = parseDocument(JSON.stringify(record.document))
         trace.push({ step: 'cache', outcome: `cached document, fetched ${new Date(record.fetchedAt).toISOString()}, expires ${new Date(record.expiresAt).toISOString()}` })
+      } else if (cached) {
+        const { failure } = cached
+        trace.push({ step: 'cache', outcome: `recent failure remembered (${failure.step}: ${failure.rule})` })
+        this.options.audit?.record({ type: 'client.refused', clientId, reason: 'negative_cache', rule: failure.rule })
+        throw new CimdRefusal(failure.step, failure.rule, failure.description, 'negative cache')
       } else {
-        const failed = await store.get(storeKeys.cimdFailure(keyOf(clientId)))
-        const failure = failed === undefined ? undefined : (JSON.parse(failed) as CachedFailure)
-        if (failure && failure.clientId === clientId) {
-          trace.push({ step: 'cache', outcome: `recent failure remembered (${failure.step}: ${failure.rule})` })
-          this.options.audit?.record({ type: 'client.refused', clientId, reason: 'negative_cache', rule: failure.rule })
-          throw new CimdRefusal(failure.step, failure.rule, failure.description, 'negative cache')
-        }
         trace.push({ step: 'cache', outcome: 'not cached' })
       }
     } else {
@@ -150,36 +137,6 @@ export class CimdClients implements ClientRegistry {
     const effective = this.#effective(clientId, document, trace)
     this.options.audit?.record({ type: 'client.resolved', clientId, source: 'cimd', cache })
     return toClient(clientId, host, document, effective)
-  }
-
-  /**
-   * Removes the cached document, failure and key sets of one client id, or every CIMD cache
-   * record; returns how many records were removed. Fingerprints (change detection) and fetch
-   * counters (rate limit) are not cache and stay.
-   */
-  async purge(clientId?: string): Promise<number> {
-    const { store } = this.options
-    if (clientId !== undefined) {
-      // Counts the records that were there, so "purged 0" tells the operator nothing was cached.
-      let n = 0
-      for (const key of [storeKeys.cimdDocument(keyOf(clientId)), storeKeys.cimdFailure(keyOf(clientId))]) {
-        if ((await store.take(key)) !== undefined) n++
-      }
-      // Key sets are keyed by client id and jwks_uri: found by the id each record repeats.
-      for await (const key of store.keys(storeKeys.cimdJwks(''))) {
-        const record = await store.get(key)
-        if (record !== undefined && (JSON.parse(record) as { clientId?: string }).clientId === clientId && (await store.take(key)) !== undefined) n++
-      }
-      return n
-    }
-    let n = 0
-    for (const prefix of [storeKeys.cimdDocument(''), storeKeys.cimdFailure(''), storeKeys.cimdJwks('')]) {
-      for await (const key of store.keys(prefix)) {
-        await store.delete(key)
-        n++
-      }
-    }
-    return n
   }
 
   /** Concurrent first uses of one URL share one fetch (SEC-14). */
@@ -195,7 +152,7 @@ export class CimdClients implements ClientRegistry {
   }
 
   async #fetchAndValidate(clientId: string, host: string, trace: TraceStep[]): Promise<Metadata> {
-    const { config, store } = this.options
+    const { config } = this.options
     const admission = await this.#limiter.admit(host)
     if (!admission.admitted) {
       // SEC-14: refused without a fetch; not negative-cached, the window itself says when to retry.
@@ -236,12 +193,7 @@ export class CimdClients implements ClientRegistry {
     await this.#compareFingerprints(clientId, host, document)
     if (config.cache.enabled) {
       const lifetime = cacheLifetimeSeconds(fetched, config.cache, this.#now())
-      if (lifetime > 0) {
-        const now = this.#now()
-        const record: CachedDocument = { clientId, document, fetchedAt: now, expiresAt: now + lifetime * 1000 }
-        await store.set(storeKeys.cimdDocument(keyOf(clientId)), JSON.stringify(record), lifetime * 1000)
-        await store.delete(storeKeys.cimdFailure(keyOf(clientId)))
-      }
+      if (lifetime > 0) await this.#cache.saveDocument(clientId, document, lifetime)
       trace.push({ step: 'cache', outcome: lifetime > 0 ? `cached for ${lifetime} s` : 'not cached (lifetime 0)' })
     }
     this.options.log?.info({ clientId, host }, 'cimd document fetched')
@@ -293,7 +245,7 @@ export class CimdClients implements ClientRegistry {
   async #compareFingerprints(clientId: string, host: string, document: Metadata): Promise<void> {
     const { store, log } = this.options
     const now = fingerprintsOf(document)
-    const key = storeKeys.cimdFingerprint(keyOf(clientId))
+    const key = storeKeys.cimdFingerprint(cacheKeyOf(clientId))
     const text = await store.get(key)
     const seen = text === undefined ? undefined : (JSON.parse(text) as SeenFingerprints)
     if (seen && seen.clientId === clientId) {
@@ -330,11 +282,8 @@ export class CimdClients implements ClientRegistry {
   /** A refusal after network I/O: also remembered briefly in the negative cache. */
   async #fail(clientId: string, trace: TraceStep[], step: CimdStep, rule: string, description: string, detail?: string): Promise<CimdRefusal> {
     const refusal = this.#refuse(clientId, trace, step, rule, description, detail)
-    const { config, store } = this.options
-    if (config.cache.enabled) {
-      const record: CachedFailure = { clientId, step, rule, description }
-      await store.set(storeKeys.cimdFailure(keyOf(clientId)), JSON.stringify(record), config.cache.negativeSeconds * 1000)
-    }
+    const { config } = this.options
+    if (config.cache.enabled) await this.#cache.saveFailure({ clientId, step, rule, description }, config.cache.negativeSeconds)
     return refusal
   }
 }

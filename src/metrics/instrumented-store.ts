@@ -3,8 +3,8 @@
  * the store metric families. It changes nothing else: values, errors and TTLs pass through.
  * Used only when metrics are on.
  */
-import type { GatewayMetrics, StoreOperation } from '../metrics/gateway-metrics.js'
-import type { Store } from './store.js'
+import type { GatewayMetrics, StoreOperation } from './gateway-metrics.js'
+import type { Store } from '../store/store.js'
 
 export class InstrumentedStore implements Store {
   constructor(
