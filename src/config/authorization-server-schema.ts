@@ -11,25 +11,72 @@ export const StaticClient = Type.Object(
         '"dcr.": that prefix belongs to dynamically registered clients).',
     }),
     name: Type.String({ minLength: 1, maxLength: 100, description: 'Shown on the consent page.' }),
-    redirectUris: Type.Array(Type.String({ format: 'uri' }), {
-      minItems: 1,
-      uniqueItems: true,
-      description:
-        'Exact redirect URIs (https, or http on localhost/127.0.0.1/[::1] where any port matches), or a ' +
-        'private-use scheme of a native app.',
-    }),
+    redirectUris: Type.Optional(
+      Type.Array(Type.String({ format: 'uri' }), {
+        minItems: 1,
+        uniqueItems: true,
+        description:
+          'Exact redirect URIs (https, or http on localhost/127.0.0.1/[::1] where any port matches), or a ' +
+          'private-use scheme of a native app. Required with authorization_code; a machine client ' +
+          '(client_credentials only) has none.',
+      }),
+    ),
     tokenEndpointAuthMethod: Type.Union(
-      [Type.Literal('none'), Type.Literal('client_secret_basic'), Type.Literal('client_secret_post')],
-      { default: 'none', description: 'none for public clients (PKCE alone); a secret for confidential ones.' },
+      [Type.Literal('none'), Type.Literal('client_secret_basic'), Type.Literal('client_secret_post'), Type.Literal('private_key_jwt')],
+      {
+        default: 'none',
+        description:
+          'none for public clients (PKCE alone); a secret for confidential ones; private_key_jwt (RFC 7523 §2.2) ' +
+          'for a client that signs assertions with a key given in jwks or jwksUri.',
+      },
     ),
     secret: Type.Optional(
       Type.String({ minLength: 32, description: 'The client secret, from the environment (${NAME}); at least 32 characters.' }),
     ),
-    grantTypes: Type.Array(Type.Union([Type.Literal('authorization_code'), Type.Literal('refresh_token')]), {
-      default: ['authorization_code', 'refresh_token'],
-      uniqueItems: true,
-      description: 'Refresh tokens are issued only to clients that list refresh_token.',
-    }),
+    jwks: Type.Optional(
+      Type.Object(
+        { keys: Type.Array(Type.Object({}, { additionalProperties: true }), { minItems: 1, maxItems: 10 }) },
+        {
+          additionalProperties: false,
+          description: 'private_key_jwt: the client\'s public keys (a JWK Set). Public members only; checked at load.',
+        },
+      ),
+    ),
+    jwksUri: Type.Optional(
+      Type.String({
+        format: 'uri',
+        pattern: '^https://',
+        description:
+          'private_key_jwt: where the client\'s public keys are published (https), fetched and cached by the ' +
+          'hardened fetcher of cimd.fetch (special-use addresses refused unless cimd.allowPrivateAddresses).',
+      }),
+    ),
+    grantTypes: Type.Array(
+      Type.Union([Type.Literal('authorization_code'), Type.Literal('refresh_token'), Type.Literal('client_credentials')]),
+      {
+        default: ['authorization_code', 'refresh_token'],
+        uniqueItems: true,
+        minItems: 1,
+        description:
+          'Refresh tokens are issued only to clients that list refresh_token. client_credentials (OAuth 2.1 §4.2) ' +
+          'is for confidential machine clients: never with tokenEndpointAuthMethod none.',
+      },
+    ),
+    resources: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        uniqueItems: true,
+        description:
+          'client_credentials: the ids of the resources this client may get tokens for. Absent: every resource.',
+      }),
+    ),
+    scopes: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        uniqueItems: true,
+        description:
+          'client_credentials: the scopes this client may be granted. Absent: every scope the resource knows.',
+      }),
+    ),
   },
   strict,
 )

@@ -168,6 +168,15 @@ const userConditions = {
 export const AccessSchema = Type.Object(
   {
     ...userConditions,
+    clients: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        uniqueItems: true,
+        description:
+          'Machine clients (client_credentials) that may get tokens for this resource. Absent: any client_credentials ' +
+          'client whose own `resources` allow it. People are never admitted by this list, nor machines by the others.',
+      }),
+    ),
     allowAnyUser: Type.Boolean({
       default: false,
       description:
@@ -206,6 +215,7 @@ export function loginConfigProblems(
     if (ids.has(p.id)) add(`${at}.id`, `"${p.id}" is listed twice`)
     ids.add(p.id)
     if (p.id === 'static') add(`${at}.id`, '"static" is the password provider\'s subject prefix; choose another id')
+    if (p.id === 'client') add(`${at}.id`, '"client" is the subject prefix of machine clients (client_credentials); choose another id')
     if (!p.scopes.includes('openid')) add(`${at}.scopes`, 'must include openid')
     const issuer = URL.canParse(p.issuer) ? new URL(p.issuer) : undefined
     if (issuer && (issuer.search || issuer.hash)) add(`${at}.issuer`, 'must not have a query or fragment (OIDC Discovery §2)')
@@ -221,8 +231,8 @@ export function loginConfigProblems(
     if (r.access?.allowAnyUser && conditions.length > 0) {
       add(at, `allowAnyUser: true admits everyone; remove it or the conditions (${conditions.join(', ')})`)
     }
-    if (r.access && !r.access.allowAnyUser && conditions.length === 0) {
-      add(at, 'give at least one condition (subjects, emails, emailDomains, groupsAnyOf, groupsAllOf) or allowAnyUser: true')
+    if (r.access && !r.access.allowAnyUser && conditions.length === 0 && r.access.clients === undefined) {
+      add(at, 'give at least one condition (subjects, emails, emailDomains, groupsAnyOf, groupsAllOf), clients or allowAnyUser: true')
     }
     // Secure by default: an IdP may admit far more people than the operator means (the
     // oauth2-proxy lesson: Google's issuer accepts every Google account).

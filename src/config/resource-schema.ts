@@ -36,9 +36,19 @@ export const PolicyRule = Type.Object(
         {
           ...strict,
           description:
-            'Who may make a matching call (all given conditions must hold), from the token\'s sub, email and groups claims.',
+            'Who may make a matching call (all given conditions must hold), from the token\'s sub, email and groups claims. ' +
+            'Never matches a machine client (client_credentials).',
         },
       ),
+    ),
+    clients: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        uniqueItems: true,
+        description:
+          'Machine clients (client_credentials, by client id) that may make a matching call. With users, a call ' +
+          'is allowed to the people users admits and to these clients; alone, to these clients and nobody else.',
+      }),
     ),
   },
   strict,

@@ -9,6 +9,7 @@ import { cimdConfigProblems } from './cimd-checks.js'
 import { loginConfigProblems } from './login-schema.js'
 import { isAcceptableRedirectUri, isLoopbackHost } from './loopback.js'
 import { REGISTERED_CLIENT_ID_PREFIX, type Config } from './schema.js'
+import { staticClientProblems } from './static-client-checks.js'
 
 const RESERVED_PATH = /^\/(\.well-known|oauth|healthz|readyz|metrics)(\/|$)/
 
@@ -102,14 +103,12 @@ export function semanticProblems(c: Config): { path: string; message: string }[]
       add(`${at}.clientId`, `must not start with "${REGISTERED_CLIENT_ID_PREFIX}" (reserved for dynamically registered clients)`)
     }
     clientIds.add(client.clientId)
-    const confidential = client.tokenEndpointAuthMethod !== 'none'
-    if (confidential && client.secret === undefined) add(`${at}.secret`, `is required with ${client.tokenEndpointAuthMethod}`)
-    if (!confidential && client.secret !== undefined) add(`${at}.secret`, 'a public client (none) has no secret')
-    client.redirectUris.forEach((uri, j) => {
+    problems.push(...staticClientProblems(client, at, c.resources))
+    for (const [j, uri] of (client.redirectUris ?? []).entries()) {
       if (!isAcceptableRedirectUri(uri)) {
         add(`${at}.redirectUris[${j}]`, 'must be https, http on localhost/127.0.0.1/[::1], or a private-use scheme, without fragment')
       }
-    })
+    }
   })
   if (c.clients.length > 0 && c.externalIssuer) add('clients', 'clients belong to the built-in authorization server, unused with externalIssuer')
   if (c.registration.enabled && c.externalIssuer) {

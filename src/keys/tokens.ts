@@ -18,6 +18,7 @@ import {
   type JWTVerifyGetKey,
 } from 'jose'
 import type { Keystore } from './keystore.js'
+import { isMachineSubject } from '../policy/access-rules.js'
 
 export interface AccessTokenClaims {
   sub: string
@@ -41,6 +42,8 @@ export interface VerifiedToken {
   /** Identity claims some issuers add, used by MCP policy rules on users. */
   readonly email: string | undefined
   readonly groups: readonly string[] | undefined
+  /** A machine client's own token (client_credentials, sub = client:<client_id>): never a person (CC-05). */
+  readonly machine: boolean
 }
 
 /** Why a token was refused; the description is safe to send back (RFC 6750 error_description). */
@@ -183,6 +186,7 @@ export class AccessTokenVerifier {
       jti: payload.jti,
       email: typeof payload.email === 'string' ? payload.email : undefined,
       groups: Array.isArray(payload.groups) ? payload.groups.filter((g): g is string => typeof g === 'string') : undefined,
+      machine: isMachineSubject(payload.sub, payload.client_id as string | undefined),
     }
   }
 }

@@ -7,8 +7,11 @@ import { oauthPaths, tokenEndpointOf } from './endpoints.js'
 
 export function authorizationServerMetadata(config: GatewayConfig): Record<string, unknown> {
   const base = config.issuer
-  // private_key_jwt only for metadata-document clients that declare it (CIMD-38, ASM-04, REV-04).
-  const assertions = config.cimd.enabled
+  // private_key_jwt for metadata-document clients that declare it (CIMD-38, ASM-04, REV-04) and
+  // pre-registered clients given keys.
+  const assertions = config.cimd.enabled || config.clients.some((c) => c.tokenEndpointAuthMethod === 'private_key_jwt')
+  // client_credentials only where some client may use it (CC-01): metadata says what works.
+  const machineClients = config.clients.some((c) => c.grantTypes.includes('client_credentials'))
   const authMethods = ['none', 'client_secret_basic', 'client_secret_post', ...(assertions ? ['private_key_jwt'] : [])]
   // Introspection is for operator-registered resource servers only (INT-01), which use secrets.
   const introspectionMethods = ['client_secret_basic', 'client_secret_post']
@@ -25,7 +28,7 @@ export function authorizationServerMetadata(config: GatewayConfig): Record<strin
     ...(config.registration.enabled && { registration_endpoint: `${base}${oauthPaths.register}` }),
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
-    grant_types_supported: ['authorization_code', 'refresh_token'],
+    grant_types_supported: ['authorization_code', 'refresh_token', ...(machineClients ? ['client_credentials'] : [])],
     code_challenge_methods_supported: ['S256'],
     token_endpoint_auth_methods_supported: authMethods,
     revocation_endpoint_auth_methods_supported: authMethods,

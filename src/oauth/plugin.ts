@@ -18,7 +18,7 @@ import { registerAuthorize } from './authorize/endpoint.js'
 import { registerLogout } from './authorize/logout.js'
 import { authorizeSteps } from './authorize/steps.js'
 import { registerUpstreamLogin } from './authorize/upstream-login.js'
-import { createCimdClients } from './clients/cimd/create.js'
+import { createClientKeyChecks } from './clients/create-key-checks.js'
 import { RegisteredClients } from './clients/registered.js'
 import { ClientSources, StaticClients } from './clients/registry.js'
 import { oauthPaths } from './endpoints.js'
@@ -51,11 +51,11 @@ export async function oauthPlugin(
   // Pre-registered clients first, so their ids always win (SEC-05); then dynamically registered
   // ones (ids `dcr.…`, never URL-shaped), only while registration is on; metadata documents last.
   const registered = new RegisteredClients(store, config.registration)
-  const cimd = createCimdClients(app, config, store, audit)
+  const { cimdClients, assertions } = createClientKeyChecks(app, config, store, audit)
   const clients = new ClientSources([
     new StaticClients(config.clients),
     ...(config.registration.enabled ? [registered] : []),
-    ...(cimd ? [cimd.clients] : []),
+    ...(cimdClients ? [cimdClients] : []),
   ])
   const grants = new Grants(store, as, audit)
   const sessions = new LoginSessions(store, as.sessionTtlSeconds)
@@ -78,7 +78,7 @@ export async function oauthPlugin(
   registerAuthorize(app, authorizeDeps, steps)
   registerUpstreamLogin(app, authorizeDeps, steps)
   registerLogout(app, { config, sessions, cookies })
-  registerToken(app, { config, clients, grants, keystore, assertions: cimd?.assertions, audit })
-  registerRevokeIntrospect(app, { config, clients, grants, verifier, assertions: cimd?.assertions })
+  registerToken(app, { config, clients, grants, keystore, assertions, audit })
+  registerRevokeIntrospect(app, { config, clients, grants, verifier, assertions })
   if (config.registration.enabled) await app.register(registrationRoutes, { config, registered, limiter, audit })
 }

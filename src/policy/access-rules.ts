@@ -2,6 +2,8 @@
  * Who a rule admits, from what the login provider (or the token) says about a person: subject,
  * email, groups. Pure: no I/O, no Fastify. Used by a resource's `access` rules (at login and at
  * every refresh) and by the `users` condition of MCP policy rules, so both read people alike.
+ * Machine clients (client_credentials) are never people: only rules that name them by client id
+ * (`clients`) admit them (CC-05).
  */
 
 /** What is known about a person. `email` is set only when verified (requireVerifiedEmail). */
@@ -9,6 +11,8 @@ export interface UserAttributes {
   sub: string
   email?: string | undefined
   groups?: readonly string[] | undefined
+  /** A machine client's own token (client_credentials): no user condition ever matches it (CC-05). */
+  machine?: boolean | undefined
 }
 
 /** Conditions on a person; every given one must hold. */
@@ -23,9 +27,22 @@ export interface UserConditions {
 /** A resource's `access` rules. */
 export interface AccessRules extends UserConditions {
   allowAnyUser?: boolean | undefined
+  /** Machine clients (client_credentials) that may get tokens for the resource; absent: any machine client. */
+  clients?: readonly string[] | undefined
 }
 
+/**
+ * The subject of a machine client's token (RFC 9068 §2.2: it identifies the client). No person's
+ * subject has this form: subjects are `<login provider id>:…` and no provider may be named `client`.
+ */
+export const machineSubject = (clientId: string) => `client:${clientId}`
+
+export const isMachineSubject = (sub: string, clientId: string | undefined) => clientId !== undefined && sub === machineSubject(clientId)
+
+const USER_CONDITIONS = ['subjects', 'emails', 'emailDomains', 'groupsAnyOf', 'groupsAllOf'] as const
+
 export function usersMatch(conditions: UserConditions, user: UserAttributes): boolean {
+  if (user.machine) return false
   const email = user.email?.toLowerCase()
   const groups = new Set(user.groups ?? [])
   if (conditions.subjects && !conditions.subjects.includes(user.sub)) return false
@@ -42,8 +59,16 @@ export function usersMatch(conditions: UserConditions, user: UserAttributes): bo
  * alone (load.ts refuses it with an oidc provider): then every configured user may.
  */
 export function mayAccess(rules: AccessRules | undefined, user: UserAttributes): boolean {
+  if (user.machine) return false
   if (rules === undefined || rules.allowAnyUser) return true
+  // Rules that name only machine clients admit no person.
+  if (!USER_CONDITIONS.some((k) => rules[k] !== undefined)) return false
   return usersMatch(rules, user)
+}
+
+/** Whether a machine client may get tokens for a resource: its `access.clients`, when given, names it. */
+export function machineMayAccess(rules: AccessRules | undefined, clientId: string): boolean {
+  return rules?.clients === undefined || rules.clients.includes(clientId)
 }
 
 function domainOf(email: string): string {

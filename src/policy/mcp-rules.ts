@@ -1,6 +1,6 @@
 /**
  * MCP-aware authorization rules: which calls (method, tool/prompt name or resource URI) need
- * which scopes and which users, or are denied. Pure: no I/O, no Fastify.
+ * which scopes and which users or machine clients, or are denied. Pure: no I/O, no Fastify.
  *
  * Evaluation: the first rule whose method and name patterns match decides; a call no rule
  * matches needs the resource's base scopes. Decisions always come from the parsed body, never
@@ -15,6 +15,9 @@ export interface Caller {
   scopes: ReadonlySet<string>
   email?: string | undefined
   groups?: readonly string[] | undefined
+  clientId?: string | undefined
+  /** A machine client's own token (client_credentials): only `clients` conditions admit it (CC-05). */
+  machine?: boolean | undefined
 }
 
 /** What a call is: its method and, for the methods of NAMED_METHODS, its target. */
@@ -37,6 +40,7 @@ interface CompiledRule {
   action: 'allow' | 'deny'
   scopes: readonly string[] | undefined
   users: PolicyRuleConfig['users']
+  clients: readonly string[] | undefined
 }
 
 export const DEFAULT_RULE = 'default'
@@ -71,6 +75,7 @@ export class McpPolicy {
       action: r.action,
       scopes: r.scopes,
       users: r.users,
+      clients: r.clients,
     }))
   }
 
@@ -83,7 +88,7 @@ export class McpPolicy {
     const rule = this.#rules.find((r) => r.method.test(op.method) && (r.name === undefined || (op.name !== undefined && r.name.test(op.name))))
     if (!rule) return this.#scopes(this.baseScopes, DEFAULT_RULE, caller)
     if (rule.action === 'deny') return { allowed: false, reason: 'denied', rule: rule.id }
-    if (rule.users && !usersMatch(rule.users, caller)) return { allowed: false, reason: 'denied', rule: rule.id }
+    if ((rule.users || rule.clients) && !admits(rule, caller)) return { allowed: false, reason: 'denied', rule: rule.id }
     return this.#scopes(rule.scopes ?? this.baseScopes, rule.id, caller)
   }
 
@@ -92,6 +97,12 @@ export class McpPolicy {
       ? { allowed: true, rule }
       : { allowed: false, reason: 'insufficient_scope', rule, needed }
   }
+}
+
+/** A rule's `users` admit people, its `clients` machine clients; a caller is never both. */
+function admits(rule: CompiledRule, caller: Caller): boolean {
+  if (caller.machine) return caller.clientId !== undefined && (rule.clients?.includes(caller.clientId) ?? false)
+  return rule.users !== undefined && usersMatch(rule.users, caller)
 }
 
 /** `*` matches any run of characters (slashes included); everything else is literal. */

@@ -158,6 +158,7 @@ t.test('every example configuration in config/ loads', async (t) => {
       REDIS_PASSWORD: 'x',
       OPS_PASSWORD_HASH: 'scrypt$32768$8$1$c2FsdA$aGFzaA',
       AGENT_PLATFORM_SECRET: 'a-secret-of-at-least-thirty-two-characters',
+      CI_BOT_SECRET: 'another-secret-of-at-least-thirty-two-characters',
     })
     t.ok(c.resources.length > 0, f)
   }

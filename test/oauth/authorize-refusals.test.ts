@@ -22,7 +22,8 @@ const gw = await startTestGateway(t, {
     clients: [
       { clientId: 'cli', name: 'CLI <b>tool</b>', redirectUris: ['http://localhost/callback', 'http://127.0.0.1:7777/cb?x=1'] },
       { clientId: 'web', name: 'Web app', redirectUris: ['https://app.example.com/cb'] },
-      { clientId: 'no-code', name: 'No code', redirectUris: ['https://app.example.com/cb'], grantTypes: ['refresh_token'] },
+      // A machine client: redirect URIs of its own, but not the code grant (it may not start a browser flow).
+      { clientId: 'no-code', name: 'No code', redirectUris: ['https://app.example.com/cb'], grantTypes: ['client_credentials'], tokenEndpointAuthMethod: 'client_secret_basic', secret: 'no-code-secret-0123456789abcdef0123' },
     ],
   },
 })

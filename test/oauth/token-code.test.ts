@@ -202,7 +202,6 @@ t.test('O21-11: a repeated parameter is invalid_request, refused before the code
 
 t.test('O21-11: an unknown grant_type is unsupported_grant_type; none at all is invalid_request', async (t) => {
   for (const grantType of [
-    'client_credentials',
     'implicit',
     'token',
     'urn:ietf:params:oauth:grant-type:device_code',
@@ -216,6 +215,12 @@ t.test('O21-11: an unknown grant_type is unsupported_grant_type; none at all is 
   const res = await h.token(t, { code: 'x' }, PUBLIC)
   t.equal(res.status, 400)
   t.equal(res.body.error, 'invalid_request')
+  // Supported, but never for a public client (CC-01, RFC 6749 §5.2 unauthorized_client).
+  for (const client of [PUBLIC, BASIC]) {
+    const machine = await h.token(t, { grant_type: 'client_credentials' }, client)
+    t.equal(machine.status, 400, `client_credentials for ${client.id}`)
+    t.equal(machine.body.error, 'unauthorized_client', `client_credentials for ${client.id}: not registered for it`)
+  }
 })
 
 t.test('BCP-09 O21-13: the password grant is unsupported_grant_type, for public and confidential clients', async (t) => {

@@ -26,7 +26,7 @@ import type { PrivateKeyJwtConfig } from '../../config/cimd-schema.js'
 import { storeKeys } from '../../store/keys.js'
 import type { Store } from '../../store/store.js'
 import { KeySetError, type ClientKeySets } from './cimd/jwks.js'
-import type { PublicJwk } from './cimd/public-keys.js'
+import type { PublicJwk } from '../../policy/client-public-keys.js'
 import type { OAuthClient } from './registry.js'
 
 /** RFC 7523 §2.2: the only client_assertion_type the gateway understands. */

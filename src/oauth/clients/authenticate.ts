@@ -6,7 +6,8 @@
  * Methods: `none` (client_id only), `client_secret_basic`, `client_secret_post`, and
  * `private_key_jwt` (RFC 7523 §2.2, RFC 7521 §4.2: `client_assertion_type` =
  * urn:ietf:params:oauth:client-assertion-type:jwt-bearer plus `client_assertion`) for
- * metadata-document clients that declare it. Such a client must send an assertion on every call
+ * metadata-document clients that declare it and pre-registered clients given keys. Such a client
+ * must send an assertion on every call
  * (CIMD-38, SEC-30): a request with only its client_id is the `none` method and is refused.
  *
  * Failures are 401 invalid_client (RFC 6749 §5.2) with a log-only detail naming the check;
@@ -74,7 +75,7 @@ async function authenticateWithAssertion(
   if (form.client_id !== undefined && form.client_id !== clientId) throw fail('client_id differs from the assertion\'s sub')
   const client = await findClient(clients, clientId, fail)
   if (client.authMethod !== 'private_key_jwt') throw fail(`client registered for ${client.authMethod}, used private_key_jwt`)
-  if (!assertions) throw fail('private_key_jwt is not available (cimd disabled)')
+  if (!assertions) throw fail('private_key_jwt is not available')
   try {
     const accepted = await assertions.verify(form.client_assertion, client)
     request.log.info({ clientId: client.clientId, alg: accepted.alg, kid: accepted.kid }, 'client assertion accepted')

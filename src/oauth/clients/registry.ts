@@ -1,13 +1,12 @@
 /**
- * Where OAuth clients come from. Pre-registered clients (YAML) now; dynamically registered
- * and Client ID Metadata Document clients plug into the same registry later. Ids never
- * collide across sources: pre-registered ids cannot be URL-shaped (schema), CIMD ids are URLs.
+ * Where OAuth clients come from: pre-registered clients (YAML), dynamically registered ones
+ * and Client ID Metadata Document clients, behind one registry. Ids never collide across sources: pre-registered ids cannot be URL-shaped (schema), CIMD ids are URLs.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { StaticClientConfig } from '../../config/schema.js'
-import type { ClientKeySource } from './cimd/public-keys.js'
+import type { ClientKeySource, PublicKeySet } from '../../policy/client-public-keys.js'
 
-/** private_key_jwt (RFC 7523) is for metadata-document clients that declare it (CIMD-38). */
+/** private_key_jwt (RFC 7523): metadata-document clients that declare it (CIMD-38) and pre-registered clients given keys. */
 export type ClientAuthMethod = 'none' | 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt'
 
 export interface OAuthClient {
@@ -22,6 +21,8 @@ export interface OAuthClient {
   readonly verifiedAs: string
   /** private_key_jwt clients: where the public keys that check their assertions come from (SEC-32). */
   readonly keys?: ClientKeySource
+  /** client_credentials clients: the operator's limits; absent members mean no limit (what the resources know). */
+  readonly machine?: { readonly resources?: readonly string[]; readonly scopes?: readonly string[] }
   /** private_key_jwt clients: token_endpoint_auth_signing_alg, when the client declared one; assertions must use it. */
   readonly signingAlg?: string
   /**
@@ -61,9 +62,14 @@ function staticClient(c: StaticClientConfig): OAuthClient {
   return {
     clientId: c.clientId,
     name: c.name,
-    redirectUris: c.redirectUris,
+    redirectUris: c.redirectUris ?? [],
     authMethod: c.tokenEndpointAuthMethod,
     grantTypes: c.grantTypes,
+    ...(c.jwks !== undefined && { keys: { jwks: c.jwks as unknown as PublicKeySet } }),
+    ...(c.jwksUri !== undefined && { keys: { jwksUri: c.jwksUri } }),
+    ...(c.grantTypes.includes('client_credentials') && {
+      machine: { ...(c.resources && { resources: c.resources }), ...(c.scopes && { scopes: c.scopes }) },
+    }),
     source: 'static',
     verifiedAs: 'registered by the operator',
     verifySecret: (secret) => secretDigest !== undefined && timingSafeEqual(digest(secret), secretDigest),

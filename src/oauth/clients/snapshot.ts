@@ -4,7 +4,7 @@
  * this snapshot, without fetching the document again, so a document changed between
  * /authorize and /token cannot change the rules mid-flow.
  */
-import type { ClientKeySource } from './cimd/public-keys.js'
+import type { ClientKeySource } from '../../policy/client-public-keys.js'
 import type { ClientAuthMethod, OAuthClient } from './registry.js'
 
 /**

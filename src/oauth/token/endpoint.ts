@@ -16,6 +16,7 @@ import { oauthPaths } from '../endpoints.js'
 import type { Grants } from '../grants/grants.js'
 import { singleValued, type Params } from '../params.js'
 import { authorizationCodeGrant } from './authorization-code.js'
+import { clientCredentialsGrant } from './client-credentials.js'
 import type { GrantHandler } from './grant.js'
 import { TokenIssuer, type IssuedGrantType } from './issue.js'
 import { refreshTokenGrant } from './refresh-token.js'
@@ -35,6 +36,7 @@ export function registerToken(app: FastifyInstance, { config, clients, grants, k
   const handlers: Readonly<Record<IssuedGrantType, GrantHandler>> = {
     authorization_code: authorizationCodeGrant(grants, issuer, audit),
     refresh_token: refreshTokenGrant(config, grants, issuer, audit),
+    client_credentials: clientCredentialsGrant(config, grants, issuer),
   }
   const supported = Object.keys(handlers).join(', ')
   const handlerOf = (grantType: string | undefined): GrantHandler | undefined =>

@@ -13,7 +13,7 @@
  *    algorithm from the allow-list.
  */
 import { isLoopbackHost } from '../../../config/loopback.js'
-import { keySetProblem } from './public-keys.js'
+import { keySetProblem } from '../../../policy/client-public-keys.js'
 import { checkClientIdUrl, type UrlRulesOptions } from '../../../policy/cimd-url-rules.js'
 
 export class DocumentError extends Error {

@@ -5,7 +5,7 @@
 import type { OAuthClient } from '../registry.js'
 import { grantTypesOf, type Metadata } from './document.js'
 import { fingerprintsOf } from './fingerprint.js'
-import type { ClientKeySource, PublicKeySet } from './public-keys.js'
+import type { ClientKeySource, PublicKeySet } from '../../../policy/client-public-keys.js'
 
 const UNSAFE_TEXT = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g
 

@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto'
 import type { Metadata } from './document.js'
-import { jwkThumbprint } from './public-keys.js'
+import { jwkThumbprint } from '../../../policy/client-public-keys.js'
 
 export const SECURITY_MEMBERS = ['redirect_uris', 'token_endpoint_auth_method', 'grant_types', 'scope', 'jwks', 'jwks_uri'] as const
 export const DISPLAY_MEMBERS = ['client_name', 'logo_uri'] as const
