@@ -7,7 +7,7 @@
  * (exit 2), like configuration and key errors.
  */
 
-/** Where text goes: process.stdout and process.stderr are ones, so is a pino destination. */
+/** Where text goes. process.stdout and process.stderr are Outputs; an Output is also a pino destination. */
 export interface Output {
   write(text: string): void
 }
