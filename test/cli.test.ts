@@ -2,11 +2,10 @@
  * The `gatehouse` commands, run in-process through the dispatcher the binary uses; the embedded
  * demo runs as a real child process, for its signal handling and exit status.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { connectSdk1Client } from './fixtures/mcp-clients.js'
 import { usageText } from '../src/commands/dispatch.js'
 import { loadConfigFile } from '../src/config/load.js'
@@ -15,8 +14,7 @@ import { startGateway } from '../src/main.js'
 import { Grants } from '../src/oauth/grants/grants.js'
 import { RegisteredClients } from '../src/oauth/clients/registered.js'
 import { RedisStore } from '../src/store/redis.js'
-import { CLI, runInProcess } from './helpers/cli.js'
-import { freePort } from './helpers/gateway.js'
+import { runInProcess, startDemo } from './helpers/cli.js'
 import { redisForTests } from './helpers/redis.js'
 
 const run = runInProcess
@@ -131,27 +129,6 @@ t.test('keys generate → a key file the gateway signs with; token mints for it'
   t.equal(refused.code, 2)
   t.match(refused.stderr, /lives in that process only/)
 })
-
-/**
- * The demo as a child process. Its port comes from PORT and is part of its URLs, so it is
- * chosen before the child binds; should another process take it in between (the child reports
- * EADDRINUSE), the demo starts again on another one.
- */
-async function startDemo(t: Test): Promise<{ child: ChildProcessWithoutNullStreams; port: number; stdout: () => string }> {
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort()
-    const child = spawn(process.execPath, ['--import=tsx', CLI, 'serve'], { env: { ...process.env, PORT: String(port) } })
-    t.teardown(() => child.kill('SIGKILL'))
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => (stdout += c))
-    child.stderr.on('data', (c: Buffer) => (stderr += c))
-    const deadline = Date.now() + 20_000
-    while (!/export TOKEN=(\S+)/.test(stdout) && !/EADDRINUSE/.test(stderr) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-    if (!/EADDRINUSE/.test(stderr) || attempt === 3) return { child, port, stdout: () => stdout }
-    child.kill('SIGKILL')
-  }
-}
 
 t.test('serve without a config: the embedded demo works end to end, SIGTERM stops it cleanly', async (t) => {
   const { child, port, stdout } = await startDemo(t)

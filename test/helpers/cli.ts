@@ -3,9 +3,11 @@
  * (fast; the default for command tests), and as a user would, a real child process compiled on
  * the fly by tsx, for what only a process shows (exit status, signals, standard input, umask).
  */
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import type { Test } from 'tap'
 import { runCommand } from '../../src/commands/dispatch.js'
 import type { CommandIo } from '../../src/commands/command.js'
+import { freePort } from './gateway.js'
 
 export const CLI = new URL('../../src/cli.ts', import.meta.url).pathname
 
@@ -78,4 +80,25 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, umask?: stri
     child.on('error', reject)
     child.on('close', (code) => resolve({ code, stdout, stderr }))
   })
+}
+
+/**
+ * The demo as a child process. Its port comes from PORT and is part of its URLs, so it is
+ * chosen before the child binds; should another process take it in between (the child reports
+ * EADDRINUSE), the demo starts again on another one.
+ */
+export async function startDemo(t: Test): Promise<{ child: ChildProcessWithoutNullStreams; port: number; stdout: () => string }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    const child = spawn(process.execPath, ['--import=tsx', CLI, 'serve'], { env: { ...process.env, PORT: String(port) } })
+    t.teardown(() => child.kill('SIGKILL'))
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (c: Buffer) => (stdout += c))
+    child.stderr.on('data', (c: Buffer) => (stderr += c))
+    const deadline = Date.now() + 20_000
+    while (!/export TOKEN=(\S+)/.test(stdout) && !/EADDRINUSE/.test(stderr) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    if (!/EADDRINUSE/.test(stderr) || attempt === 3) return { child, port, stdout: () => stdout }
+    child.kill('SIGKILL')
+  }
 }
