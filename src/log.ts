@@ -3,7 +3,7 @@
  * headers are censored wherever they appear, and credential-bearing query parameters are
  * masked in every logged URL (MCPA-62: never log token values).
  */
-import { pino, type Logger, type LoggerOptions } from 'pino'
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino'
 
 const CENSORED = '[redacted]'
 const SECRET_QUERY_PARAMS = /([?&](?:access_token|refresh_token|id_token|token|code|code_verifier|client_secret|client_assertion|assertion|state|password)=)[^&#]*/gi
@@ -42,6 +42,7 @@ export function loggerOptions(level: string): LoggerOptions {
   }
 }
 
-export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
+/** Default destination: standard output (fd 1). Commands pass their io's writers instead. */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
   return destination ? pino(loggerOptions(level), destination) : pino(loggerOptions(level))
 }

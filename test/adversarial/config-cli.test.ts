@@ -2,16 +2,16 @@
  * Red team: the `gatehouse` command. Every bad invocation exits 2 with a usage line and no
  * stack trace; configuration problems are listed with their paths; `keys rotate --out` never
  * overwrites and writes 0600 whatever the umask; nothing prints a secret unless printing it is
- * the command's job. Real child processes, as an operator runs them.
+ * the command's job. The commands run in-process through the dispatcher the binary uses; real
+ * child processes, as an operator runs them, where only a process shows it: the umask a key
+ * file is written under, the binary reading a closed or a piped standard input.
  */
 import { lstat, mkdtemp, readFile, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { runCli, type Run } from '../helpers/cli.js'
-
-// Each case compiles the CLI in a fresh node process: slow on a loaded machine.
-t.setTimeout(400_000)
+import { verifyPassword } from '../../src/login/passwords.js'
+import { runCli, runInProcess, type Run } from '../helpers/cli.js'
 
 const dir = await mkdtemp(join(tmpdir(), 'gatehouse-cli-red-'))
 const SECRET = 'S3CRET-never-printed-0123456789abcdefghijkl'
@@ -54,14 +54,14 @@ t.test('every subcommand with missing or invalid arguments exits 2 with usage, n
     [['hash-password'], /at least 8 characters/],
   ]
   for (const [args, message] of cases) {
-    const res = await runCli(args)
+    const res = await runInProcess(args)
     const what = args.join(' ')
     t.equal(res.code, 2, `${what}: exit 2`)
     t.match(res.stderr, message, `${what}: says what is wrong`)
     t.equal(res.stdout, '', `${what}: nothing on stdout`)
     noStack(t, what, res)
   }
-  const help = await runCli(['--help'])
+  const help = await runInProcess(['--help'])
   t.equal(help.code, 0, '--help exits 0')
   t.match(help.stderr, /usage:/)
 })
@@ -70,7 +70,7 @@ t.test('configuration problems: every path listed, exit 2, for every command tha
   const bad = join(dir, 'bad.yaml')
   await writeFile(bad, 'publicUrl: "https://GW.example.com/x"\nresources:\n  - { id: A, name: A, path: /oauth/x, upstream: "https://gw.example.com/mcp", colour: red }\n')
   for (const command of [['check-config', bad], ['serve', '--config', bad], ['token', '--config', bad], ['keys', 'list', '--config', bad], ['clients', 'list', '--config', bad]]) {
-    const res = await runCli(command)
+    const res = await runInProcess(command)
     const what = command[0]!
     t.equal(res.code, 2, `${what}: exit 2`)
     t.match(res.stderr, /publicUrl:/, `${what}: publicUrl named`)
@@ -83,7 +83,7 @@ t.test('configuration problems: every path listed, exit 2, for every command tha
   const bomb = join(dir, 'bomb.yaml')
   await writeFile(bomb, `${lines.join('\n')}\n${BODY}`)
   for (const [what, file] of [['alias bomb', bomb], ['endless file', '/dev/zero'], ['directory', dir], ['missing file', join(dir, 'nope.yaml')]] as const) {
-    const res = await runCli(['check-config', file])
+    const res = await runInProcess(['check-config', file])
     t.equal(res.code, 2, `${what}: exit 2`)
     t.match(res.stderr, new RegExp(`${file.replace(/[/.]/g, '\\$&')}: 1 problem`), `${what}: reported as a configuration problem`)
     noStack(t, what, res)
@@ -107,31 +107,31 @@ t.test('secrets are never printed: check-config, errors, keys list and rotate', 
       '',
     ].join('\n'),
   )
-  const valid = await runCli(['check-config', file], { IAT: SECRET, CLIENT_SECRET: SECRET })
+  const valid = await runInProcess(['check-config', file], { IAT: SECRET, CLIENT_SECRET: SECRET })
   t.equal(valid.code, 0, valid.stderr)
   t.notMatch(valid.stdout + valid.stderr, /S3CRET/, 'a valid configuration: no secret printed')
-  const short = await runCli(['check-config', file], { IAT: 'S3CRET-short', CLIENT_SECRET: 'S3CRET-short-too' })
+  const short = await runInProcess(['check-config', file], { IAT: 'S3CRET-short', CLIENT_SECRET: 'S3CRET-short-too' })
   t.equal(short.code, 2)
   t.match(short.stderr, /registration\.initialAccessToken/)
   t.match(short.stderr, /clients\[0\]\.secret/)
   t.notMatch(short.stdout + short.stderr, /S3CRET/, 'a wrong secret value is not echoed')
   const misplaced = join(dir, 'misplaced.yaml')
   await writeFile(misplaced, `${BODY}} ${SECRET}\n`)
-  const yamlError = await runCli(['check-config', misplaced])
+  const yamlError = await runInProcess(['check-config', misplaced])
   t.equal(yamlError.code, 2)
   t.notMatch(yamlError.stderr, /S3CRET/, 'a YAML error does not quote the stray text')
 
-  const key = (await runCli(['keys', 'generate'])).stdout
+  const key = (await runInProcess(['keys', 'generate'])).stdout
   t.match(key, /^-----BEGIN PRIVATE KEY-----/, 'keys generate prints the key: that is its job')
   const keyFile = join(dir, 'signing.pem')
   await writeFile(keyFile, key, { mode: 0o600 })
   const keyed = join(dir, 'keyed.yaml')
   await writeFile(keyed, `keys: [{ env: SIGNING_KEY }]\n${BODY}`)
-  const listed = await runCli(['keys', 'list', '--config', keyed], { SIGNING_KEY: key })
+  const listed = await runInProcess(['keys', 'list', '--config', keyed], { SIGNING_KEY: key })
   t.equal(listed.code, 0, listed.stderr)
   t.notMatch(listed.stdout, /PRIVATE KEY|MII/, 'keys list prints no key material')
   const out = join(dir, 'rotated.pem')
-  const rotated = await runCli(['keys', 'rotate', '--config', keyed, '--out', out], { SIGNING_KEY: key })
+  const rotated = await runInProcess(['keys', 'rotate', '--config', keyed, '--out', out], { SIGNING_KEY: key })
   t.equal(rotated.code, 0, rotated.stderr)
   t.notMatch(rotated.stdout, /PRIVATE KEY|MII/, 'keys rotate prints no key material')
   t.notMatch(rotated.stdout, new RegExp(key.split('\n')[1]!.slice(0, 20)), 'not the old key either')
@@ -139,32 +139,47 @@ t.test('secrets are never printed: check-config, errors, keys list and rotate', 
 
 t.test('keys rotate --out: never overwrites, never follows a link, always 0600', async (t) => {
   const fresh = join(dir, 'fresh.pem')
+  // A real process: the umask is process-wide, so only a child can have its own.
   const made = await runCli(['keys', 'rotate', '--config', ok, '--out', fresh], {}, '000')
   t.equal(made.code, 0, made.stderr)
   t.equal((await stat(fresh)).mode & 0o777, 0o600, 'owner-only even with umask 000')
 
   const existing = join(dir, 'existing.pem')
   await writeFile(existing, 'keep me\n')
-  const over = await runCli(['keys', 'rotate', '--config', ok, '--out', existing])
+  const over = await runInProcess(['keys', 'rotate', '--config', ok, '--out', existing])
   t.equal(over.code, 2)
   t.match(over.stderr, /EEXIST.*must not exist yet/)
   t.equal(await readFile(existing, 'utf8'), 'keep me\n', 'the existing file is untouched')
 
   const link = join(dir, 'link.pem')
   await symlink(existing, link)
-  const viaLink = await runCli(['keys', 'rotate', '--config', ok, '--out', link])
+  const viaLink = await runInProcess(['keys', 'rotate', '--config', ok, '--out', link])
   t.equal(viaLink.code, 2, 'a symlink to an existing file is refused')
   t.equal(await readFile(existing, 'utf8'), 'keep me\n', 'its target is untouched')
 
   const dangling = join(dir, 'dangling.pem')
   const target = join(dir, 'created-through-link.pem')
   await symlink(target, dangling)
-  const viaDangling = await runCli(['keys', 'rotate', '--config', ok, '--out', dangling])
+  const viaDangling = await runInProcess(['keys', 'rotate', '--config', ok, '--out', dangling])
   t.equal(viaDangling.code, 2, 'a dangling symlink is refused')
   await t.rejects(lstat(target), { name: 'Error', code: 'ENOENT' }, 'nothing was created at its target')
 
-  const missingDir = await runCli(['keys', 'rotate', '--config', ok, '--out', join(dir, 'no', 'such', 'dir.pem')])
+  const missingDir = await runInProcess(['keys', 'rotate', '--config', ok, '--out', join(dir, 'no', 'such', 'dir.pem')])
   t.equal(missingDir.code, 2)
   t.match(missingDir.stderr, /ENOENT/)
   for (const res of [over, viaLink, viaDangling, missingDir]) noStack(t, 'rotate refusal', res)
+})
+
+t.test('the binary reads standard input to its end: closed, it refuses (exit 2); piped, it hashes', async (t) => {
+  const [closed, piped] = await Promise.all([
+    runCli(['hash-password']),
+    runCli(['hash-password'], {}, undefined, 'correct horse battery staple\n'),
+  ])
+  t.equal(closed.code, 2, 'closed stdin: exit 2, no wait')
+  t.match(closed.stderr, /at least 8 characters/)
+  t.equal(closed.stdout, '', 'closed stdin: nothing on stdout')
+  noStack(t, 'hash-password', closed)
+  t.equal(piped.code, 0, piped.stderr)
+  t.ok(await verifyPassword('correct horse battery staple', piped.stdout.trim()), 'the hash is of the password without its newline')
+  t.notMatch(piped.stdout + piped.stderr, /horse/, 'the password is not echoed')
 })

@@ -1,8 +1,9 @@
 /**
- * `gatehouse cimd inspect` and `gatehouse cimd purge` as an operator runs them: real child
- * processes against a loopback https document server whose test CA the child trusts through
- * NODE_EXTRA_CA_CERTS. Inspect reads the configured store's cache and never writes it; purge
- * works on a shared (Redis) store only.
+ * `gatehouse cimd inspect` and `gatehouse cimd purge` against a loopback https document server
+ * with a test CA: in-process through the dispatcher the binary uses (the CA handed to the
+ * command's fetcher), and once as a real child process that trusts the CA through
+ * NODE_EXTRA_CA_CERTS, as an operator's would. Inspect reads the configured store's cache and
+ * never writes it; purge works on a shared (Redis) store only.
  */
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -11,12 +12,9 @@ import { loadConfigObject } from '../../src/config/load.js'
 import { SafeFetcher } from '../../src/oauth/clients/cimd/fetch.js'
 import { CimdClients } from '../../src/oauth/clients/cimd/resolve.js'
 import { RedisStore } from '../../src/store/redis.js'
-import { runCli } from '../helpers/cli.js'
+import { runCli, runInProcess } from '../helpers/cli.js'
 import { redisForTests } from '../helpers/redis.js'
 import { json, makeTestCertificates, startHttpsDocServer } from './servers.js'
-
-// Every case starts node processes that compile the CLI on the fly: slow on a loaded machine.
-t.setTimeout(360_000)
 
 const tls = makeTestCertificates()
 t.teardown(() => tls.cleanup())
@@ -59,7 +57,7 @@ docs.routes.set(
   json({ keys: [{ kty: 'EC', crv: 'P-256', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pOyStikYjKIWI5a0', kid: 'key-2026-01', alg: 'ES256' }, { kty: 'OKP', crv: 'Ed25519', x: '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo', kid: 'key-2026-02' }] }),
 )
 
-const run = (args: string[]) => runCli(args, { NODE_EXTRA_CA_CERTS: tls.caFile })
+const run = (args: string[]) => runInProcess(args, {}, { extraCaCertificates: tls.caPem })
 
 const cimd = {
   enabled: true,
@@ -154,6 +152,17 @@ t.test('inspect: refusals name their step and rule, exit 1; trust refuses before
   const notUrl = await run(['cimd', 'inspect', 'test-client', '--config', file])
   t.equal(notUrl.code, 1)
   t.match(notUrl.stdout, /NOT A URL CLIENT ID/)
+})
+
+t.test('the binary trusts the document server through NODE_EXTRA_CA_CERTS; a refusal exits 1', async (t) => {
+  const file = await configFile('binary.json')
+  const before = hits(BOT)
+  const bot = await runCli(['cimd', 'inspect', url(BOT), '--config', file], { NODE_EXTRA_CA_CERTS: tls.caFile })
+  t.equal(bot.code, 1, bot.stderr)
+  // An answer from the server (403), not a TLS failure: the child trusted the test CA.
+  t.match(bot.stdout, /^fetch {6}refused: fetch\.status$/m)
+  t.match(bot.stdout, /log detail: 403/)
+  t.equal(hits(BOT), before + 1, 'one fetch')
 })
 
 t.test('usage: purge needs a shared store, inspect exactly one URL', async (t) => {
