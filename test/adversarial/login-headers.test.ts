@@ -8,11 +8,12 @@ import t, { type Test } from 'tap'
 import { hashPassword } from '../../src/login/passwords.js'
 import { authorizeQuery as authorizeQueryFor } from '../helpers/authorize-url.js'
 import { parseForm } from '../helpers/form-browser.js'
-import { freePort, startTestGateway } from '../helpers/gateway.js'
+import { startTestGateway } from '../helpers/gateway.js'
+import { reservePort } from '../helpers/ports.js'
 
 t.setTimeout(60_000)
 // Behind a TLS-terminating proxy: publicUrl is https, the test talks to the plain listener.
-const port = await freePort()
+const port = await reservePort(t)
 const gw = await startTestGateway(t, {
   port,
   resources: [{ id: 'files', upstream: 'http://127.0.0.1:9/mcp', access: { allowAnyUser: true } }],

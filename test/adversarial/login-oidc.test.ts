@@ -6,14 +6,15 @@
 import { readFileSync } from 'node:fs'
 import t, { type Test } from 'tap'
 import { authorizeUrl as authorizeUrlAt, codeOf } from '../helpers/authorize-url.js'
-import { freePort, startTestGateway } from '../helpers/gateway.js'
+import { startTestGateway } from '../helpers/gateway.js'
+import { reservePort } from '../helpers/ports.js'
 import { WebBrowser, type WebVisit } from '../helpers/web-browser.js'
 import { FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, startFakeIdp, type FakeIdp } from './login-fake-idp.js'
 
 t.setTimeout(120_000)
 const corp = await startFakeIdp(t)
 const other = await startFakeIdp(t)
-const port = await freePort()
+const port = await reservePort(t)
 const provider = (id: string, idp: FakeIdp) => ({
   id,
   name: id === 'corp' ? 'Corp SSO' : 'Other SSO',

@@ -19,7 +19,7 @@ import { mintAccessToken } from '../../src/keys/tokens.js'
 import { createLogger } from '../../src/log.js'
 import { startGateway } from '../../src/main.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
-import { freePort } from '../helpers/gateway.js'
+import { reservePort } from '../helpers/ports.js'
 
 export type ServerSpec =
   | { role: 'upstream'; stateful: boolean }
@@ -61,7 +61,8 @@ async function start(spec: ServerSpec): Promise<{ url: string; token?: string; c
       return { url: `http://127.0.0.1:${port}${upstream.pathname}`, close: () => app.close() }
     }
     case 'gateway': {
-      const port = await freePort()
+      // Held until this child process exits; the gateway listens on it (its publicUrl names it).
+      const port = await reservePort()
       const origin = `http://127.0.0.1:${port}`
       const config = loadConfigObject(
         {

@@ -20,7 +20,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Browser, Page, Response } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { chromiumForTests, NO_NAME_RESOLUTION } from '../helpers/chromium.js'
-import { freePort, startTestGateway, type TestGateway } from '../helpers/gateway.js'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
+import { reservePort } from '../helpers/ports.js'
 import { claimsOf } from '../login/harness.js'
 import { IDP_CLIENT_ID, IDP_CLIENT_SECRET, startTestIdp, type TestIdp } from '../login/idp.js'
 import { arrival as arrivalAt, checkPageHeaders, checkStyleApplied, DARK_PHONE, screenshot, startCallbackServer, tabOrder as tabOrderOf } from './page-checks.js'
@@ -33,7 +34,7 @@ async function suite(t: Test, browser: Browser): Promise<void> {
   const callback = await startCallbackServer(t)
 
   // Gateway ports first: each IdP registers the callback URLs of the gateways that use it.
-  const ports = { main: await freePort(), fresh: await freePort(), splitWarm: await freePort(), splitFresh: await freePort() }
+  const ports = { main: await reservePort(t), fresh: await reservePort(t), splitWarm: await reservePort(t), splitFresh: await reservePort(t) }
   const callbackAt = (port: number, id: string) => `http://127.0.0.1:${port}/oauth/callback/${id}`
   /** Asks for consent on its own pages too, like most company IdPs do for a new application. */
   const corp = await startTestIdp(t, { redirectUris: [callbackAt(ports.main, 'corp'), callbackAt(ports.fresh, 'corp')], consentPrompt: true })

@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
-import { freePort } from '../helpers/gateway.js'
+import { reservePort } from '../helpers/ports.js'
 import type { TestCa } from './servers.js'
 
 const CLI = new URL('../../src/cli.ts', import.meta.url).pathname
@@ -25,7 +25,7 @@ export interface ChildGateway {
 
 /** Starts a gateway with `config` (publicUrl, listen and shutdown are filled in). */
 export async function startChildGateway(t: Test, tls: TestCa, config: Record<string, unknown>): Promise<ChildGateway> {
-  const port = await freePort()
+  const port = await reservePort(t)
   const origin = `http://127.0.0.1:${port}`
   const file = join(tls.caFile, '..', `gateway-${port}.json`)
   await writeFile(

@@ -17,7 +17,8 @@ import { Agent, fetch as undiciFetch } from 'undici'
 import { connectSdk1Client, readSseEvents } from '../fixtures/mcp-clients.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { FormBrowser } from '../helpers/form-browser.js'
-import { freePort, startTestGateway, type TestGateway } from '../helpers/gateway.js'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
+import { reservePort } from '../helpers/ports.js'
 import { redisServerForTests } from '../helpers/redis.js'
 import { watchStrayErrors } from '../helpers/stray-errors.js'
 import {
@@ -69,7 +70,7 @@ interface ChildReplica {
 
 /** A replica in a child process (`gatehouse serve`), so that it can really crash. */
 async function childReplica(t: Test, dir: string, config: Record<string, unknown>): Promise<ChildReplica> {
-  const port = await freePort()
+  const port = await reservePort(t)
   const file = join(dir, `replica-${port}.json`)
   await writeFile(file, JSON.stringify({ ...config, listen: { host: '127.0.0.1', port }, log: { level: 'warn' } }))
   const child: ChildProcess = spawn(process.execPath, ['--import=tsx', CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })

@@ -10,7 +10,8 @@ import { createServer as createTcpServer, type AddressInfo, type Server, type So
 import t, { type Test } from 'tap'
 import { Agent, request } from 'undici'
 import { postJsonRpc, readSseEvents } from '../fixtures/mcp-clients.js'
-import { freePort, startTestGateway, type TestGateway } from '../helpers/gateway.js'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
+import { reservePort } from '../helpers/ports.js'
 import { watchStrayErrors } from '../helpers/stray-errors.js'
 import { eventually, openFds, timed } from './fault-kit.js'
 
@@ -21,17 +22,19 @@ const HEADERS_MS = 400
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void
 
-/** An HTTP upstream on `port` (default: a free one) whose behaviour the test switches at will. */
-async function switchableUpstream(t: Test, port?: number) {
+/**
+ * An HTTP upstream whose behaviour the test switches at will. Its port is reserved for the test
+ * (not port 0): stopped, it refuses connections and nothing else can take the port, so a
+ * restart always gets it back.
+ */
+async function switchableUpstream(t: Test) {
   let handler: Handler = (req, res) => {
     req.resume()
     res.writeHead(200, { 'content-type': 'application/json' }).end(OK_BODY)
   }
   let server = createHttpServer((req, res) => handler(req, res))
-  const listen = async () => {
-    await new Promise<void>((r) => server.listen(port ?? 0, '127.0.0.1', 1024, r))
-    port = (server.address() as AddressInfo).port
-  }
+  const port = await reservePort(t)
+  const listen = () => new Promise<void>((r) => server.listen(port, '127.0.0.1', 1024, r))
   await listen()
   const stop = async () => {
     server.closeAllConnections()
@@ -334,7 +337,8 @@ t.test('no sockets leak across a hundred upstream failures of every kind', async
     res.write('data: {}\n\n')
     setTimeout(() => res.socket?.resetAndDestroy(), 20)
   })
-  const refused = `http://127.0.0.1:${await freePort()}/mcp`
+  // Reserved and never listened on: connecting is refused, and no other test can open it meanwhile.
+  const refused = `http://127.0.0.1:${await reservePort(t)}/mcp`
   const gw = await startTestGateway(t, {
     resources: [silent.url, garbage.url, resets.url, upstream.url, refused].map((url) => ({
       upstream: url,

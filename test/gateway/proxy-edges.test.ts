@@ -6,7 +6,8 @@ import t from 'tap'
 import { connectSdk1Client, postJsonRpc, readSseEvents } from '../fixtures/mcp-clients.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { rawUpstream } from '../fixtures/raw-upstream.js'
-import { freePort, startTestGateway } from '../helpers/gateway.js'
+import { startTestGateway } from '../helpers/gateway.js'
+import { reservePort } from '../helpers/ports.js'
 
 const ping = { jsonrpc: '2.0', id: 1, method: 'ping' }
 
@@ -75,7 +76,8 @@ t.test("one user's token cannot ride another user's session (MCPS-10, MCPS-11, M
 })
 
 t.test('an unreachable upstream: 502 with a JSON-RPC error, no internal address in it', async (t) => {
-  const port = await freePort()
+  // Reserved and never listened on: connecting is refused, and no other test can open it meanwhile.
+  const port = await reservePort(t)
   const gw = await startTestGateway(t, { resources: [{ upstream: `http://127.0.0.1:${port}/mcp` }] })
   const res = await postJsonRpc(gw.mcpUrl(), ping, { authorization: `Bearer ${await gw.mint()}` })
   t.equal(res.status, 502)

@@ -1,14 +1,15 @@
 /**
- * A real gateway for integration tests: real HTTP on a loopback port, the real store of the
- * caller's choice, logs captured as parsed JSON lines so tests can assert on them.
+ * A real gateway for integration tests: real HTTP on a loopback port reserved for the test
+ * (./ports.ts), the real store of the caller's choice, logs captured as parsed JSON lines so
+ * tests can assert on them.
  */
-import { createServer } from 'node:net'
 import { Writable } from 'node:stream'
 import type { Test } from 'tap'
 import { loadConfigObject, type GatewayConfig, type Resource } from '../../src/config/load.js'
 import { mintAccessToken } from '../../src/keys/tokens.js'
 import { createLogger } from '../../src/log.js'
 import { startGateway, type Gateway } from '../../src/main.js'
+import { reservePort } from './ports.js'
 
 export interface TestGateway {
   /** The gateway's origin, e.g. http://127.0.0.1:PORT (also its publicUrl). */
@@ -41,21 +42,24 @@ export interface TestGatewayOptions {
   store?: Record<string, unknown>
   /** Any other top-level configuration. */
   config?: Record<string, unknown>
-  /** Reuse a port (e.g. to restart a replica); default a free one. */
+  /**
+   * The port to listen on, reserved by the caller with reservePort (because something set up
+   * before the gateway needs it, or to restart a replica on it); default a new reservation.
+   */
   port?: number
   logLevel?: string
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
+/**
+ * Only for test/cli.test.ts until it moves to reservePort (its rewrite is under way): a port
+ * reserved for the rest of this process. New code calls reservePort(t) from ./ports.js.
+ */
+export function freePort(): Promise<number> {
+  return reservePort()
 }
 
 export async function startTestGateway(t: Test, options: TestGatewayOptions): Promise<TestGateway> {
-  const port = options.port ?? (await freePort())
+  const port = options.port ?? (await reservePort(t))
   const origin = `http://127.0.0.1:${port}`
   const config = loadConfigObject(
     {

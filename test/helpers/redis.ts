@@ -7,13 +7,14 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { connect, createServer } from 'node:net'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import type { RedisStoreConfig } from '../../src/config/schema.js'
+import { reservePort } from './ports.js'
 
 const requireRedis = process.env.GATEHOUSE_REQUIRE_REDIS === '1'
 
@@ -90,7 +91,7 @@ export interface TestRedisServer {
   admin(): Redis
   /** Kills the server (SIGKILL: an outage, not a shutdown) and waits until it is gone. With persistence, every acknowledged write is on disk (fsync always). */
   kill(): Promise<void>
-  /** Starts it again on the same port (and the same data directory). */
+  /** Starts it again on the same port (reserved for the test: nothing else took it meanwhile) and the same data directory. */
   start(): Promise<void>
   /** Freezes it (SIGSTOP): connections stay open but nothing is answered, like a partition or a hung Redis. */
   pause(): void
@@ -99,8 +100,9 @@ export interface TestRedisServer {
 }
 
 /**
- * A private `redis-server` child process on a free port with its own data directory, killed
- * (and the directory removed) at teardown. `persist` turns on the append-only file with an
+ * A private `redis-server` child process with its own data directory, killed (and the directory
+ * removed) at teardown. Its port is reserved for the test (./ports.ts), so a restart after a kill
+ * always gets it back. `persist` turns on the append-only file with an
  * fsync per write, so a SIGKILL loses nothing that Redis acknowledged; without it nothing is
  * kept across a restart. DEBUG (for DEBUG SLEEP) is allowed from loopback. Undefined (test
  * skipped or failed as above) when the binary is not installed.
@@ -109,7 +111,7 @@ export async function redisServerForTests(
   t: Test,
   { password, persist = false }: { password?: string; persist?: boolean } = {},
 ): Promise<TestRedisServer | undefined> {
-  const port = await freePort()
+  const port = await reservePort(t)
   const dir = await mkdtemp(join(tmpdir(), 'gatehouse-redis-'))
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, '--enable-debug-command', 'local']
   args.push(...(persist ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']))
@@ -186,17 +188,6 @@ function accepts(port: number): Promise<boolean> {
       resolve(true)
     })
     socket.once('error', () => resolve(false))
-  })
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
   })
 }
 

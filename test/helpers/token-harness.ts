@@ -6,7 +6,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import { hashPassword } from '../../src/login/passwords.js'
 import { FormBrowser } from './form-browser.js'
-import { freePort, startTestGateway, type TestGateway } from './gateway.js'
+import { startTestGateway, type TestGateway } from './gateway.js'
+import { reservePort } from './ports.js'
 
 export const USER = { username: 'alice', password: 'correct horse battery staple', sub: 'static:alice' }
 export const passwordHash = await hashPassword(USER.password)
@@ -44,7 +45,7 @@ export function registration(c: Client, extra: Record<string, unknown> = {}) {
 }
 
 export async function startHarness(t: Test, authorizationServer: Record<string, unknown> = {}): Promise<Harness> {
-  const port = await freePort()
+  const port = await reservePort(t)
   const gw = await startTestGateway(t, {
     port,
     resources: [{ upstream: UPSTREAM }, { upstream: UPSTREAM }],

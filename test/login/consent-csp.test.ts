@@ -7,7 +7,7 @@
  */
 import { createServer, type Socket } from 'node:net'
 import t from 'tap'
-import { freePort } from '../helpers/gateway.js'
+import { reservePort } from '../helpers/ports.js'
 import { approve, loginSetup } from './harness.js'
 import { startTestIdp } from './idp.js'
 
@@ -20,7 +20,7 @@ function formAction(csp: string | null): string[] {
 }
 
 t.test('a fresh gateway: its first consent page names an authorization endpoint on another origin than the issuer', async (t) => {
-  const port = await freePort()
+  const port = await reservePort(t)
   const idp = await startTestIdp(t, { redirectUris: [`http://127.0.0.1:${port}/oauth/callback/corp`], separateAuthorizationOrigin: true })
   t.not(idp.authorizationOrigin, idp.issuer, 'the IdP sends browsers to another origin than its issuer')
   const setup = await loginSetup(t, { upstreamUrl, idp, port })

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
-import { freePort } from '../helpers/gateway.js'
+import { reservePort } from '../helpers/ports.js'
 import type { WebVisit } from '../helpers/web-browser.js'
 import { approve, loginSetup, signInAtIdp } from './harness.js'
 
@@ -39,7 +39,8 @@ t.test('the person cancels at the IdP: a page, and access_denied for the client'
 })
 
 t.test('the IdP is down: the gateway starts anyway; approving shows a 502 page and temporarily_unavailable', async (t) => {
-  const closed = await freePort()
+  // Reserved and never listened on: connecting is refused, and no other test can open it meanwhile.
+  const closed = await reservePort(t)
   const setup = await loginSetup(t, { upstreamUrl: upstream.url, provider: { issuer: `https://127.0.0.1:${closed}` } })
   const browser = setup.browser()
   const { page, state } = await setup.authorize(browser)

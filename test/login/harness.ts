@@ -6,7 +6,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { Test } from 'tap'
 import { authorizeUrl } from '../helpers/authorize-url.js'
-import { freePort, startTestGateway, type TestGateway } from '../helpers/gateway.js'
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
+import { reservePort } from '../helpers/ports.js'
 import { WebBrowser, type WebVisit } from '../helpers/web-browser.js'
 import { IDP_CLIENT_ID, IDP_CLIENT_SECRET, startTestIdp, type TestIdp } from './idp.js'
 
@@ -36,7 +37,7 @@ export interface SetupOptions {
 }
 
 export async function loginSetup(t: Test, options: SetupOptions): Promise<LoginSetup> {
-  const port = options.port ?? (await freePort())
+  const port = options.port ?? (await reservePort(t))
   const idp = options.idp ?? (await startTestIdp(t, { redirectUris: [`http://127.0.0.1:${port}/oauth/callback/corp`] }))
   const gw = await startTestGateway(t, {
     port,

@@ -9,6 +9,7 @@ import type { Test } from 'tap'
 import { exportJWK, generateKeyPair } from 'jose'
 import { Provider, type Configuration } from 'oidc-provider'
 import { makeTestCertificates } from '../cimd/servers.js'
+import { reservePort } from '../helpers/ports.js'
 
 export interface TestAccount {
   email?: string
@@ -37,13 +38,14 @@ export interface TestIdp {
   authorizationOrigin: string
   /** The path of every request it received, in order (e.g. to see that discovery happened). */
   requests: string[]
-  /** Stops accepting connections (the IdP is down); `start` brings it back on the same port. */
+  /** Stops accepting connections (the IdP is down: connecting is refused); `start` brings it back on the same port. */
   stop(): Promise<void>
   start(): Promise<void>
 }
 
 export interface TestIdpOptions {
   redirectUris: string[]
+  /** A port the caller reserved (reservePort); default a new reservation. */
   port?: number
   /** The IdP asks for consent on its own page (default: a first-party client, no consent prompt). */
   consentPrompt?: boolean
@@ -60,13 +62,15 @@ export async function startTestIdp(t: Test, options: TestIdpOptions): Promise<Te
   const { privateKey } = await generateKeyPair('RS256', { extractable: true })
   const jwk = { ...(await exportJWK(privateKey)), kid: 'idp-test', alg: 'RS256', use: 'sig' }
   let server: Server | undefined
-  let port = options.port ?? 0
+  // Reserved for the whole test rather than port 0: while stopped, the port stays ours (connecting
+  // is refused, and nothing else can listen there), so `start` always gets it back.
+  const port = options.port ?? (await reservePort(t))
   const listen = async (handler: (req: IncomingMessage, res: ServerResponse) => void) => {
     server = createServer({ key: tls.keyPem, cert: tls.certPem }, handler)
     await new Promise<void>((resolve) => server!.listen(port, '127.0.0.1', resolve))
-    port = (server.address() as { port: number }).port
   }
-  // The issuer needs the port before the provider exists: listen on a placeholder, then swap.
+  // The provider is made last, once the second origin's port (port 0, read after listening) is
+  // known too; the handler looks it up per request.
   let provider: Provider | undefined
   const requests: string[] = []
   const handler = (req: IncomingMessage, res: ServerResponse) => {

@@ -6,7 +6,7 @@
 import t from 'tap'
 import { hashPassword } from '../../src/login/passwords.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
-import { freePort } from '../helpers/gateway.js'
+import { reservePort } from '../helpers/ports.js'
 import { redisForTests } from '../helpers/redis.js'
 import { approve, approveAndSignIn, claimsOf, loginSetup, redeem, signInAtIdp } from './harness.js'
 import { startTestIdp } from './idp.js'
@@ -78,7 +78,7 @@ t.test('a second replica on the same Redis continues a login the first started',
   const redis = await redisForTests(t)
   if (!redis) return
   const store = { type: 'redis', redis: redis.storeConfig() }
-  const portA = await freePort()
+  const portA = await reservePort(t)
   const idp = await startTestIdp(t, { redirectUris: [`http://127.0.0.1:${portA}/oauth/callback/corp`] })
   const a = await loginSetup(t, { upstreamUrl: upstream.url, store, idp, port: portA })
   // Replica B serves the same public URL (behind one load balancer) from another port.

@@ -7,7 +7,8 @@ import { loadConfigObject } from '../../src/config/load.js'
 import { postJsonRpc, readSseEvents } from '../fixtures/mcp-clients.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { rawUpstream } from '../fixtures/raw-upstream.js'
-import { freePort, startTestGateway, type TestGatewayOptions } from '../helpers/gateway.js'
+import { startTestGateway, type TestGatewayOptions } from '../helpers/gateway.js'
+import { reservePort } from '../helpers/ports.js'
 import { parseExposition, scrape, type Exposition } from './metrics-exposition.js'
 
 const ping = { jsonrpc: '2.0', id: 1, method: 'ping' }
@@ -118,7 +119,8 @@ t.test('requests by route class, resource and status; upstream outcome and laten
 })
 
 t.test('an upstream that is down or silent is counted by outcome', async (t) => {
-  const down = `http://127.0.0.1:${await freePort()}/mcp`
+  // Reserved and never listened on: connecting is refused, and no other test can open it meanwhile.
+  const down = `http://127.0.0.1:${await reservePort(t)}/mcp`
   const silent = await rawUpstream(t, () => {})
   const gw = await metricsGateway(t, {
     resources: [{ upstream: down }, { upstream: silent, timeouts: { responseHeadersMs: 300 } }],
