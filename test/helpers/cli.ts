@@ -7,7 +7,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import type { Test } from 'tap'
 import { runCommand } from '../../src/commands/dispatch.js'
 import type { CommandIo } from '../../src/commands/command.js'
-import { freePort } from './gateway.js'
+import { reservePort } from './ports.js'
 
 export const CLI = new URL('../../src/cli.ts', import.meta.url).pathname
 
@@ -84,12 +84,13 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, umask?: stri
 
 /**
  * The demo as a child process. Its port comes from PORT and is part of its URLs, so it is
- * chosen before the child binds; should another process take it in between (the child reports
- * EADDRINUSE), the demo starts again on another one.
+ * reserved before the child binds (ports.ts: no other socket can take it meanwhile); should the
+ * child still report EADDRINUSE (a platform where reservations are best effort), the demo starts
+ * again on another one.
  */
 export async function startDemo(t: Test): Promise<{ child: ChildProcessWithoutNullStreams; port: number; stdout: () => string }> {
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort()
+    const port = await reservePort(t)
     const child = spawn(process.execPath, ['--import=tsx', CLI, 'serve'], { env: { ...process.env, PORT: String(port) } })
     t.teardown(() => child.kill('SIGKILL'))
     let stdout = ''

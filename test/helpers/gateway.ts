@@ -50,14 +50,6 @@ export interface TestGatewayOptions {
   logLevel?: string
 }
 
-/**
- * Only for test/cli.test.ts until it moves to reservePort (its rewrite is under way): a port
- * reserved for the rest of this process. New code calls reservePort(t) from ./ports.js.
- */
-export function freePort(): Promise<number> {
-  return reservePort()
-}
-
 export async function startTestGateway(t: Test, options: TestGatewayOptions): Promise<TestGateway> {
   const port = options.port ?? (await reservePort(t))
   const origin = `http://127.0.0.1:${port}`
