@@ -179,11 +179,15 @@ t.test('O21-11: the token endpoint takes POST with a form only; no CORS credenti
   t.not(cross.headers.get('access-control-allow-credentials'), 'true')
 })
 
-t.test('unsupported grants and response types: implicit, password, client_credentials, device code', async (t) => {
-  for (const grant of ['password', 'client_credentials', 'implicit', 'urn:ietf:params:oauth:grant-type:device_code', 'urn:ietf:params:oauth:grant-type:jwt-bearer', 'urn:ietf:params:oauth:grant-type:token-exchange']) {
+t.test('unsupported grants and response types: implicit, password, device code; client_credentials never for a public client', async (t) => {
+  for (const grant of ['password', 'implicit', 'urn:ietf:params:oauth:grant-type:device_code', 'urn:ietf:params:oauth:grant-type:jwt-bearer', 'urn:ietf:params:oauth:grant-type:token-exchange']) {
     const res = await h.token(t, { grant_type: grant, client_id: PUBLIC.id, username: 'alice', password: 'x', scope: 'mcp' })
     t.equal(res.body.error, 'unsupported_grant_type', grant)
   }
+  // Supported for confidential machine clients only (CC-01): a public client is unauthorized_client.
+  const machine = await h.token(t, { grant_type: 'client_credentials', client_id: PUBLIC.id, scope: 'mcp' })
+  t.equal(machine.body.error, 'unauthorized_client', 'client_credentials for a public client')
+  t.notOk(machine.body.access_token, 'and no token')
   for (const responseType of ['token', 'id_token', 'code token', 'code id_token', 'none', 'CODE']) {
     const { location } = await authorize({ response_type: responseType })
     const target = new URL(location!)
