@@ -33,7 +33,7 @@ export type AuditEvent =
   | { type: 'code.replayed'; clientId: string; grantId: string }
   | {
       type: 'token.issued'
-      grantType: 'authorization_code' | 'refresh_token' | 'client_credentials'
+      grantType: 'authorization_code' | 'refresh_token' | 'client_credentials' | 'urn:ietf:params:oauth:grant-type:jwt-bearer'
       sub: string
       clientId: string
       resource: string

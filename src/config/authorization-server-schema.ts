@@ -52,14 +52,20 @@ export const StaticClient = Type.Object(
       }),
     ),
     grantTypes: Type.Array(
-      Type.Union([Type.Literal('authorization_code'), Type.Literal('refresh_token'), Type.Literal('client_credentials')]),
+      Type.Union([
+        Type.Literal('authorization_code'),
+        Type.Literal('refresh_token'),
+        Type.Literal('client_credentials'),
+        Type.Literal('urn:ietf:params:oauth:grant-type:jwt-bearer'),
+      ]),
       {
         default: ['authorization_code', 'refresh_token'],
         uniqueItems: true,
         minItems: 1,
         description:
           'Refresh tokens are issued only to clients that list refresh_token. client_credentials (OAuth 2.1 §4.2) ' +
-          'is for confidential machine clients: never with tokenEndpointAuthMethod none.',
+          'is for confidential machine clients: never with tokenEndpointAuthMethod none. ' +
+          'urn:ietf:params:oauth:grant-type:jwt-bearer: ID-JAG assertions of an enterpriseAuthorization issuer that names the client.',
       },
     ),
     resources: Type.Optional(

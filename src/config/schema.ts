@@ -9,6 +9,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { AuthorizationServer, Registration, StaticClient } from './authorization-server-schema.js'
 import { CimdSchema } from './cimd-schema.js'
+import { EnterpriseSchema } from './enterprise-schema.js'
 import { ExternalIssuer, SigningKey } from './keys-schema.js'
 import { LoginSchema } from './login-schema.js'
 import { AuditSchema, MetricsSchema, RateLimitsSchema, TracingSchema } from './operations-schema.js'
@@ -93,6 +94,7 @@ export const ConfigSchema = Type.Object(
     cimd: CimdSchema,
     clients: Type.Array(StaticClient, { default: [], description: 'Pre-registered OAuth clients.' }),
     registration: Registration,
+    enterpriseAuthorization: EnterpriseSchema,
     login: LoginSchema,
     rateLimits: RateLimitsSchema,
     audit: AuditSchema,

@@ -6,6 +6,7 @@
  */
 import { NAMED_METHODS } from '../policy/mcp-rules.js'
 import { cimdConfigProblems } from './cimd-checks.js'
+import { enterpriseConfigProblems } from './enterprise-schema.js'
 import { loginConfigProblems } from './login-schema.js'
 import { isAcceptableRedirectUri, isLoopbackHost } from './loopback.js'
 import { REGISTERED_CLIENT_ID_PREFIX, type Config } from './schema.js'
@@ -118,6 +119,11 @@ export function semanticProblems(c: Config): { path: string; message: string }[]
     add('metrics.listen.port', 'must differ from listen.port: metrics have a listener of their own, never the main one')
   }
   problems.push(...cimdConfigProblems(c.cimd, c.externalIssuer !== undefined))
+  // A person's subject is <prefix>:<id>; the prefixes of static users and machine clients are taken.
+  problems.push(...enterpriseConfigProblems(c.enterpriseAuthorization, c.clients, ['static', 'client']))
+  if (c.enterpriseAuthorization.issuers.length > 0 && c.externalIssuer) {
+    add('enterpriseAuthorization.issuers', 'ID-JAG assertions belong to the built-in authorization server, unused with externalIssuer')
+  }
   problems.push(...loginConfigProblems(c.login, c.resources))
   return problems
 }

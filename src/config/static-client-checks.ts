@@ -32,6 +32,9 @@ export function staticClientProblems(client: StaticClientConfig, at: string, res
   if (machine && method === 'none') {
     add('grantTypes', 'client_credentials is for confidential clients: a public client (none) never gets it (OAuth 2.1 §4.2)')
   }
+  if (grants.includes('urn:ietf:params:oauth:grant-type:jwt-bearer') && method === 'none') {
+    add('grantTypes', 'the ID-JAG grant is for confidential clients: a public client (none) never gets it (ID-JAG §9.1)')
+  }
   if (!machine && (client.resources !== undefined || client.scopes !== undefined)) {
     add(client.resources !== undefined ? 'resources' : 'scopes', 'limits what a client_credentials client may get; this client does not have that grant')
   }

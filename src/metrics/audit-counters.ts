@@ -11,7 +11,7 @@ import type { AuditEvent, AuditTrail } from '../audit/events.js'
 import type { FetchErrorKind } from '../oauth/clients/cimd/fetch.js'
 import { bounded, type GatewayMetrics } from './gateway-metrics.js'
 
-const GRANT_TYPES = new Set(['authorization_code', 'refresh_token', 'client_credentials'])
+const GRANT_TYPES = new Set(['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:jwt-bearer'])
 
 /** The OAuth error codes the token endpoint answers with (RFC 6749 §5.2, RFC 8707 §2). */
 const TOKEN_ERRORS = new Set([

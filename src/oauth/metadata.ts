@@ -2,8 +2,12 @@
  * RFC 8414 authorization server metadata: exactly what is supported (ASM-*, MCPA-22 needs
  * code_challenge_methods_supported, MCPA-F01 the iss parameter flag).
  */
+import { JWT_BEARER_GRANT } from '../config/enterprise-schema.js'
 import type { GatewayConfig } from '../config/load.js'
 import { oauthPaths, tokenEndpointOf } from './endpoints.js'
+
+/** ID-JAG draft §7: a resource authorization server that accepts ID-JAGs lists this profile. */
+const ID_JAG_GRANT_PROFILE = 'urn:ietf:params:oauth:grant-profile:id-jag'
 
 export function authorizationServerMetadata(config: GatewayConfig): Record<string, unknown> {
   const base = config.issuer
@@ -12,6 +16,8 @@ export function authorizationServerMetadata(config: GatewayConfig): Record<strin
   const assertions = config.cimd.enabled || config.clients.some((c) => c.tokenEndpointAuthMethod === 'private_key_jwt')
   // client_credentials only where some client may use it (CC-01): metadata says what works.
   const machineClients = config.clients.some((c) => c.grantTypes.includes('client_credentials'))
+  // XAA-09: the jwt-bearer grant and the ID-JAG profile, only where an IdP is trusted.
+  const idJag = config.enterpriseAuthorization.issuers.length > 0
   const authMethods = ['none', 'client_secret_basic', 'client_secret_post', ...(assertions ? ['private_key_jwt'] : [])]
   // Introspection is for operator-registered resource servers only (INT-01), which use secrets.
   const introspectionMethods = ['client_secret_basic', 'client_secret_post']
@@ -28,7 +34,13 @@ export function authorizationServerMetadata(config: GatewayConfig): Record<strin
     ...(config.registration.enabled && { registration_endpoint: `${base}${oauthPaths.register}` }),
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
-    grant_types_supported: ['authorization_code', 'refresh_token', ...(machineClients ? ['client_credentials'] : [])],
+    grant_types_supported: [
+      'authorization_code',
+      'refresh_token',
+      ...(machineClients ? ['client_credentials'] : []),
+      ...(idJag ? [JWT_BEARER_GRANT] : []),
+    ],
+    ...(idJag && { authorization_grant_profiles_supported: [ID_JAG_GRANT_PROFILE] }),
     code_challenge_methods_supported: ['S256'],
     token_endpoint_auth_methods_supported: authMethods,
     revocation_endpoint_auth_methods_supported: authMethods,

@@ -78,7 +78,7 @@ export async function oauthPlugin(
   registerAuthorize(app, authorizeDeps, steps)
   registerUpstreamLogin(app, authorizeDeps, steps)
   registerLogout(app, { config, sessions, cookies })
-  registerToken(app, { config, clients, grants, keystore, assertions, audit })
+  registerToken(app, { config, clients, grants, keystore, store, assertions, audit })
   registerRevokeIntrospect(app, { config, clients, grants, verifier, assertions })
   if (config.registration.enabled) await app.register(registrationRoutes, { config, registered, limiter, audit })
 }

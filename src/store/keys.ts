@@ -49,6 +49,8 @@ export const storeKeys = {
   cimdFingerprint: (clientIdHash: string) => `cimd-fingerprint:${clientIdHash}`,
   /** A client assertion jti already used, by the SHA-256 of client id and jti: single use until exp (SEC-31). */
   assertionJti: (hash: string) => `assertion-jti:${hash}`,
+  /** An ID-JAG jti already used, by the SHA-256 of its issuer and jti: single use until exp (XAA-06). */
+  idJagJti: (hash: string) => `id-jag-jti:${hash}`,
   /** An upstream OIDC login between the approval and the IdP's callback, by the hash of its `state`: taken once (MCPS-05). */
   upstreamLoginState: (stateHash: string) => `oidc-state:${stateHash}`,
 } as const

@@ -5,9 +5,11 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { contextOf, type AuditTrail } from '../../audit/events.js'
+import { JWT_BEARER_GRANT } from '../../config/enterprise-schema.js'
 import type { GatewayConfig } from '../../config/load.js'
 import { OAuthError, InvalidRequestError, UnsupportedGrantTypeError } from '../../errors.js'
 import type { Keystore } from '../../keys/keystore.js'
+import type { Store } from '../../store/store.js'
 import type { ClientAssertions } from '../clients/assertion.js'
 import { authenticateClient } from '../clients/authenticate.js'
 import type { ClientRegistry } from '../clients/registry.js'
@@ -19,6 +21,8 @@ import { authorizationCodeGrant } from './authorization-code.js'
 import { clientCredentialsGrant } from './client-credentials.js'
 import type { GrantHandler } from './grant.js'
 import { TokenIssuer, type IssuedGrantType } from './issue.js'
+import { IdJagVerifier } from './id-jag.js'
+import { jwtBearerGrant } from './jwt-bearer.js'
 import { refreshTokenGrant } from './refresh-token.js'
 
 export interface TokenDeps {
@@ -26,17 +30,30 @@ export interface TokenDeps {
   clients: ClientRegistry
   grants: Grants
   keystore: Keystore
+  /** Replay caches of the grants that take assertions (ID-JAG jti), shared by replicas. */
+  store: Store
   /** private_key_jwt checks (CIMD clients); undefined when CIMD is off. */
   assertions?: ClientAssertions
   audit: AuditTrail
 }
 
-export function registerToken(app: FastifyInstance, { config, clients, grants, keystore, assertions, audit }: TokenDeps): void {
+export function registerToken(app: FastifyInstance, { config, clients, grants, keystore, store, assertions, audit }: TokenDeps): void {
   const issuer = new TokenIssuer(config, keystore, audit)
-  const handlers: Readonly<Record<IssuedGrantType, GrantHandler>> = {
+  const enterprise = config.enterpriseAuthorization.issuers
+  // The jwt-bearer grant exists only where an IdP is trusted; elsewhere it stays unsupported_grant_type.
+  const handlers: Readonly<Partial<Record<IssuedGrantType, GrantHandler>>> = {
     authorization_code: authorizationCodeGrant(grants, issuer, audit),
     refresh_token: refreshTokenGrant(config, grants, issuer, audit),
     client_credentials: clientCredentialsGrant(config, grants, issuer),
+    ...(enterprise.length > 0 && {
+      [JWT_BEARER_GRANT]: jwtBearerGrant(
+        config,
+        grants,
+        issuer,
+        new IdJagVerifier({ issuers: enterprise, audience: config.issuer, store, clockToleranceSeconds: config.accessTokens.clockToleranceSeconds }),
+        audit,
+      ),
+    }),
   }
   const supported = Object.keys(handlers).join(', ')
   const handlerOf = (grantType: string | undefined): GrantHandler | undefined =>

@@ -12,7 +12,7 @@ import type { Grant } from '../grants/grants.js'
 import { resolveResource } from '../resource-indicator.js'
 
 /** The grant types this endpoint answers; anything else is `unsupported_grant_type`. */
-export type IssuedGrantType = 'authorization_code' | 'refresh_token' | 'client_credentials'
+export type IssuedGrantType = 'authorization_code' | 'refresh_token' | 'client_credentials' | 'urn:ietf:params:oauth:grant-type:jwt-bearer'
 
 export type TokenAnswer = Record<string, unknown>
 
