@@ -75,6 +75,9 @@ export class InvalidTokenError extends kind('invalid_token', 401) {}
 export class InsufficientScopeError extends kind('insufficient_scope', 403) {}
 export class ServerError extends kind('server_error', 500) {}
 export class TemporarilyUnavailableError extends kind('temporarily_unavailable', 503) {}
+/** RFC 9449 §5 (token endpoint: 400) and §7.1 (resource: 401, with a DPoP challenge). */
+export class InvalidDpopProofError extends kind('invalid_dpop_proof', 400) {}
+export class InvalidDpopProofAtResourceError extends kind('invalid_dpop_proof', 401) {}
 /** RFC 7591 §3.2.2. */
 export class InvalidRedirectUriError extends kind('invalid_redirect_uri', 400) {}
 export class InvalidClientMetadataError extends kind('invalid_client_metadata', 400) {}

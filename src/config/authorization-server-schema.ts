@@ -68,6 +68,12 @@ export const StaticClient = Type.Object(
           'urn:ietf:params:oauth:grant-type:jwt-bearer: ID-JAG assertions of an enterpriseAuthorization issuer that names the client.',
       },
     ),
+    dpopBoundAccessTokens: Type.Boolean({
+      default: false,
+      description:
+        'RFC 9449 §5.2 (dpop_bound_access_tokens): this client always gets DPoP-bound tokens; a token request ' +
+        'without a proof is refused.',
+    }),
     resources: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
         minItems: 1,

@@ -52,3 +52,35 @@ export const ExternalIssuer = Type.Object(
 
 export type SigningKeyConfig = Static<typeof SigningKey>
 export type ExternalIssuerConfig = Static<typeof ExternalIssuer>
+
+/** The asymmetric algorithms a DPoP proof may use (RFC 9449 §4.2); none and HS* cannot be listed. */
+const DPOP_ALGORITHM_NAMES = ['ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512', 'EdDSA', 'Ed25519'] as const
+
+export const DpopSchema = Type.Object(
+  {
+    algorithms: Type.Array(Type.Union(DPOP_ALGORITHM_NAMES.map((a) => Type.Literal(a))), {
+      minItems: 1,
+      uniqueItems: true,
+      default: ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA'],
+      description: 'JWS algorithms accepted on DPoP proofs, advertised as dpop_signing_alg_values_supported.',
+    }),
+    proofLifetimeSeconds: Type.Integer({
+      minimum: 10,
+      maximum: 600,
+      default: 120,
+      description:
+        'How old a proof\'s iat may be (plus accessTokens.clockToleranceSeconds ahead); also how long a proof\'s jti ' +
+        'is remembered, in the store every replica shares, to refuse its replay.',
+    }),
+  },
+  {
+    ...strict,
+    default: {},
+    description:
+      'DPoP (RFC 9449): tokens bound to a key the client proves it holds on every request. Always accepted: a token ' +
+      'request with a DPoP proof gets a bound token (token_type DPoP), which the resource then accepts only with ' +
+      'the DPoP scheme and a fresh proof by the same key.',
+  },
+)
+
+export type DpopConfig = Static<typeof DpopSchema>

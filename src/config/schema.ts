@@ -10,7 +10,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { AuthorizationServer, Registration, StaticClient } from './authorization-server-schema.js'
 import { CimdSchema } from './cimd-schema.js'
 import { EnterpriseSchema } from './enterprise-schema.js'
-import { ExternalIssuer, SigningKey } from './keys-schema.js'
+import { DpopSchema, ExternalIssuer, SigningKey } from './keys-schema.js'
 import { LoginSchema } from './login-schema.js'
 import { AuditSchema, MetricsSchema, RateLimitsSchema, TracingSchema } from './operations-schema.js'
 import { Resource } from './resource-schema.js'
@@ -78,6 +78,7 @@ export const ConfigSchema = Type.Object(
       },
       { ...strict, default: {}, description: 'Access tokens issued and accepted by the gateway.' },
     ),
+    dpop: DpopSchema,
     shutdown: Type.Object(
       {
         graceSeconds: Seconds('How long in-flight requests may finish after SIGTERM before streams are cut.', 10, 0),

@@ -29,6 +29,8 @@ export interface AccessTokenClaims {
   /** The person's verified email and groups, when the login provider knows them. */
   email?: string | undefined
   groups?: readonly string[] | undefined
+  /** RFC 9449 §6.1: the thumbprint of the key the token is bound to (cnf.jkt). */
+  jkt?: string | undefined
 }
 
 export interface VerifiedToken {
@@ -44,6 +46,8 @@ export interface VerifiedToken {
   readonly groups: readonly string[] | undefined
   /** A machine client's own token (client_credentials, sub = client:<client_id>): never a person (CC-05). */
   readonly machine: boolean
+  /** DPoP-bound (cnf.jkt, RFC 9449 §6.1): usable only with the DPoP scheme and a proof by that key. */
+  readonly jkt: string | undefined
 }
 
 /** Why a token was refused; the description is safe to send back (RFC 6750 error_description). */
@@ -70,6 +74,7 @@ export async function mintAccessToken(
     scope: claims.scopes.join(' '),
     ...(claims.email !== undefined && { email: claims.email }),
     ...(claims.groups !== undefined && { groups: [...claims.groups] }),
+    ...(claims.jkt !== undefined && { cnf: { jkt: claims.jkt } }),
   })
     .setProtectedHeader({ alg: active.alg, typ: 'at+jwt', kid: active.kid })
     .setIssuer(issuer)
@@ -187,6 +192,7 @@ export class AccessTokenVerifier {
       email: typeof payload.email === 'string' ? payload.email : undefined,
       groups: Array.isArray(payload.groups) ? payload.groups.filter((g): g is string => typeof g === 'string') : undefined,
       machine: isMachineSubject(payload.sub, payload.client_id as string | undefined),
+      jkt: boundKeyOf(payload.cnf),
     }
   }
 }
@@ -223,4 +229,12 @@ function rejection(err: unknown): TokenRejectedError {
     return new TokenRejectedError('signature', 'the token signature is invalid', { cause: err })
   }
   return new TokenRejectedError('malformed', 'the access token is malformed or uses a refused algorithm', { cause: err })
+}
+
+/** cnf.jkt when present; a cnf that is not an object, or a jkt that is not a string, binds to nothing usable. */
+function boundKeyOf(cnf: unknown): string | undefined {
+  if (cnf === undefined) return undefined
+  const jkt = cnf !== null && typeof cnf === 'object' ? (cnf as { jkt?: unknown }).jkt : undefined
+  // A token whose binding cannot be read must not become a bearer token: an impossible thumbprint.
+  return typeof jkt === 'string' && jkt !== '' ? jkt : '!unreadable'
 }

@@ -53,6 +53,8 @@ export function authorizationServerMetadata(config: GatewayConfig): Record<strin
     // offline_access is listed here only, never in resource metadata (OQ-12, MCPA-F04).
     scopes_supported: [...scopes, 'offline_access'],
     authorization_response_iss_parameter_supported: true,
+    // DPOP-10: proofs are accepted at the token endpoint by every grant.
+    dpop_signing_alg_values_supported: [...config.dpop.algorithms],
     // CIMD-32: published only when metadata documents are accepted.
     ...(config.cimd.enabled && { client_id_metadata_document_supported: true }),
     protected_resources: config.resources.map((r) => r.uri),

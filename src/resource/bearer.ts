@@ -1,11 +1,12 @@
 /**
- * Finds the bearer token of a request, by the rules of RFC 6750 §2 as MCP narrows them:
- * the Authorization header only (MCPA-51, BRR-01), exactly once.
+ * Finds the access token of a request, by the rules of RFC 6750 §2 as MCP narrows them:
+ * the Authorization header only (MCPA-51, BRR-01), exactly once; scheme Bearer or DPoP (RFC 9449 §7.1).
  */
 import type { IncomingMessage } from 'node:http'
 
 export type BearerExtraction =
-  | { kind: 'token'; token: string }
+  /** `scheme` dpop: RFC 9449 §7.1 `Authorization: DPoP <token>`, whose proof the guard checks. */
+  | { kind: 'token'; token: string; scheme: 'bearer' | 'dpop' }
   /** No bearer credentials: the challenge carries no error code (BRR-03). */
   | { kind: 'none' }
   /** A malformed attempt: 400 invalid_request (RFC 6750 §3.1). */
@@ -28,12 +29,13 @@ export function extractBearer(raw: IncomingMessage): BearerExtraction {
   if (header === undefined) return { kind: 'none' }
   const space = header.indexOf(' ')
   const scheme = space === -1 ? header : header.slice(0, space)
-  if (scheme.toLowerCase() !== 'bearer') return { kind: 'none' }
+  const lower = scheme.toLowerCase()
+  if (lower !== 'bearer' && lower !== 'dpop') return { kind: 'none' }
   const token = header.slice(space + 1).trim()
   if (space === -1 || !B64TOKEN.test(token)) {
     return { kind: 'invalid', description: 'the Authorization header is not a valid bearer token' }
   }
-  return { kind: 'token', token }
+  return { kind: 'token', token, scheme: lower }
 }
 
 /** `access_token` in the query as any form decoder would read it (`access%5Ftoken` included). */

@@ -1,6 +1,6 @@
 /**
- * The `WWW-Authenticate: Bearer` challenge of the resource side (RFC 6750 §3, RFC 9728 §5.1).
- * Pure: builds the header value only.
+ * The `WWW-Authenticate` challenges of the resource side: Bearer (RFC 6750 §3, RFC 9728 §5.1),
+ * then DPoP with its algorithms (RFC 9449 §7.1). Pure: builds the header value only.
  *
  * - No credentials at all: no `error` attribute (BRR-03, MCPA-18).
  * - `resource_metadata` is always present and absolute, so clients never fall back to
@@ -14,6 +14,8 @@ export interface Challenge {
   scopes: readonly string[]
   error?: BearerErrorCode
   description?: string
+  /** RFC 9449 §7.1: a second challenge for the DPoP scheme, naming the accepted algorithms. */
+  dpop?: { algorithms: readonly string[]; error?: 'invalid_token' | 'invalid_dpop_proof'; description?: string }
 }
 
 export function bearerChallenge(c: Challenge): string {
@@ -24,7 +26,16 @@ export function bearerChallenge(c: Challenge): string {
   }
   if (c.scopes.length > 0) params.push(`scope="${c.scopes.join(' ')}"`)
   params.push(`resource_metadata="${c.resourceMetadataUrl}"`)
-  return `Bearer ${params.join(', ')}`
+  const bearer = `Bearer ${params.join(', ')}`
+  if (!c.dpop) return bearer
+  // The DPoP challenge after the Bearer one, so clients that read only the first keep working.
+  const dpop: string[] = []
+  if (c.dpop.error) {
+    dpop.push(`error="${c.dpop.error}"`)
+    if (c.dpop.description) dpop.push(`error_description="${quotable(c.dpop.description)}"`)
+  }
+  dpop.push(`algs="${c.dpop.algorithms.join(' ')}"`)
+  return `${bearer}, DPoP ${dpop.join(', ')}`
 }
 
 /** RFC 6750 §3: error_description is limited to %x20-21 / %x23-5B / %x5D-7E. */

@@ -9,11 +9,13 @@ import type { AuditContext, AuditEvent, AuditTrail } from '../audit/events.js'
 import type { Resource } from '../config/load.js'
 import {
   ForbiddenError,
+  InvalidDpopProofAtResourceError,
   InvalidRequestError,
   InvalidTokenError,
   NotFoundError,
   TemporarilyUnavailableError,
 } from '../errors.js'
+import { DpopRejected, dpopHeaderOf, type DpopProofs } from '../keys/dpop.js'
 import { TokenRejectedError, type AccessTokenVerifier } from '../keys/tokens.js'
 import { extractBearer } from './bearer.js'
 import { bearerChallenge, type BearerErrorCode } from './challenge.js'
@@ -29,23 +31,30 @@ export interface GuardDeps {
   ownOrigin: string
   /** Every refused bearer token is a `bearer.refused` event. */
   audit?: AuditTrail
+  /** DPoP proofs of bound tokens (RFC 9449 §7), with their replay cache in the shared store. */
+  dpop: DpopProofs
+  dpopAlgorithms: readonly string[]
 }
 
 export type Guard = (raw: IncomingMessage, context?: AuditContext) => Promise<Principal>
 
 type BearerRefusal = Extract<AuditEvent, { type: 'bearer.refused' }>['reason']
 
-export function createGuard({ resource, verifier, sessions, ownOrigin, audit }: GuardDeps): Guard {
+export function createGuard({ resource, verifier, sessions, ownOrigin, audit, dpop, dpopAlgorithms }: GuardDeps): Guard {
   const allowedOrigins = new Set([ownOrigin, ...resource.allowedOrigins])
   const requiredScopes = resource.requiredScopes
-  const challenge = (error?: BearerErrorCode, description?: string) => ({
+  const challenge = (error?: BearerErrorCode, description?: string, dpopError?: 'invalid_token' | 'invalid_dpop_proof') => ({
     'www-authenticate': bearerChallenge({
       resourceMetadataUrl: resource.metadataUrl,
       scopes: requiredScopes,
-      ...(error && { error }),
-      ...(description && { description }),
+      ...(error && !dpopError && { error }),
+      ...(description && !dpopError && { description }),
+      dpop: { algorithms: dpopAlgorithms, ...(dpopError && { error: dpopError, ...(description && { description }) }) },
     }),
   })
+  /** DPOP-05..07: the refusal of a DPoP-scheme request, in a DPoP challenge. */
+  const proofRefused = (description: string, detail: string) =>
+    new InvalidDpopProofAtResourceError(description, { headers: challenge(undefined, description, 'invalid_dpop_proof'), detail })
 
   return async function guard(raw, context = {}) {
     const refused = (reason: BearerRefusal) => audit?.record({ type: 'bearer.refused', resource: resource.id, reason }, context)
@@ -86,6 +95,39 @@ export function createGuard({ resource, verifier, sessions, ownOrigin, audit }: 
       refused('audience')
       const description = 'the access token was not issued for this resource'
       throw new InvalidTokenError(description, { headers: challenge('invalid_token', description), detail: 'audience' })
+    }
+
+    const bound = principal.token.jkt
+    if (bearer.scheme === 'bearer' && bound !== undefined) {
+      // DPOP-06: a bound token sent as a bearer token is refused: whoever holds it lacks the key.
+      refused('invalid')
+      const description = 'this access token is DPoP-bound: send it with the DPoP scheme and a proof'
+      throw new InvalidTokenError(description, { headers: challenge('invalid_token', description, 'invalid_token'), detail: 'dpop-bound token as bearer' })
+    }
+    if (bearer.scheme === 'dpop') {
+      if (bound === undefined) {
+        refused('invalid')
+        const description = 'this access token is not DPoP-bound: send it with the Bearer scheme'
+        throw new InvalidTokenError(description, { headers: challenge('invalid_token', description, 'invalid_token'), detail: 'unbound token as dpop' })
+      }
+      const header = dpopHeaderOf(raw.rawHeaders)
+      if ('count' in header) {
+        refused('invalid')
+        throw proofRefused('send exactly one DPoP header with the request', `dpop headers: ${header.count}`)
+      }
+      let jkt: string
+      try {
+        jkt = (await dpop.verify(header.proof, { method: raw.method ?? '', url: resource.uri, accessToken: bearer.token })).jkt
+      } catch (err) {
+        if (!(err instanceof DpopRejected)) throw new TemporarilyUnavailableError('DPoP replay state is unavailable; try again', { cause: err })
+        refused('invalid')
+        throw proofRefused('the DPoP proof is not acceptable', `dpop ${err.check}: ${err.detail}`)
+      }
+      // DPOP-05: the proof is by the key the token is bound to.
+      if (jkt !== bound) {
+        refused('invalid')
+        throw proofRefused('the DPoP proof is by another key than the token is bound to', 'dpop cnf.jkt mismatch')
+      }
     }
 
     const sessionId = raw.headers['mcp-session-id']

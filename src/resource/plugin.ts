@@ -12,6 +12,7 @@ import { AuditTrail, contextOf } from '../audit/events.js'
 import type { GatewayConfig, Resource } from '../config/load.js'
 import { ForbiddenError, NotFoundError } from '../errors.js'
 import { limitMcpCall, RateLimiter } from '../http/rate-limit.js'
+import { DpopProofs } from '../keys/dpop.js'
 import type { AccessTokenVerifier } from '../keys/tokens.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import { UpstreamObserver } from '../metrics/upstream-hop.js'
@@ -42,7 +43,7 @@ const MCP_METHODS = ['GET', 'POST', 'DELETE'] as const
 export async function resourcePlugin(app: FastifyInstance, opts: ResourcePluginOptions): Promise<void> {
   const { config, issuer } = opts
   const metadataRoute = (path: string, resource: Resource) => {
-    const body = JSON.stringify(protectedResourceMetadata(resource, issuer))
+    const body = JSON.stringify(protectedResourceMetadata(resource, issuer, config.dpop.algorithms))
     app.get(path, async (_request, reply) => {
       // Public and cacheable (PRM-12); readable by browser-based clients.
       reply.type('application/json').header('cache-control', 'public, max-age=300')
@@ -78,7 +79,8 @@ async function guardedProxy(
 ): Promise<void> {
   const sessions = new SessionBindings(store, resource.id, resource.sessionIdleSeconds * 1000)
   const ownOrigin = new URL(config.publicUrl).origin
-  const guard = createGuard({ resource, verifier, sessions, ownOrigin, audit })
+  const dpop = new DpopProofs({ ...config.dpop, clockToleranceSeconds: config.accessTokens.clockToleranceSeconds }, store)
+  const guard = createGuard({ resource, verifier, sessions, ownOrigin, audit, dpop, dpopAlgorithms: config.dpop.algorithms })
   const limiter = new RateLimiter(store, audit)
   const allowedOrigins = new Set([ownOrigin, ...resource.allowedOrigins])
   const upstream = new URL(resource.upstream)

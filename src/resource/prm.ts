@@ -5,13 +5,15 @@
  */
 import type { Resource } from '../config/load.js'
 
-export function protectedResourceMetadata(resource: Resource, issuer: string): Record<string, unknown> {
+export function protectedResourceMetadata(resource: Resource, issuer: string, dpopAlgorithms: readonly string[]): Record<string, unknown> {
   const scopes = resource.scopes.map((s) => s.name).filter((s) => s !== 'offline_access')
   return {
     resource: resource.uri,
     authorization_servers: [issuer],
     ...(scopes.length > 0 && { scopes_supported: scopes }),
     bearer_methods_supported: ['header'],
+    // RFC 9728 §2: DPoP-bound tokens are accepted (DPOP-05), never required of every client.
+    dpop_signing_alg_values_supported: [...dpopAlgorithms],
     resource_name: resource.name,
     ...(resource.documentation && { resource_documentation: resource.documentation }),
   }

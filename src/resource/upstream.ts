@@ -30,6 +30,8 @@ declare module 'fastify' {
 /** Hop-by-hop (RFC 9110 §7.6.1) and credential headers that never go upstream. */
 const DROPPED_REQUEST_HEADERS = [
   'authorization',
+  // The DPoP proof belongs to the client's token, which never goes upstream either (UPS-01).
+  'dpop',
   'proxy-authorization',
   'connection',
   'keep-alive',

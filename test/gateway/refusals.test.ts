@@ -26,18 +26,21 @@ t.afterEach(async () => {
   upstream.requests.length = 0
 })
 
+/** The Bearer challenge's parameters, and the DPoP challenge's that follows it (RFC 9449 §7.1). */
 function challengeOf(res: { headers: Headers }) {
   const header = res.headers.get('www-authenticate') ?? ''
-  const params = Object.fromEntries([...header.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]))
-  return { header, params }
+  const [bearerPart = '', dpopPart = ''] = header.split(/, (?=DPoP )/)
+  const parse = (text: string) => Object.fromEntries([...text.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]))
+  return { header, params: parse(bearerPart), dpop: parse(dpopPart) }
 }
 
 t.test('no token: 401 with resource_metadata and scope, no error code (MCPA-12, MCPA-14, BRR-03)', async (t) => {
   const res = await postJsonRpc(url, ping)
   t.equal(res.status, 401)
-  const { header, params } = challengeOf(res)
+  const { header, params, dpop } = challengeOf(res)
   t.match(header, /^Bearer /)
   t.same(params, { scope: 'files:read', resource_metadata: prm })
+  t.same(dpop, { algs: 'ES256 ES384 PS256 RS256 EdDSA' }, 'a DPoP challenge with the algorithms follows, without error (RFC 9449 §7.1, DPOP-07)')
   t.equal(JSON.parse(res.text).jsonrpc, '2.0', 'MCP endpoint errors are JSON-RPC')
   t.equal(upstream.requests.length, 0)
 })

@@ -104,7 +104,7 @@ class Harness {
   /** A code through /oauth/authorize: login the first time, consent when the scopes are new. */
   async code(
     client: Client,
-    o: { resource?: string; scope?: string; redirectUri?: string | null; verifier?: string; challenge?: string } = {},
+    o: { resource?: string; scope?: string; redirectUri?: string | null; verifier?: string; challenge?: string; extra?: Record<string, string> } = {},
   ): Promise<Code> {
     const verifier = o.verifier ?? pkceVerifier()
     const redirectUri = o.redirectUri === null ? undefined : (o.redirectUri ?? REDIRECT)
@@ -118,6 +118,7 @@ class Harness {
       scope: o.scope ?? 'mcp admin',
       state: randomBytes(8).toString('hex'),
       ...(redirectUri !== undefined && { redirect_uri: redirectUri }),
+      ...o.extra,
     }
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v)
     let page = await this.browser.get(url.href)

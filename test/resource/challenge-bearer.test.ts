@@ -43,8 +43,9 @@ const req = (headers: [string, string][], url = '/mcp') =>
   }) as unknown as IncomingMessage
 
 t.test('bearer extraction (MCPA-51, BRR-01, RFC 6750 §2.1)', async (t) => {
-  t.same(extractBearer(req([['Authorization', 'Bearer abc.def-_~+/=']])), { kind: 'token', token: 'abc.def-_~+/=' })
-  t.same(extractBearer(req([['authorization', 'bearer abc']])), { kind: 'token', token: 'abc' }, 'scheme is case-insensitive')
+  t.same(extractBearer(req([['Authorization', 'Bearer abc.def-_~+/=']])), { kind: 'token', token: 'abc.def-_~+/=', scheme: 'bearer' })
+  t.same(extractBearer(req([['authorization', 'bearer abc']])), { kind: 'token', token: 'abc', scheme: 'bearer' }, 'scheme is case-insensitive')
+  t.same(extractBearer(req([['Authorization', 'DPoP abc']])), { kind: 'token', token: 'abc', scheme: 'dpop' }, 'the DPoP scheme (RFC 9449 §7.1)')
   t.same(extractBearer(req([])), { kind: 'none' })
   t.same(extractBearer(req([['Authorization', 'Basic dXNlcjpwYXNz']])), { kind: 'none' }, 'another scheme is no bearer credential')
   t.match(extractBearer(req([['Authorization', 'Bearer']])), { kind: 'invalid' }, 'scheme without token')

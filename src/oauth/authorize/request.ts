@@ -26,6 +26,8 @@ export interface PendingRequest {
   csrf: string
   /** Hash of the browser-binding cookie value. */
   binding: string
+  /** RFC 9449 §10: the thumbprint of the DPoP key the code will be bound to. */
+  dpopJkt?: string
 }
 
 const OFFLINE_ACCESS = 'offline_access'
@@ -77,8 +79,13 @@ export function validateRequest(
   if (params.code_challenge_method !== 'S256') {
     throw new InvalidRequestError('code_challenge_method must be S256', redirectable)
   }
+  // RFC 9449 §10: a JWK SHA-256 thumbprint, base64url without padding (43 characters).
+  if (params.dpop_jkt !== undefined && !/^[A-Za-z0-9_-]{43}$/.test(params.dpop_jkt)) {
+    throw new InvalidRequestError('dpop_jkt must be a base64url SHA-256 JWK thumbprint', redirectable)
+  }
   const resource = resolveResource(config, params.resource, true)
   return {
+    ...(params.dpop_jkt !== undefined && { dpopJkt: params.dpop_jkt }),
     clientId: client.clientId,
     redirectUri,
     state: params.state,

@@ -215,6 +215,7 @@ export function authorizeSteps(deps: AuthorizeDeps) {
       redirectUriGiven: pending.redirectUriGiven,
       codeChallenge: pending.codeChallenge,
       refreshAllowed: client.grantTypes.includes('refresh_token'),
+      ...(pending.dpopJkt !== undefined && { dpopJkt: pending.dpopJkt }),
       ...withSnapshot(client),
     })
     recordEvent(reply, { type: 'code.issued', sub: identity.sub, clientId: client.clientId, resource: pending.resourceId, grantId: grant.grantId, scopes: pending.scopes })

@@ -21,6 +21,8 @@ export interface OAuthClient {
   readonly verifiedAs: string
   /** private_key_jwt clients: where the public keys that check their assertions come from (SEC-32). */
   readonly keys?: ClientKeySource
+  /** RFC 9449 §5.2 dpop_bound_access_tokens: token requests without a DPoP proof are refused (DPOP-09). */
+  readonly dpopBound?: boolean
   /** client_credentials clients: the operator's limits; absent members mean no limit (what the resources know). */
   readonly machine?: { readonly resources?: readonly string[]; readonly scopes?: readonly string[] }
   /** private_key_jwt clients: token_endpoint_auth_signing_alg, when the client declared one; assertions must use it. */
@@ -65,6 +67,7 @@ function staticClient(c: StaticClientConfig): OAuthClient {
     redirectUris: c.redirectUris ?? [],
     authMethod: c.tokenEndpointAuthMethod,
     grantTypes: c.grantTypes,
+    ...(c.dpopBoundAccessTokens && { dpopBound: true }),
     ...(c.jwks !== undefined && { keys: { jwks: c.jwks as unknown as PublicKeySet } }),
     ...(c.jwksUri !== undefined && { keys: { jwksUri: c.jwksUri } }),
     ...(c.grantTypes.includes('client_credentials') && {

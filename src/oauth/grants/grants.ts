@@ -28,6 +28,8 @@ export interface Grant {
   groups?: string[]
   /** Seconds since the epoch. */
   createdAt: number
+  /** A public client's refresh tokens are bound to the DPoP key of its first token (RFC 9449 §5, DPOP-04). */
+  dpopJkt?: string
 }
 
 export interface CodeRecord {
@@ -38,6 +40,8 @@ export interface CodeRecord {
   codeChallenge: string
   /** Whether the client may receive a refresh token (its grant types, at authorization time). */
   refreshAllowed: boolean
+  /** RFC 9449 §10 dpop_jkt of the authorization request: the token request's proof must use this key (DPOP-08). */
+  dpopJkt?: string
   /** A metadata-document client as it was at authorization time (SEC-22); the token endpoint uses it. */
   client?: ClientSnapshot
 }

@@ -4,20 +4,21 @@
  * everything the code issued (RFC 9700 §4.14.2).
  */
 import type { AuditTrail } from '../../audit/events.js'
-import { InvalidGrantError, InvalidRequestError } from '../../errors.js'
+import { InvalidDpopProofError, InvalidGrantError, InvalidRequestError } from '../../errors.js'
 import type { Grants } from '../grants/grants.js'
 import { verifyPkce } from '../pkce.js'
 import type { GrantHandler } from './grant.js'
 import type { TokenIssuer } from './issue.js'
 
 export function authorizationCodeGrant(grants: Grants, issuer: TokenIssuer, audit: AuditTrail): GrantHandler {
-  return async ({ form, client, context }) => {
+  return async ({ form, client, context, dpopJkt }) => {
     if (!form.code) throw new InvalidRequestError('the code parameter is missing')
     if (!form.code_verifier) throw new InvalidRequestError('the code_verifier parameter is missing')
-    // RI-07, checked before the code is taken so that a wrong resource does not burn it.
-    if (form.resource !== undefined) {
-      const pending = await grants.peekCode(form.code)
-      if (pending && pending.grant.clientId === client.clientId) issuer.checkResourceParam(form.resource, issuer.resourceFor(pending.grant))
+    // RI-07 and DPOP-08, checked before the code is taken so that a wrong resource or key does not burn it.
+    const pending = await grants.peekCode(form.code)
+    if (pending && pending.grant.clientId === client.clientId) {
+      if (form.resource !== undefined) issuer.checkResourceParam(form.resource, issuer.resourceFor(pending.grant))
+      if (pending.dpopJkt !== undefined && pending.dpopJkt !== dpopJkt) throw new InvalidDpopProofError('the code is bound to another DPoP key (dpop_jkt)')
     }
     const redeemed = await grants.redeemCode(form.code)
     if (!redeemed) throw new InvalidGrantError('the code is invalid or expired')
@@ -40,9 +41,15 @@ export function authorizationCodeGrant(grants: Grants, issuer: TokenIssuer, audi
       await grants.revoke(record.grant.grantId, 'code_replay', context)
       throw new InvalidGrantError('the code was already used', { detail: 'code replay: grant revoked' })
     }
+    // DPOP-08: a code requested with dpop_jkt is redeemed only with a proof by that key.
+    if (record.dpopJkt !== undefined && record.dpopJkt !== dpopJkt) {
+      throw new InvalidDpopProofError('the code is bound to another DPoP key (dpop_jkt)')
+    }
     const resource = issuer.resourceFor(record.grant)
     issuer.checkResourceParam(form.resource, resource)
-    const refreshToken = await grants.start(record.grant, record.refreshAllowed && client.grantTypes.includes('refresh_token'))
-    return issuer.answer('authorization_code', record.grant, record.grant.scopes, resource, refreshToken, context)
+    // DPOP-04: a public client's refresh tokens stay bound to the key of its first token.
+    const grant = dpopJkt !== undefined && client.authMethod === 'none' ? { ...record.grant, dpopJkt } : record.grant
+    const refreshToken = await grants.start(grant, record.refreshAllowed && client.grantTypes.includes('refresh_token'))
+    return issuer.answer('authorization_code', grant, grant.scopes, resource, refreshToken, context, dpopJkt)
   }
 }

@@ -23,7 +23,7 @@ import type { GrantHandler } from './grant.js'
 import type { TokenIssuer } from './issue.js'
 
 export function clientCredentialsGrant(config: GatewayConfig, grants: Grants, issuer: TokenIssuer): GrantHandler {
-  return async ({ form, client, context }) => {
+  return async ({ form, client, context, dpopJkt }) => {
     if (!client.grantTypes.includes('client_credentials') || client.authMethod === 'none') {
       throw new UnauthorizedClientError('this client may not use the client_credentials grant')
     }
@@ -41,6 +41,6 @@ export function clientCredentialsGrant(config: GatewayConfig, grants: Grants, is
     }
     // Not stored: nothing to refresh or revoke later; the id ties the audit events together.
     const grant = grants.newGrant({ sub: machineSubject(client.clientId), clientId: client.clientId, resourceId: resource.id, scopes })
-    return issuer.answer('client_credentials', grant, scopes, resource, undefined, context)
+    return issuer.answer('client_credentials', grant, scopes, resource, undefined, context, dpopJkt)
   }
 }

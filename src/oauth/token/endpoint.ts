@@ -7,14 +7,15 @@ import type { FastifyInstance } from 'fastify'
 import { contextOf, type AuditTrail } from '../../audit/events.js'
 import { JWT_BEARER_GRANT } from '../../config/enterprise-schema.js'
 import type { GatewayConfig } from '../../config/load.js'
-import { OAuthError, InvalidRequestError, UnsupportedGrantTypeError } from '../../errors.js'
+import { InvalidDpopProofError, InvalidRequestError, OAuthError, UnsupportedGrantTypeError } from '../../errors.js'
+import { DpopProofs, DpopRejected, dpopHeaderOf } from '../../keys/dpop.js'
 import type { Keystore } from '../../keys/keystore.js'
 import type { Store } from '../../store/store.js'
 import type { ClientAssertions } from '../clients/assertion.js'
 import { authenticateClient } from '../clients/authenticate.js'
 import type { ClientRegistry } from '../clients/registry.js'
 import { clientFromSnapshot } from '../clients/snapshot.js'
-import { oauthPaths } from '../endpoints.js'
+import { oauthPaths, tokenEndpointOf } from '../endpoints.js'
 import type { Grants } from '../grants/grants.js'
 import { singleValued, type Params } from '../params.js'
 import { authorizationCodeGrant } from './authorization-code.js'
@@ -39,6 +40,10 @@ export interface TokenDeps {
 
 export function registerToken(app: FastifyInstance, { config, clients, grants, keystore, store, assertions, audit }: TokenDeps): void {
   const issuer = new TokenIssuer(config, keystore, audit)
+  const proofs = new DpopProofs(
+    { ...config.dpop, clockToleranceSeconds: config.accessTokens.clockToleranceSeconds },
+    store,
+  )
   const enterprise = config.enterpriseAuthorization.issuers
   // The jwt-bearer grant exists only where an IdP is trusted; elsewhere it stays unsupported_grant_type.
   const handlers: Readonly<Partial<Record<IssuedGrantType, GrantHandler>>> = {
@@ -69,7 +74,10 @@ export function registerToken(app: FastifyInstance, { config, clients, grants, k
       if (form.grant_type === undefined) throw new InvalidRequestError('the grant_type parameter is missing')
       const handler = handlerOf(form.grant_type)
       if (!handler) throw new UnsupportedGrantTypeError(`supported grant types: ${supported}`)
-      const answer = await handler({ form, client, context })
+      const dpopJkt = await proofKeyOf(request.raw.rawHeaders)
+      // DPOP-09: a client registered for bound tokens gets none without a proof.
+      if (client.dpopBound && dpopJkt === undefined) throw new InvalidDpopProofError('this client must send a DPoP proof')
+      const answer = await handler({ form, client, context, dpopJkt })
       return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(answer)
     } catch (err) {
       if (err instanceof OAuthError) {
@@ -80,6 +88,21 @@ export function registerToken(app: FastifyInstance, { config, clients, grants, k
       throw err
     }
   })
+
+  /** The key of the request's DPoP proof (RFC 9449 §4.3, §5), undefined without one. */
+  async function proofKeyOf(rawHeaders: readonly string[]): Promise<string | undefined> {
+    const header = dpopHeaderOf(rawHeaders)
+    if ('count' in header) {
+      if (header.count === 0) return undefined
+      throw new InvalidDpopProofError('send exactly one DPoP header')
+    }
+    try {
+      return (await proofs.verify(header.proof, { method: 'POST', url: tokenEndpointOf(config.issuer) })).jkt
+    } catch (err) {
+      if (err instanceof DpopRejected) throw new InvalidDpopProofError('the DPoP proof is not acceptable', { detail: `dpop ${err.check}: ${err.detail}` })
+      throw err
+    }
+  }
 
   /**
    * For a code issued to a metadata-document client, the client as it was at /authorize

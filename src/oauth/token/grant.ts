@@ -9,6 +9,8 @@ export interface TokenRequest {
   /** The client, already authenticated (or identified, for a public client). */
   client: OAuthClient
   context: AuditContext
+  /** The key of a valid DPoP proof sent with the request (RFC 9449 §5); the token gets bound to it. */
+  dpopJkt: string | undefined
 }
 
 export type GrantHandler = (request: TokenRequest) => Promise<TokenAnswer>

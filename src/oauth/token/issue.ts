@@ -44,12 +44,14 @@ export class TokenIssuer {
     resource: Resource,
     refreshToken: string | undefined,
     context: AuditContext,
+    /** The DPoP key the token is bound to (RFC 9449 §5): token_type DPoP, cnf.jkt. */
+    jkt?: string,
   ): Promise<TokenAnswer> {
     const ttl = this.config.accessTokens.ttlSeconds
     const accessToken = await mintAccessToken(
       this.keystore,
       this.config.issuer,
-      { sub: grant.sub, clientId: grant.clientId, audience: resource.uri, scopes, email: grant.email, groups: grant.groups },
+      { sub: grant.sub, clientId: grant.clientId, audience: resource.uri, scopes, email: grant.email, groups: grant.groups, jkt },
       ttl,
     )
     this.audit.record(
@@ -58,7 +60,7 @@ export class TokenIssuer {
     )
     return {
       access_token: accessToken,
-      token_type: 'Bearer',
+      token_type: jkt === undefined ? 'Bearer' : 'DPoP',
       expires_in: ttl,
       scope: scopes.join(' '),
       ...(refreshToken !== undefined && { refresh_token: refreshToken }),

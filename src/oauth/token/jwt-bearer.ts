@@ -25,7 +25,7 @@ import { IdJagRejected, type IdJagVerifier } from './id-jag.js'
 import type { TokenIssuer } from './issue.js'
 
 export function jwtBearerGrant(config: GatewayConfig, grants: Grants, issuer: TokenIssuer, verifier: IdJagVerifier, audit: AuditTrail): GrantHandler {
-  return async ({ form, client, context }) => {
+  return async ({ form, client, context, dpopJkt }) => {
     if (!client.grantTypes.includes(JWT_BEARER_GRANT) || client.authMethod === 'none') {
       throw new UnauthorizedClientError('this client may not use the jwt-bearer grant')
     }
@@ -68,6 +68,6 @@ export function jwtBearerGrant(config: GatewayConfig, grants: Grants, issuer: To
       throw err instanceof IdJagRejected ? refuse(err.check, err.detail) : err
     })
     const grant = grants.newGrant({ ...person, clientId: client.clientId, resourceId: resource.id, scopes })
-    return issuer.answer(JWT_BEARER_GRANT, grant, scopes, resource, undefined, context)
+    return issuer.answer(JWT_BEARER_GRANT, grant, scopes, resource, undefined, context, dpopJkt)
   }
 }

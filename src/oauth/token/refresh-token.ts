@@ -4,7 +4,7 @@
  */
 import type { AuditTrail } from '../../audit/events.js'
 import type { GatewayConfig } from '../../config/load.js'
-import { InvalidGrantError, InvalidRequestError, InvalidScopeError, UnauthorizedClientError } from '../../errors.js'
+import { InvalidDpopProofError, InvalidGrantError, InvalidRequestError, InvalidScopeError, UnauthorizedClientError } from '../../errors.js'
 import { mayAccess } from '../../policy/access-rules.js'
 import type { Grants } from '../grants/grants.js'
 import { resolveResource } from '../resource-indicator.js'
@@ -12,17 +12,22 @@ import type { GrantHandler } from './grant.js'
 import type { TokenIssuer } from './issue.js'
 
 export function refreshTokenGrant(config: GatewayConfig, grants: Grants, issuer: TokenIssuer, audit: AuditTrail): GrantHandler {
-  return async ({ form, client, context }) => {
+  return async ({ form, client, context, dpopJkt }) => {
     if (!client.grantTypes.includes('refresh_token')) {
       throw new UnauthorizedClientError('this client may not use refresh tokens')
     }
     if (!form.refresh_token) throw new InvalidRequestError('the refresh_token parameter is missing')
     const scopes = form.scope?.split(' ').filter(Boolean)
-    // RI-07, checked before the rotation so that a refused request leaves the token working.
+    // RI-07 and the DPoP binding, checked before the rotation so that a refused request leaves the token working.
+    const info = await grants.refreshTokenInfo(form.refresh_token)
+    const ours = info !== undefined && info.grant.clientId === client.clientId
     if (form.resource !== undefined) {
-      const info = await grants.refreshTokenInfo(form.refresh_token)
-      if (info && info.grant.clientId === client.clientId) issuer.checkResourceParam(form.resource, issuer.resourceFor(info.grant))
+      if (ours) issuer.checkResourceParam(form.resource, issuer.resourceFor(info.grant))
       else resolveResource(config, form.resource)
+    }
+    // DPOP-04: a bound refresh token needs a proof by its key.
+    if (ours && info.grant.dpopJkt !== undefined && info.grant.dpopJkt !== dpopJkt) {
+      throw new InvalidDpopProofError('the refresh token is bound to a DPoP key: send a proof by that key')
     }
     const outcome = await grants.refresh(form.refresh_token, client.clientId, scopes, context)
     switch (outcome.kind) {
@@ -41,6 +46,6 @@ export function refreshTokenGrant(config: GatewayConfig, grants: Grants, issuer:
       await grants.revoke(outcome.grant.grantId, 'access_rules', context)
       throw new InvalidGrantError('the user is no longer allowed to use this resource', { detail: `grant ${outcome.grant.grantId} revoked` })
     }
-    return issuer.answer('refresh_token', outcome.grant, outcome.scopes, resource, outcome.refreshToken, context)
+    return issuer.answer('refresh_token', outcome.grant, outcome.scopes, resource, outcome.refreshToken, context, dpopJkt)
   }
 }
