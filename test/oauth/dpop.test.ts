@@ -4,10 +4,11 @@
  * public client's bound refresh token) and calls a real MCP server through the gateway with
  * proofs; then every check refuses a proof that breaks it, at the token endpoint (400
  * invalid_dpop_proof) and at the resource (401 with a DPoP challenge), never a 500. Proof replay
- * is refused across two replicas sharing Redis.
+ * is refused across two replicas sharing Redis. The SDK's own DPoP (a provider's dpop()) agrees.
  */
 import { randomUUID } from 'node:crypto'
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose'
+import { Client, ClientCredentialsProvider, DpopSession, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import * as oauth from 'oauth4webapi'
 import t, { type Test } from 'tap'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
@@ -227,4 +228,24 @@ t.test('DPOP-03: a proof is used once across two replicas sharing Redis', async 
   }
   t.equal(await send(a), 200, 'first use at replica A')
   t.equal(await send(b), 401, 'the same proof at replica B is a replay')
+})
+
+/** The SDK's machine provider with DPoP on, as its documentation shows. */
+class DpopClientCredentials extends ClientCredentialsProvider {
+  readonly #session = DpopSession.create()
+  dpop(): Promise<DpopSession> {
+    return this.#session
+  }
+}
+
+t.test('the SDK 2.x ClientCredentialsProvider with dpop() gets and uses a bound token (SEP-1932)', async (t) => {
+  const gw = await gateway(t)
+  const provider = new DpopClientCredentials({ clientId: 'ci-bot', clientSecret: CI_SECRET, expectedIssuer: gw.config.issuer })
+  const client = new Client({ name: 'sdk-dpop', version: '1.0.0' })
+  await client.connect(new StreamableHTTPClientTransport(new URL(gw.mcpUrl()), { authProvider: provider }))
+  t.ok((await client.listTools()).tools.length > 0, 'calls through the gateway succeed with DPoP proofs')
+  await client.close()
+  const tokens = provider.tokens()!
+  t.match(tokens.token_type, /^dpop$/i, 'the token is DPoP-bound')
+  t.ok((claimsOf(tokens.access_token).cnf as { jkt?: string } | undefined)?.jkt, 'with cnf.jkt')
 })
