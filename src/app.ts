@@ -74,7 +74,7 @@ export async function buildApp({ config, store, verifier, keystore, logger, heal
   registerSecurityHeaders(app)
   registerHealth(app, store, health ?? { shuttingDown: false })
   const issuer = config.externalIssuer?.issuer ?? config.issuer
-  await app.register(resourcePlugin, { config, issuer, store, verifier, audit, metrics })
+  await app.register(resourcePlugin, { config, issuer, store, verifier, audit, metrics, ...(keystore && { upstreamSigner: keystore.active }) })
   if (keystore) await app.register(oauthPlugin, { config, store, keystore, verifier, audit })
   return app
 }

@@ -90,6 +90,14 @@ export function semanticProblems(c: Config): { path: string; message: string }[]
     })
     const headers = Object.values(r.identityHeaders).map((h) => h.toLowerCase())
     if (new Set(headers).size !== headers.length) add(`${at}.identityHeaders`, 'names one header twice')
+    const auth = r.upstreamAuth
+    if (auth !== undefined && (auth.header === undefined) === (auth.jwt === undefined)) add(`${at}.upstreamAuth`, 'give exactly one of header or jwt')
+    if (auth?.jwt !== undefined && c.externalIssuer) add(`${at}.upstreamAuth.jwt`, 'needs the gateway\'s own signing keys, which externalIssuer mode does not have')
+    const secretHeader = auth?.header?.name.toLowerCase()
+    // Authorization is the usual place of an API key; the client's own Authorization never passes.
+    if (secretHeader !== undefined && secretHeader !== 'authorization' && (PROTECTED_HEADERS.has(secretHeader) || secretHeader.startsWith('mcp-') || headers.includes(secretHeader))) {
+      add(`${at}.upstreamAuth.header.name`, `"${auth!.header!.name}" is a header the gateway already owns`)
+    }
     for (const h of headers) {
       if (PROTECTED_HEADERS.has(h) || h.startsWith('mcp-')) add(`${at}.identityHeaders`, `"${h}" cannot carry identity`)
     }

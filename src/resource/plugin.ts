@@ -13,6 +13,7 @@ import type { GatewayConfig, Resource } from '../config/load.js'
 import { ForbiddenError, NotFoundError } from '../errors.js'
 import { limitMcpCall, RateLimiter } from '../http/rate-limit.js'
 import { DpopProofs } from '../keys/dpop.js'
+import type { SigningKey } from '../keys/keystore.js'
 import type { AccessTokenVerifier } from '../keys/tokens.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import { UpstreamObserver } from '../metrics/upstream-hop.js'
@@ -24,6 +25,7 @@ import { createPolicyStep } from './policy-step.js'
 import { protectedResourceMetadata } from './prm.js'
 import { SessionBindings } from './sessions.js'
 import { upstreamReplyOptions } from './upstream.js'
+import { createUpstreamCredentials } from './upstream-credentials.js'
 
 export interface ResourcePluginOptions {
   config: GatewayConfig
@@ -35,6 +37,8 @@ export interface ResourcePluginOptions {
   audit?: AuditTrail
   /** Upstream outcomes, latency and open streams, when metrics are on. */
   metrics?: GatewayMetrics
+  /** The gateway's active signing key, for upstreamAuth.jwt (absent in external-issuer mode). */
+  upstreamSigner?: SigningKey
 }
 
 const PRM_ROOT = '/.well-known/oauth-protected-resource'
@@ -74,7 +78,7 @@ export async function resourcePlugin(app: FastifyInstance, opts: ResourcePluginO
 async function guardedProxy(
   scope: FastifyInstance,
   resource: Resource,
-  { config, store, verifier, audit = new AuditTrail(), metrics }: ResourcePluginOptions,
+  { config, issuer, store, verifier, upstreamSigner, audit = new AuditTrail(), metrics }: ResourcePluginOptions,
   streams: Map<Readable, ServerResponse>,
 ): Promise<void> {
   const sessions = new SessionBindings(store, resource.id, resource.sessionIdleSeconds * 1000)
@@ -102,8 +106,12 @@ async function guardedProxy(
   })
 
   const policyStep = createPolicyStep(resource, audit)
+  const credentials = createUpstreamCredentials(resource, issuer, upstreamSigner)
   scope.addHook('preHandler', async (request) => {
-    if (request.method !== 'OPTIONS') policyStep(request)
+    if (request.method === 'OPTIONS') return
+    policyStep(request)
+    // After the policy step: nothing is signed for a call the policy refuses.
+    request.upstreamCredential = await credentials(request.principal!)
   })
 
   scope.options(resource.path, async (request, reply) => {

@@ -20,10 +20,13 @@ import type { McpRequest } from './mcp-request.js'
 import { LIST_METHODS } from './policy-step.js'
 import type { Principal } from './principal.js'
 import type { SessionBindings } from './sessions.js'
+import type { UpstreamCredential } from './upstream-credentials.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal
+    /** What upstreamAuth presents to the upstream for this call (upstream-credentials.ts). */
+    upstreamCredential?: UpstreamCredential | undefined
   }
 }
 
@@ -105,7 +108,8 @@ interface UpstreamResponse {
 
 export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStream, mayCall }: UpstreamDeps) {
   const identity = resource.identityHeaders
-  const identityNames = Object.values(identity).map((h) => h.toLowerCase())
+  // An inbound copy of the upstream secret's header is a forgery attempt: dropped like identity.
+  const identityNames = [...Object.values(identity), ...(resource.upstreamAuth?.header ? [resource.upstreamAuth.header.name] : [])].map((h) => h.toLowerCase())
   const guarded = new Set([...GUARDED_REQUEST_HEADERS, ...identityNames])
   const forwardedProto = new URL(publicUrl).protocol.slice(0, -1)
   const forwardedHost = new URL(publicUrl).host
@@ -131,6 +135,8 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
     // W3C traceparent of the upstream span, only when tracing is on (else the client's passes as before).
     request.upstreamHop?.propagate(headers)
     const principal = request.principal!
+    const credential = request.upstreamCredential
+    if (credential) headers[credential.name] = credential.value
     if (identity.subject) headers[identity.subject.toLowerCase()] = headerSafe(principal.sub)
     if (identity.clientId && principal.clientId !== undefined) {
       headers[identity.clientId.toLowerCase()] = headerSafe(principal.clientId)
