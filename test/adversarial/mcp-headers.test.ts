@@ -145,7 +145,8 @@ t.test('the challenge (RFC 6750 §3, RFC 9728 §5.1, BRR-01..03)', async (t) => 
         continue
       }
       t.equal(res.status, 401, String(authorization))
-      t.equal(challenge, `Bearer scope="mcp", resource_metadata="${metadata}"`)
+      // No error code in either challenge (BRR-03); the DPoP one names the algorithms (RFC 9449 §7.1).
+      t.equal(challenge, `Bearer scope="mcp", resource_metadata="${metadata}", DPoP algs="ES256 ES384 PS256 RS256 EdDSA"`)
       t.match(jsonOf(res.text), { jsonrpc: '2.0', id: null, error: { code: -32004 } })
     }
   })
@@ -171,7 +172,7 @@ t.test('the challenge (RFC 6750 §3, RFC 9728 §5.1, BRR-01..03)', async (t) => 
       const res = await postJsonRpc(gw.mcpUrl(), call('echo'), { authorization: `Bearer ${bad}` })
       t.equal(res.status, 401)
       const challenge = res.headers.get('www-authenticate') ?? ''
-      t.match(challenge, /^Bearer error="invalid_token", error_description="[\x20\x21\x23-\x5B\x5D-\x7E]*", scope="mcp", resource_metadata="[^"]+"$/)
+      t.match(challenge, /^Bearer error="invalid_token", error_description="[\x20\x21\x23-\x5B\x5D-\x7E]*", scope="mcp", resource_metadata="[^"]+", DPoP algs="[A-Za-z0-9 ]+"$/)
     }
   })
 
