@@ -11,6 +11,8 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type Crypt
 import { Client, ClientCredentialsProvider, DpopSession, StreamableHTTPClientTransport } from '@modelcontextprotocol/client'
 import * as oauth from 'oauth4webapi'
 import t, { type Test } from 'tap'
+import { toClient } from '../../src/oauth/clients/cimd/effective-client.js'
+import { snapshotOf } from '../../src/oauth/clients/snapshot.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
 import { redisForTests } from '../helpers/redis.js'
@@ -248,4 +250,12 @@ t.test('the SDK 2.x ClientCredentialsProvider with dpop() gets and uses a bound 
   const tokens = provider.tokens()!
   t.match(tokens.token_type, /^dpop$/i, 'the token is DPoP-bound')
   t.ok((claimsOf(tokens.access_token).cnf as { jkt?: string } | undefined)?.jkt, 'with cnf.jkt')
+})
+
+t.test('DPOP-09: a metadata document with dpop_bound_access_tokens makes a client that must prove', async (t) => {
+  const doc = { client_id: 'https://app.example.com/client.json', redirect_uris: ['https://app.example.com/cb'], dpop_bound_access_tokens: true }
+  const bound = toClient(doc.client_id, 'app.example.com', doc, doc)
+  t.equal(bound.dpopBound, true, 'declared: bound')
+  t.equal(snapshotOf(bound)?.dpopBound, true, 'and the code\'s snapshot keeps it for the token endpoint (SEC-22)')
+  t.notOk(toClient(doc.client_id, 'app.example.com', { ...doc, dpop_bound_access_tokens: 'yes' }, { ...doc, dpop_bound_access_tokens: 'yes' }).dpopBound, 'only the JSON true counts')
 })

@@ -24,6 +24,7 @@ export interface ClientSnapshot {
   signingAlg?: string
   fingerprint?: string
   displayFingerprint?: string
+  dpopBound?: boolean
 }
 
 /** Snapshots are taken of CIMD clients only: the other sources are the gateway's own records. */
@@ -41,6 +42,7 @@ export function snapshotOf(client: OAuthClient): ClientSnapshot | undefined {
     ...(client.signingAlg !== undefined && { signingAlg: client.signingAlg }),
     ...(client.fingerprint !== undefined && { fingerprint: client.fingerprint }),
     ...(client.displayFingerprint !== undefined && { displayFingerprint: client.displayFingerprint }),
+    ...(client.dpopBound && { dpopBound: true }),
   }
 }
 

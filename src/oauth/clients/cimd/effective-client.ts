@@ -32,6 +32,8 @@ export function toClient(clientId: string, host: string, document: Metadata, met
     ...(privateKeyJwt && typeof meta.token_endpoint_auth_signing_alg === 'string' && { signingAlg: meta.token_endpoint_auth_signing_alg }),
     fingerprint,
     displayFingerprint,
+    // RFC 9449 §5.2: the client declares it always wants bound tokens (DPOP-09).
+    ...(meta.dpop_bound_access_tokens === true && { dpopBound: true }),
     verifySecret: () => false,
   }
 }
