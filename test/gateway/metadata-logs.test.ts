@@ -29,6 +29,7 @@ t.test('PRM at the path-inserted URL and at the root, resource taken from config
     authorization_servers: [gw.origin],
     scopes_supported: ['files:read'],
     bearer_methods_supported: ['header'],
+    dpop_signing_alg_values_supported: ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA'],
     resource_name: 'Files',
     resource_documentation: 'https://docs.example.com/files',
   }, 'exact document; offline_access never in PRM (MCPA-F04); Host and X-Forwarded-* ignored (PRM-05, BCP-13)')
