@@ -73,20 +73,8 @@ module.exports = {
       name: 'oauth-endpoints-apart',
       severity: 'error',
       comment: 'Each endpoint folder stands on the models and the shared leaves, not on another endpoint.',
-      from: { path: '^src/oauth/(authorize)/' },
-      to: { path: '^src/oauth/(token|registration)/|^src/oauth/(plugin|metadata)\\.ts$' },
-    },
-    {
-      name: 'token-endpoint-apart',
-      severity: 'error',
-      from: { path: '^src/oauth/token/' },
-      to: { path: '^src/oauth/(authorize|registration)/|^src/oauth/(plugin|metadata)\\.ts$' },
-    },
-    {
-      name: 'registration-endpoint-apart',
-      severity: 'error',
-      from: { path: '^src/oauth/registration/' },
-      to: { path: '^src/oauth/(authorize|token)/|^src/oauth/(plugin|metadata)\\.ts$' },
+      from: { path: `${oauthEndpoints}` },
+      to: { path: `${oauthEndpoints}|^src/oauth/(plugin|metadata)\\.ts$`, pathNot: '^src/oauth/$1/' },
     },
     {
       name: 'commands-only-from-the-cli',

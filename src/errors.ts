@@ -89,3 +89,19 @@ export class BadGatewayError extends httpKind('bad_gateway', 502) {}
 export class GatewayTimeoutError extends httpKind('gateway_timeout', 504) {}
 /** A rate limit or capacity limit; give a Retry-After header. */
 export class TooManyRequestsError extends httpKind('too_many_requests', 429) {}
+
+/**
+ * A signed artefact refused by one named check (a client assertion, an ID-JAG, a DPoP proof).
+ * Internal: the endpoint turns it into its protocol's error and logs `check` and `detail` only;
+ * neither ever carries the artefact itself.
+ */
+export class CheckFailed extends Error {
+  constructor(
+    readonly check: string,
+    /** Log-only. */
+    readonly detail: string,
+    what: string,
+  ) {
+    super(`${what} refused (${check}): ${detail}`)
+  }
+}

@@ -15,6 +15,7 @@
  */
 import { createHash } from 'node:crypto'
 import { calculateJwkThumbprint, compactVerify, decodeProtectedHeader, importJWK, type JWK } from 'jose'
+import { CheckFailed } from '../errors.js'
 import { storeKeys } from '../store/keys.js'
 import type { Store } from '../store/store.js'
 
@@ -26,14 +27,11 @@ const MAX_PROOF_LENGTH = 8 * 1024
 /** JWK members that only a private or symmetric key has (RFC 7518 §6). */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']
 
-export class DpopRejected extends Error {
+/** Checks: format, typ, alg, jwk, signature, jti, htm, htu, iat, ath, replay. */
+export class DpopRejected extends CheckFailed {
   override readonly name = 'DpopRejected'
-  constructor(
-    /** format, typ, alg, jwk, signature, jti, htm, htu, iat, ath, replay */
-    readonly check: string,
-    readonly detail: string,
-  ) {
-    super(`DPoP proof refused (${check}): ${detail}`)
+  constructor(check: string, detail: string) {
+    super(check, detail, 'DPoP proof')
   }
 }
 

@@ -28,6 +28,7 @@ import type { Store } from '../../store/store.js'
 import { KeySetError, type ClientKeySets } from './cimd/jwks.js'
 import type { PublicJwk } from '../../policy/client-public-keys.js'
 import type { OAuthClient } from './registry.js'
+import { CheckFailed } from '../../errors.js'
 
 /** RFC 7523 §2.2: the only client_assertion_type the gateway understands. */
 export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
@@ -35,15 +36,11 @@ export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion
 /** Longest jti kept: it is hashed into the store key, but an unbounded claim is refused anyway. */
 const MAX_JTI_LENGTH = 256
 
-export class AssertionRejected extends Error {
+/** Checks: alg, key, unknown_kid, signature, iss, sub, aud, exp, lifetime, iat, nbf, jti, replay, jwks_*; never echoes the assertion (SEC-36). */
+export class AssertionRejected extends CheckFailed {
   override readonly name = 'AssertionRejected'
-  constructor(
-    /** The check that failed: alg, key, unknown_kid, signature, iss, sub, aud, exp, lifetime, iat, nbf, jti, replay, jwks_*. */
-    readonly check: string,
-    /** Log-only; never echoes the assertion (SEC-36). */
-    readonly detail: string,
-  ) {
-    super(`client assertion refused (${check}): ${detail}`)
+  constructor(check: string, detail: string) {
+    super(check, detail, 'client assertion')
   }
 }
 

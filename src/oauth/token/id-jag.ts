@@ -17,6 +17,7 @@
 import { createHash } from 'node:crypto'
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose'
 import type { IdJagIssuerConfig } from '../../config/enterprise-schema.js'
+import { CheckFailed } from '../../errors.js'
 import { storeKeys } from '../../store/keys.js'
 import type { Store } from '../../store/store.js'
 
@@ -27,15 +28,11 @@ const JWKS_CACHE_MS = 10 * 60_000
 const JWKS_COOLDOWN_MS = 30_000
 const JWKS_TIMEOUT_MS = 5_000
 
-export class IdJagRejected extends Error {
+/** Checks: format, typ, iss, signature, aud, exp, iat, nbf, lifetime, claims, jwks, replay. */
+export class IdJagRejected extends CheckFailed {
   override readonly name = 'IdJagRejected'
-  constructor(
-    /** format, typ, iss, signature, aud, exp, iat, nbf, lifetime, claims, jwks, replay */
-    readonly check: string,
-    /** Log-only; never the assertion itself. */
-    readonly detail: string,
-  ) {
-    super(`ID-JAG refused (${check}): ${detail}`)
+  constructor(check: string, detail: string) {
+    super(check, detail, 'ID-JAG')
   }
 }
 
