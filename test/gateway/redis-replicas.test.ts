@@ -43,7 +43,9 @@ t.test('Redis down: 503 and not ready, no crash; back: recovers by itself', asyn
   const server = await redisServerForTests(t)
   if (!server) return
   const gw = await startTestGateway(t, {
-    store: { type: 'redis', redis: { url: server.url, keyPrefix: 'outage:', commandTimeoutMs: 300, connectTimeoutMs: 300 } },
+    // connectTimeoutMs only bounds the start's wait for the first connection (loopback connects or
+    // is refused at once); 300 ms of it failed starts on a busy machine, as in test/faults.
+    store: { type: 'redis', redis: { url: server.url, keyPrefix: 'outage:', commandTimeoutMs: 300, connectTimeoutMs: 2000 } },
     resources: [{ upstream: upstream.url }],
   })
   const token = await gw.mint()
