@@ -55,8 +55,13 @@ export interface AcceptedProof {
   jkt: string
 }
 
+/** Imported proof keys kept (a client signs every proof with the same key): bounded, then emptied. */
+const MAX_CACHED_KEYS = 1_000
+
 export class DpopProofs {
   readonly #now: () => number
+  /** Importing a JWK and hashing its thumbprint cost more than the verification itself: once per key. */
+  readonly #keys = new Map<string, { key: Awaited<ReturnType<typeof importJWK>>; jkt: string }>()
 
   constructor(
     private readonly settings: DpopSettings,
@@ -81,10 +86,10 @@ export class DpopProofs {
     let payload: Record<string, unknown>
     let jkt: string
     try {
-      const key = await importJWK(jwk, header.alg)
+      const { key, jkt: thumbprint } = await this.#importKey(jwk, header.alg)
       const verified = await compactVerify(proof, key, { algorithms: [header.alg] })
       payload = JSON.parse(new TextDecoder().decode(verified.payload)) as Record<string, unknown>
-      jkt = await calculateJwkThumbprint(jwk, 'sha256')
+      jkt = thumbprint
     } catch {
       throw new DpopRejected('signature', 'the proof does not verify with its own key')
     }
@@ -108,6 +113,21 @@ export class DpopProofs {
     if (!(await this.store.setIfAbsent(key, '1', ttlMs))) throw new DpopRejected('replay', 'the proof was used before')
     return { jkt }
   }
+
+  async #importKey(jwk: JWK, alg: string) {
+    const id = keyId(jwk, alg)
+    const cached = this.#keys.get(id)
+    if (cached) return cached
+    const entry = { key: await importJWK(jwk, alg), jkt: await calculateJwkThumbprint(jwk, 'sha256') }
+    if (this.#keys.size >= MAX_CACHED_KEYS) this.#keys.clear()
+    this.#keys.set(id, entry)
+    return entry
+  }
+}
+
+/** A key, by its algorithm and public members; the cache never skips a verification. */
+function keyId(jwk: JWK, alg: string): string {
+  return JSON.stringify([alg, jwk.kty, jwk.crv, jwk.x, jwk.y, jwk.n, jwk.e])
 }
 
 /** §4.3 item 9: compared without query and fragment, after URL normalization (case, default port, dot segments). */
