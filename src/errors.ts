@@ -78,6 +78,9 @@ export class TemporarilyUnavailableError extends kind('temporarily_unavailable',
 /** RFC 9449 §5 (token endpoint: 400) and §7.1 (resource: 401, with a DPoP challenge). */
 export class InvalidDpopProofError extends kind('invalid_dpop_proof', 400) {}
 export class InvalidDpopProofAtResourceError extends kind('invalid_dpop_proof', 401) {}
+/** RFC 9449 §8.1 (token endpoint: 400) and §9 (resource: 401): retry with the DPoP-Nonce given. */
+export class UseDpopNonceError extends kind('use_dpop_nonce', 400) {}
+export class UseDpopNonceAtResourceError extends kind('use_dpop_nonce', 401) {}
 /** RFC 7591 §3.2.2. */
 export class InvalidRedirectUriError extends kind('invalid_redirect_uri', 400) {}
 export class InvalidClientMetadataError extends kind('invalid_client_metadata', 400) {}

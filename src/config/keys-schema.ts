@@ -64,6 +64,12 @@ export const DpopSchema = Type.Object(
       default: ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA'],
       description: 'JWS algorithms accepted on DPoP proofs, advertised as dpop_signing_alg_values_supported.',
     }),
+    requireNonce: Type.Boolean({
+      default: false,
+      description:
+        'RFC 9449 §8/§9: proofs must carry a nonce the gateway issued within the last minute or two; a proof ' +
+        'without one is answered use_dpop_nonce with a DPoP-Nonce header, and clients retry with it.',
+    }),
     proofLifetimeSeconds: Type.Integer({
       minimum: 10,
       maximum: 600,

@@ -8,6 +8,7 @@
  *   claims:    `jti` (≤ 256 characters); `htm` = the request method; `htu` = the request URL
  *              without query and fragment, compared after normalization; `iat` within the window
  *   ath:       at the resource, base64url(SHA-256(access token)) (§4.3 item 11)
+ *   nonce:     with dpop.requireNonce, a recent server nonce (§8, §9; dpop-nonce.ts)
  *   replay:    `jti` unseen within the window, per key, in the store every replica shares (§11.1)
  *
  * A failure is a DpopRejected naming the check; callers answer invalid_dpop_proof (DPOP-07).
@@ -17,6 +18,7 @@ import { createHash } from 'node:crypto'
 import { calculateJwkThumbprint, compactVerify, decodeProtectedHeader, importJWK, type JWK } from 'jose'
 import { CheckFailed } from '../errors.js'
 import { storeKeys } from '../store/keys.js'
+import type { DpopNonces } from './dpop-nonce.js'
 import type { Store } from '../store/store.js'
 
 /** The algorithms a proof may use: asymmetric only (RFC 9449 §4.2), as metadata advertises them. */
@@ -27,7 +29,7 @@ const MAX_PROOF_LENGTH = 8 * 1024
 /** JWK members that only a private or symmetric key has (RFC 7518 §6). */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']
 
-/** Checks: format, typ, alg, jwk, signature, jti, htm, htu, iat, ath, replay. */
+/** Checks: format, typ, alg, jwk, signature, jti, htm, htu, iat, ath, nonce, replay. */
 export class DpopRejected extends CheckFailed {
   override readonly name = 'DpopRejected'
   constructor(check: string, detail: string) {
@@ -66,6 +68,8 @@ export class DpopProofs {
   constructor(
     private readonly settings: DpopSettings,
     private readonly store: Store,
+    /** With `dpop.requireNonce`: proofs must carry a recent server nonce (§8, §9). */
+    readonly nonces?: DpopNonces,
     now?: () => number,
   ) {
     this.#now = now ?? Date.now
@@ -94,7 +98,7 @@ export class DpopProofs {
       throw new DpopRejected('signature', 'the proof does not verify with its own key')
     }
     if (payload === null || typeof payload !== 'object') throw new DpopRejected('format', 'the payload is not an object')
-    const { jti, htm, htu, iat, ath } = payload
+    const { jti, htm, htu, iat, ath, nonce } = payload
     if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH) throw new DpopRejected('jti', 'jti missing or too long')
     if (htm !== request.method) throw new DpopRejected('htm', 'htm is not the request method')
     if (typeof htu !== 'string' || normalizedHtu(htu) !== normalizedHtu(request.url)) throw new DpopRejected('htu', 'htu is not the request URL')
@@ -107,6 +111,8 @@ export class DpopProofs {
       const expected = createHash('sha256').update(request.accessToken).digest('base64url')
       if (ath !== expected) throw new DpopRejected('ath', 'ath does not match the access token')
     }
+    // Before the replay record: the client retries with a new proof carrying the nonce (§8.1).
+    if (this.nonces && !(await this.nonces.accepts(nonce))) throw new DpopRejected('nonce', nonce === undefined ? 'no nonce' : 'a stale or unknown nonce')
     // §11.1: a proof seen once is not accepted again while it could still be fresh.
     const key = storeKeys.dpopJti(createHash('sha256').update(`${jkt}\n${jti}`).digest('base64url'))
     const ttlMs = (proofLifetimeSeconds + clockToleranceSeconds + 1) * 1000

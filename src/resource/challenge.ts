@@ -8,6 +8,7 @@
  * - `scope` names every scope the operation needs, in one challenge (MCPA-14, MCPA-F05).
  */
 export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope'
+export type DpopErrorCode = 'invalid_token' | 'invalid_dpop_proof' | 'use_dpop_nonce'
 
 export interface Challenge {
   resourceMetadataUrl: string
@@ -15,7 +16,7 @@ export interface Challenge {
   error?: BearerErrorCode
   description?: string
   /** RFC 9449 §7.1: a second challenge for the DPoP scheme, naming the accepted algorithms. */
-  dpop?: { algorithms: readonly string[]; error?: 'invalid_token' | 'invalid_dpop_proof'; description?: string }
+  dpop?: { algorithms: readonly string[]; error?: DpopErrorCode; description?: string }
 }
 
 export function bearerChallenge(c: Challenge): string {

@@ -5,8 +5,8 @@
  */
 import type { IncomingHttpHeaders } from 'node:http'
 
-/** Response headers a client must be able to read: the session id and the auth challenge. */
-const EXPOSED = 'Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate'
+/** Response headers a client must be able to read: the session id, the auth challenge and a DPoP nonce (RFC 9449 §9). */
+const EXPOSED = 'Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate, DPoP-Nonce'
 const ALLOWED_METHODS = 'GET, POST, DELETE'
 /** Request header names a preflight may ask for: plain token characters only. */
 const HEADER_LIST = /^[A-Za-z0-9-]+(\s*,\s*[A-Za-z0-9-]+)*$/

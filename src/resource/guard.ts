@@ -11,6 +11,7 @@ import {
   ForbiddenError,
   InvalidDpopProofAtResourceError,
   InvalidRequestError,
+  UseDpopNonceAtResourceError,
   InvalidTokenError,
   NotFoundError,
   TemporarilyUnavailableError,
@@ -18,7 +19,7 @@ import {
 import { DpopRejected, dpopHeaderOf, type DpopProofs } from '../keys/dpop.js'
 import { TokenRejectedError, type AccessTokenVerifier } from '../keys/tokens.js'
 import { extractBearer } from './bearer.js'
-import { bearerChallenge, type BearerErrorCode } from './challenge.js'
+import { bearerChallenge, type BearerErrorCode, type DpopErrorCode } from './challenge.js'
 import { principalOf, type Principal } from './principal.js'
 import type { SessionBindings } from './sessions.js'
 import type { IncomingMessage } from 'node:http'
@@ -43,7 +44,7 @@ type BearerRefusal = Extract<AuditEvent, { type: 'bearer.refused' }>['reason']
 export function createGuard({ resource, verifier, sessions, ownOrigin, audit, dpop, dpopAlgorithms }: GuardDeps): Guard {
   const allowedOrigins = new Set([ownOrigin, ...resource.allowedOrigins])
   const requiredScopes = resource.requiredScopes
-  const challenge = (error?: BearerErrorCode, description?: string, dpopError?: 'invalid_token' | 'invalid_dpop_proof') => ({
+  const challenge = (error?: BearerErrorCode, description?: string, dpopError?: DpopErrorCode) => ({
     'www-authenticate': bearerChallenge({
       resourceMetadataUrl: resource.metadataUrl,
       scopes: requiredScopes,
@@ -120,6 +121,14 @@ export function createGuard({ resource, verifier, sessions, ownOrigin, audit, dp
         jkt = (await dpop.verify(header.proof, { method: raw.method ?? '', url: resource.uri, accessToken: bearer.token })).jkt
       } catch (err) {
         if (!(err instanceof DpopRejected)) throw new TemporarilyUnavailableError('DPoP replay state is unavailable; try again', { cause: err })
+        if (err.check === 'nonce' && dpop.nonces) {
+          // RFC 9449 §9: not a failure of the client, a round trip to learn the nonce.
+          const description = 'send the DPoP proof again with the nonce given'
+          throw new UseDpopNonceAtResourceError(description, {
+            headers: { ...challenge(undefined, description, 'use_dpop_nonce'), 'dpop-nonce': await dpop.nonces.current() },
+            detail: err.detail,
+          })
+        }
         refused('invalid')
         throw proofRefused('the DPoP proof is not acceptable', `dpop ${err.check}: ${err.detail}`)
       }

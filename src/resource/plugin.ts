@@ -13,6 +13,7 @@ import type { GatewayConfig, Resource } from '../config/load.js'
 import { ForbiddenError, NotFoundError } from '../errors.js'
 import { limitMcpCall, RateLimiter } from '../http/rate-limit.js'
 import { DpopProofs } from '../keys/dpop.js'
+import { DpopNonces } from '../keys/dpop-nonce.js'
 import type { SigningKey } from '../keys/keystore.js'
 import type { AccessTokenVerifier } from '../keys/tokens.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
@@ -83,7 +84,11 @@ async function guardedProxy(
 ): Promise<void> {
   const sessions = new SessionBindings(store, resource.id, resource.sessionIdleSeconds * 1000)
   const ownOrigin = new URL(config.publicUrl).origin
-  const dpop = new DpopProofs({ ...config.dpop, clockToleranceSeconds: config.accessTokens.clockToleranceSeconds }, store)
+  const dpop = new DpopProofs(
+    { ...config.dpop, clockToleranceSeconds: config.accessTokens.clockToleranceSeconds },
+    store,
+    config.dpop.requireNonce ? new DpopNonces(store) : undefined,
+  )
   const guard = createGuard({ resource, verifier, sessions, ownOrigin, audit, dpop, dpopAlgorithms: config.dpop.algorithms })
   const limiter = new RateLimiter(store, audit)
   const allowedOrigins = new Set([ownOrigin, ...resource.allowedOrigins])

@@ -7,6 +7,8 @@ export const storeKeys = {
   mcpSession: (resourceId: string, sessionIdHash: string) => `mcp-session:${resourceId}:${sessionIdHash}`,
   /** The generated development signing key, shared by replicas (private JWK). */
   devSigningKey: () => 'keys:dev-signing-key',
+  /** The HMAC secret of DPoP server nonces, shared by replicas (RFC 9449 §8). */
+  dpopNonceSecret: 'keys:dpop-nonce-secret',
   /** A browser login session at the gateway, by the hash of its cookie value. */
   loginSession: (idHash: string) => `login-session:${idHash}`,
   /** An authorization request between /authorize and the code: login and consent happen meanwhile. */

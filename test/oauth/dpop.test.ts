@@ -259,3 +259,48 @@ t.test('DPOP-09: a metadata document with dpop_bound_access_tokens makes a clien
   t.equal(snapshotOf(bound)?.dpopBound, true, 'and the code\'s snapshot keeps it for the token endpoint (SEC-22)')
   t.notOk(toClient(doc.client_id, 'app.example.com', { ...doc, dpop_bound_access_tokens: 'yes' }, { ...doc, dpop_bound_access_tokens: 'yes' }).dpopBound, 'only the JSON true counts')
 })
+
+t.test('DPOP-07: server nonces (dpop.requireNonce), at the token endpoint and the resource', async (t) => {
+  const gw = await startTestGateway(t, { resources: [{ upstream: upstream.url }], config: { ...machineClients(), dpop: { requireNonce: true } } })
+  const key = await keyPair()
+  const tokenEndpoint = `${gw.config.issuer}/oauth/token`
+  const tokenRequest = async (nonce?: string) => {
+    const res = await fetch(tokenEndpoint, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(`ci-bot:${CI_SECRET}`).toString('base64')}`,
+        dpop: await proof(key, { htm: 'POST', htu: tokenEndpoint, ...(nonce !== undefined && { nonce }) }),
+      },
+      body: new URLSearchParams({ grant_type: 'client_credentials' }),
+    })
+    return { status: res.status, nonce: res.headers.get('dpop-nonce'), body: (await res.json()) as Record<string, unknown> }
+  }
+  const first = await tokenRequest()
+  t.equal(first.status, 400, 'a proof without a nonce: 400')
+  t.equal(first.body.error, 'use_dpop_nonce', 'use_dpop_nonce (RFC 9449 §8.1)')
+  t.ok(first.nonce, 'with a DPoP-Nonce header')
+  t.equal((await tokenRequest('0.forged-nonce-forged-nonce-forged-no')).body.error, 'use_dpop_nonce', 'a nonce the gateway never issued')
+  const second = await tokenRequest(first.nonce!)
+  t.equal(second.status, 200, 'the retry with the nonce gets a token')
+  t.ok(second.nonce, 'and a fresh nonce for next time (§8.2)')
+  const token = second.body.access_token as string
+
+  const call = async (nonce?: string) => {
+    const p = await proof(key, { htm: 'POST', htu: gw.mcpUrl(), ath: await ath(token), ...(nonce !== undefined && { nonce }) })
+    const res = await fetch(gw.mcpUrl(), { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `DPoP ${token}`, dpop: p }, body: ping })
+    return { status: res.status, nonce: res.headers.get('dpop-nonce'), challenge: res.headers.get('www-authenticate') ?? '' }
+  }
+  const refused = await call()
+  t.equal(refused.status, 401, 'at the resource: 401')
+  t.match(refused.challenge, /DPoP error="use_dpop_nonce"/, 'use_dpop_nonce in the DPoP challenge (§9)')
+  t.ok(refused.nonce)
+  t.equal((await call(refused.nonce!)).status, 200, 'the retry with the nonce reaches the upstream')
+
+  // Both independent clients follow the protocol on their own.
+  const provider = new DpopClientCredentials({ clientId: 'ci-bot', clientSecret: CI_SECRET, expectedIssuer: gw.config.issuer })
+  const client = new Client({ name: 'sdk-dpop-nonce', version: '1.0.0' })
+  await client.connect(new StreamableHTTPClientTransport(new URL(gw.mcpUrl()), { authProvider: provider }))
+  t.ok((await client.listTools()).tools.length > 0, 'the SDK retries with the nonce, at both servers')
+  await client.close()
+})

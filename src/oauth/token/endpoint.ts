@@ -7,7 +7,8 @@ import type { FastifyInstance } from 'fastify'
 import { contextOf, type AuditTrail } from '../../audit/events.js'
 import { JWT_BEARER_GRANT } from '../../config/enterprise-schema.js'
 import type { GatewayConfig } from '../../config/load.js'
-import { InvalidDpopProofError, InvalidRequestError, OAuthError, UnsupportedGrantTypeError } from '../../errors.js'
+import { InvalidDpopProofError, InvalidRequestError, OAuthError, UnsupportedGrantTypeError, UseDpopNonceError } from '../../errors.js'
+import { DpopNonces } from '../../keys/dpop-nonce.js'
 import { DpopProofs, DpopRejected, dpopHeaderOf } from '../../keys/dpop.js'
 import type { Keystore } from '../../keys/keystore.js'
 import type { Store } from '../../store/store.js'
@@ -43,6 +44,7 @@ export function registerToken(app: FastifyInstance, { config, clients, grants, k
   const proofs = new DpopProofs(
     { ...config.dpop, clockToleranceSeconds: config.accessTokens.clockToleranceSeconds },
     store,
+    config.dpop.requireNonce ? new DpopNonces(store) : undefined,
   )
   const enterprise = config.enterpriseAuthorization.issuers
   // The jwt-bearer grant exists only where an IdP is trusted; elsewhere it stays unsupported_grant_type.
@@ -78,6 +80,8 @@ export function registerToken(app: FastifyInstance, { config, clients, grants, k
       // DPOP-09: a client registered for bound tokens gets none without a proof.
       if (client.dpopBound && dpopJkt === undefined) throw new InvalidDpopProofError('this client must send a DPoP proof')
       const answer = await handler({ form, client, context, dpopJkt })
+      // §8.2: a fresh nonce with every answer saves the client a round trip next time.
+      if (proofs.nonces && dpopJkt !== undefined) reply.header('dpop-nonce', await proofs.nonces.current())
       return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(answer)
     } catch (err) {
       if (err instanceof OAuthError) {
@@ -99,6 +103,9 @@ export function registerToken(app: FastifyInstance, { config, clients, grants, k
     try {
       return (await proofs.verify(header.proof, { method: 'POST', url: tokenEndpointOf(config.issuer) })).jkt
     } catch (err) {
+      if (err instanceof DpopRejected && err.check === 'nonce' && proofs.nonces) {
+        throw new UseDpopNonceError('send the DPoP proof again with the nonce given', { headers: { 'dpop-nonce': await proofs.nonces.current() }, detail: err.detail })
+      }
       if (err instanceof DpopRejected) throw new InvalidDpopProofError('the DPoP proof is not acceptable', { detail: `dpop ${err.check}: ${err.detail}` })
       throw err
     }
