@@ -21,9 +21,6 @@ import { storeKeys } from '../store/keys.js'
 import type { DpopNonces } from './dpop-nonce.js'
 import type { Store } from '../store/store.js'
 
-/** The algorithms a proof may use: asymmetric only (RFC 9449 §4.2), as metadata advertises them. */
-export const DPOP_ALGORITHMS = ['ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512', 'EdDSA', 'Ed25519'] as const
-
 const MAX_JTI_LENGTH = 256
 const MAX_PROOF_LENGTH = 8 * 1024
 /** JWK members that only a private or symmetric key has (RFC 7518 §6). */
