@@ -198,7 +198,10 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
       reply.send(new TemporarilyUnavailableError('session state is unavailable; try again', { cause: err }))
       return
     }
-    if (isEventStream(res.headers)) request.upstreamHop?.streamOpened(reply.raw as ServerResponse)
+    if (isEventStream(res.headers)) {
+      request.upstreamHop?.streamOpened(reply.raw as ServerResponse)
+      flushHeadersWhenPiped(reply.raw as ServerResponse)
+    }
     if (isEventStream(res.headers) && isNotificationStream(request.method, request.body)) {
       trackStream(res.stream, reply.raw as ServerResponse)
     }
@@ -294,3 +297,17 @@ function setsGatehouseCookie(line: string): boolean {
 function headerSafe(value: string): string {
   return /^[\x20-\x7E]*$/.test(value) ? value : encodeURIComponent(value)
 }
+
+/**
+ * Fastify writes a streamed reply's head with its first chunk, but an event stream may stay
+ * silent for minutes (a GET notification stream, a long tool call): the upstream has already
+ * answered 200 and flushed its head, and a client waits for that head to know the stream is open.
+ * SSE passes through without buffering (MCPT-03), the head included. Fastify pipes the payload
+ * once the status and headers are set, so the head goes out at that moment.
+ */
+function flushHeadersWhenPiped(raw: ServerResponse) {
+  raw.once('pipe', () => {
+    if (!raw.headersSent) raw.flushHeaders()
+  })
+}
+

@@ -129,6 +129,30 @@ t.test('an idle SSE stream is not cut by the headers timeout; a hang-up cancels 
   t.ok(upstreamClosed, 'the upstream request ended when the client went away')
 })
 
+t.test('an event stream\'s head reaches the client before its first event (MCPT-03)', async (t) => {
+  // The upstream answers 200 with its head flushed and then stays silent, as a GET notification
+  // stream does until something changes.
+  let release!: () => void
+  const silent = new Promise<void>((r) => (release = r))
+  t.teardown(() => release())
+  const upstream = await rawUpstream(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }).flushHeaders()
+    void silent.then(() => res.end('data: {"jsonrpc":"2.0","method":"notifications/x"}\n\n'))
+  })
+  const gw = await startTestGateway(t, { resources: [{ upstream }] })
+  const started = Date.now()
+  const aborted = AbortSignal.timeout(5000)
+  const res = await fetch(gw.mcpUrl(), {
+    headers: { authorization: `Bearer ${await gw.mint()}`, accept: 'text/event-stream', 'mcp-protocol-version': '2025-11-25' },
+    signal: aborted,
+  })
+  t.equal(res.status, 200, 'the head arrived while the stream is silent')
+  t.ok(Date.now() - started < 4000, `within ${Date.now() - started} ms`)
+  t.equal(res.headers.get('content-type'), 'text/event-stream')
+  release()
+  t.match(await res.text(), /notifications\/x/, 'the event follows on the same stream')
+})
+
 t.test('an upstream cannot set the gateway’s own cookies', async (t) => {
   const url = await rawUpstream(t, (req, res) => {
     req.resume()
