@@ -198,14 +198,16 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
       reply.send(new TemporarilyUnavailableError('session state is unavailable; try again', { cause: err }))
       return
     }
+    const filter = listFilterOf(request)
     if (isEventStream(res.headers)) {
       request.upstreamHop?.streamOpened(reply.raw as ServerResponse)
-      flushHeadersWhenPiped(reply.raw as ServerResponse)
+      // A filtered answer to a POST keeps its head until its first event has passed the filter,
+      // so that an event the filter must refuse can still become a 502.
+      if (!filter || request.method === 'GET') flushHeadersWhenPiped(reply.raw as ServerResponse)
     }
     if (isEventStream(res.headers) && isNotificationStream(request.method, request.body)) {
       trackStream(res.stream, reply.raw as ServerResponse)
     }
-    const filter = listFilterOf(request)
     if (!filter || res.statusCode !== 200) return reply.send(res.stream)
     // Compressed bytes cannot be filtered and must not pass unfiltered (identity was asked for).
     const coding = res.headers['content-encoding']
