@@ -124,8 +124,11 @@ export async function rawRequest(origin: string, bytes: string | Buffer, waitMs 
       const text = Buffer.concat(received).toString('latin1')
       const headEnd = text.indexOf('\r\n\r\n')
       if (headEnd !== -1) {
-        const len = /\r\ncontent-length:\s*(\d+)/i.exec(text.slice(0, headEnd))
-        if (len && text.length >= headEnd + 4 + Number(len[1])) {
+        const head = text.slice(0, headEnd)
+        const len = /\r\ncontent-length:\s*(\d+)/i.exec(head)
+        const chunked = /\r\ntransfer-encoding:\s*chunked/i.test(head)
+        // A complete answer ends the wait: its whole Content-Length, or the last chunk.
+        if ((len && text.length >= headEnd + 4 + Number(len[1])) || (chunked && text.endsWith('\r\n0\r\n\r\n'))) {
           clearTimeout(timer)
           socket.destroy()
           resolve()
