@@ -15,8 +15,8 @@ import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { FormBrowser } from '../helpers/form-browser.js'
 import { MemoryClientProvider } from '../helpers/sdk-provider.js'
 import { startTestGateway } from '../helpers/gateway.js'
-import { startChildGateway } from './child-gateway.js'
-import { json, makeTestCertificates, startHttpsDocServer, type DocServer } from './servers.js'
+import { startChildGateway } from '../cimd/child-gateway.js'
+import { json, makeTestCertificates, startHttpsDocServer, type DocServer } from '../cimd/servers.js'
 
 // A child gateway compiles the sources on the fly: slow on a loaded machine.
 t.setTimeout(360_000)

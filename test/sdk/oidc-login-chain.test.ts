@@ -10,7 +10,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { MemoryClientProvider } from '../helpers/sdk-provider.js'
-import { CLIENT_ID, claimsOf, loginSetup, signInAtIdp } from './harness.js'
+import { CLIENT_ID, claimsOf, loginSetup, signInAtIdp } from '../login/harness.js'
 
 t.setTimeout(60_000)
 const upstream = await startSdk1Upstream({ stateful: true, jsonResponse: false })
