@@ -10,7 +10,7 @@ import { enterpriseConfigProblems } from './enterprise-schema.js'
 import { loginConfigProblems } from './login-schema.js'
 import { isAcceptableRedirectUri, isLoopbackHost } from './loopback.js'
 import { REGISTERED_CLIENT_ID_PREFIX, type Config } from './schema.js'
-import { staticClientProblems } from './static-client-checks.js'
+import { machineLimitProblems, staticClientProblems } from './static-client-checks.js'
 
 const RESERVED_PATH = /^\/(\.well-known|oauth|healthz|readyz|metrics)(\/|$)/
 
@@ -141,7 +141,18 @@ export function semanticProblems(c: Config): { path: string; message: string }[]
   if (c.metrics.enabled && c.metrics.listen.port !== 0 && c.metrics.listen.port === c.listen.port) {
     add('metrics.listen.port', 'must differ from listen.port: metrics have a listener of their own, never the main one')
   }
+  const machineReg = c.registration.clientCredentials
+  if (machineReg) {
+    problems.push(...machineLimitProblems(machineReg, 'registration.clientCredentials', c.resources))
+    // CC-01: only a confidential registration may get the grant, so a secret method must be registrable.
+    if (!c.registration.tokenEndpointAuthMethods.some((m) => m !== 'none')) {
+      add('registration.clientCredentials', 'needs client_secret_basic or client_secret_post in registration.tokenEndpointAuthMethods: machine clients are confidential')
+    }
+  }
   problems.push(...cimdConfigProblems(c.cimd, c.externalIssuer !== undefined))
+  c.cimd.trust.allow.forEach((entry, i) => {
+    problems.push(...machineLimitProblems(entry.clientCredentials, `cimd.trust.allow[${i}].clientCredentials`, c.resources))
+  })
   // A person's subject is <prefix>:<id>; the prefixes of static users and machine clients are taken.
   problems.push(...enterpriseConfigProblems(c.enterpriseAuthorization, c.clients, ['static', 'client']))
   if (c.enterpriseAuthorization.issuers.length > 0 && c.externalIssuer) {
