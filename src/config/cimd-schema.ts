@@ -171,7 +171,9 @@ export const CimdSchema = Type.Object(
           default: [],
           description:
             'Client ids the gateway will fetch, checked on the raw string before any DNS or network traffic. ' +
-            'Empty (and any: false) means no CIMD client is accepted.',
+            'Empty (and any: false) means no CIMD client is accepted. An entry may add clientCredentials: ' +
+            '{ resources?, scopes? } so that the client ids it admits may list client_credentials (private_key_jwt ' +
+            'only; CC-01); documents admitted otherwise that list it are refused.',
         }),
         deny: Type.Array(TrustEntry, { default: [], description: 'Client ids refused even when allowed; deny always wins.' }),
         any: Type.Boolean({
