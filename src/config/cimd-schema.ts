@@ -51,10 +51,7 @@ const trustEntry = <E extends TProperties>(extra: E, description: string) =>
     { description },
   )
 const TrustEntry = trustEntry({}, 'One of url, prefix or host.')
-const AllowEntry = trustEntry(
-  { clientCredentials: Type.Optional(ClientCredentials) },
-  'One of url, prefix or host; clientCredentials admits machine clients.',
-)
+const AllowEntry = trustEntry({ clientCredentials: Type.Optional(ClientCredentials) }, 'One of url, prefix or host; clientCredentials admits machines.')
 
 const AnyJson = Type.Unknown()
 const FieldPolicy = Type.Object(
