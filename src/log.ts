@@ -26,6 +26,9 @@ export function loggerOptions(level: string): LoggerOptions {
         'headers.authorization',
         'headers.cookie',
         '*.client_secret',
+        // Token exchange toward the upstream (UPS-03): never logged today; censored should anyone try.
+        '*.clientSecret',
+        '*.subject_token',
         '*.refresh_token',
         '*.access_token',
         '*.password',

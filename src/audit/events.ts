@@ -57,6 +57,16 @@ export type AuditEvent =
       arguments?: unknown
     }
   | { type: 'rate_limited'; limit: string; scope: 'address' | 'client' | 'subject' | 'host' }
+  | { type: 'upstream.exchanged'; resource: string; sub: string; clientId: string | undefined; expiresIn?: number }
+  | {
+      type: 'upstream.exchange_failed'
+      resource: string
+      sub: string
+      clientId: string | undefined
+      reason: 'unreachable' | 'timeout' | 'refused' | 'unavailable' | 'malformed'
+      status?: number
+      error?: string
+    }
 
 export type AuditEventType = AuditEvent['type']
 

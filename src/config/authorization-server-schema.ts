@@ -1,6 +1,6 @@
 /** The built-in authorization server: its settings, pre-registered clients and dynamic registration. */
 import { Type, type Static } from '@sinclair/typebox'
-import { Seconds, strict } from './schema-kit.js'
+import { machineLimits, Seconds, strict } from './schema-kit.js'
 
 export const StaticClient = Type.Object(
   {
@@ -150,6 +150,31 @@ export const Registration = Type.Object(
         'Grant types a registration may ask for; anything else is refused (invalid_client_metadata). Drop ' +
         'refresh_token to give self-registered clients access tokens only.',
     }),
+    clientCredentials: Type.Optional(
+      Type.Object(
+        {
+          initialAccessTokens: Type.Array(Type.String({ minLength: 32 }), {
+            minItems: 1,
+            uniqueItems: true,
+            description:
+              'Initial access tokens (RFC 7591 §3) that admit a registration asking for client_credentials: ' +
+              '`Authorization: Bearer <one of these>`, compared in constant time. Give each from the environment ' +
+              '(${NAME}); at least 32 characters. Hand one to each party allowed to register machine clients. Such a ' +
+              'token also admits ordinary registrations when initialAccessToken is set.',
+          }),
+          ...machineLimits,
+        },
+        {
+          ...strict,
+          description:
+            'Let dynamic registration create machine clients (grant_types client_credentials, OAuth 2.1 §4.2). Absent: ' +
+            'a registration asking for client_credentials is refused (invalid_client_metadata). Such a registration must ' +
+            'present one of initialAccessTokens and be confidential (client_secret_basic or client_secret_post, from ' +
+            'tokenEndpointAuthMethods); it needs no redirect_uris when client_credentials is its only grant. Removing ' +
+            'this setting stops the grant for clients registered under it.',
+        },
+      ),
+    ),
     tokenEndpointAuthMethods: Type.Array(
       Type.Union([Type.Literal('none'), Type.Literal('client_secret_basic'), Type.Literal('client_secret_post')]),
       {

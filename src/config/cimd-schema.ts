@@ -2,42 +2,56 @@
  * The `cimd` section of the configuration: Client ID Metadata Documents (CIMD draft -02).
  * Kept in its own module and included by schema.ts.
  */
-import { Type, type Static } from '@sinclair/typebox'
+import { Type, type Static, type TProperties } from '@sinclair/typebox'
 
-import { strict } from './schema-kit.js'
+import { machineLimits, strict } from './schema-kit.js'
 
-const TrustEntry = Type.Union(
-  [
-    Type.Object(
-      { url: Type.String({ minLength: 1, maxLength: 8192, description: 'Exactly this client id (simple string comparison).' }) },
-      strict,
-    ),
-    Type.Object(
-      {
-        prefix: Type.String({
-          minLength: 1,
-          maxLength: 8192,
-          description:
-            'Same scheme and authority, and a path starting with all of these path segments (https://example.com/a/b ' +
-            'admits /a/b and /a/b/c, never /a/bc; a trailing slash admits only what is below). A query in the entry ' +
-            'must match exactly.',
-        }),
-      },
-      strict,
-    ),
-    Type.Object(
-      {
-        host: Type.String({
-          minLength: 1,
-          maxLength: 260,
-          description: 'The client id host, on the default port unless host:port; *.example.com matches any name below example.com.',
-        }),
-      },
-      strict,
-    ),
-  ],
-  { description: 'One of url, prefix or host.' },
-)
+const ClientCredentials = Type.Object(machineLimits, {
+  ...strict,
+  description:
+    'Client ids this entry admits may list client_credentials in their document (OAuth 2.1 §4.2; CC-01): such a ' +
+    'client must declare private_key_jwt with jwks or jwks_uri, and needs no redirect_uris when client_credentials ' +
+    'is its only grant. Without this, a document listing client_credentials is refused.',
+})
+
+/** The three kinds of entry; allow entries may also admit machine clients. */
+const trustEntry = <E extends TProperties>(extra: E, description: string) =>
+  Type.Union(
+    [
+      Type.Object(
+        { url: Type.String({ minLength: 1, maxLength: 8192, description: 'Exactly this client id (simple string comparison).' }), ...extra },
+        strict,
+      ),
+      Type.Object(
+        {
+          prefix: Type.String({
+            minLength: 1,
+            maxLength: 8192,
+            description:
+              'Same scheme and authority, and a path starting with all of these path segments (https://example.com/a/b ' +
+              'admits /a/b and /a/b/c, never /a/bc; a trailing slash admits only what is below). A query in the entry ' +
+              'must match exactly.',
+          }),
+          ...extra,
+        },
+        strict,
+      ),
+      Type.Object(
+        {
+          host: Type.String({
+            minLength: 1,
+            maxLength: 260,
+            description: 'The client id host, on the default port unless host:port; *.example.com matches any name below example.com.',
+          }),
+          ...extra,
+        },
+        strict,
+      ),
+    ],
+    { description },
+  )
+const TrustEntry = trustEntry({}, 'One of url, prefix or host.')
+const AllowEntry = trustEntry({ clientCredentials: Type.Optional(ClientCredentials) }, 'One of url, prefix or host; clientCredentials admits machines.')
 
 const AnyJson = Type.Unknown()
 const FieldPolicy = Type.Object(
@@ -150,11 +164,13 @@ export const CimdSchema = Type.Object(
     }),
     trust: Type.Object(
       {
-        allow: Type.Array(TrustEntry, {
+        allow: Type.Array(AllowEntry, {
           default: [],
           description:
             'Client ids the gateway will fetch, checked on the raw string before any DNS or network traffic. ' +
-            'Empty (and any: false) means no CIMD client is accepted.',
+            'Empty (and any: false) means no CIMD client is accepted. An entry may add clientCredentials: ' +
+            '{ resources?, scopes? } so that the client ids it admits may list client_credentials (private_key_jwt ' +
+            'only; CC-01); documents admitted otherwise that list it are refused.',
         }),
         deny: Type.Array(TrustEntry, { default: [], description: 'Client ids refused even when allowed; deny always wins.' }),
         any: Type.Boolean({
@@ -277,3 +293,5 @@ export type CimdConfig = Static<typeof CimdSchema>
 export type PrivateKeyJwtConfig = Static<typeof PrivateKeyJwt>
 export type CimdFetchRateLimitConfig = Static<typeof FetchRateLimit>
 export type CimdTrustEntryConfig = Static<typeof TrustEntry>
+export type CimdAllowEntryConfig = Static<typeof AllowEntry>
+export type MachineLimitsConfig = Static<typeof ClientCredentials>

@@ -2,6 +2,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { AccessSchema } from './login-schema.js'
 import { Scope, Seconds, strict, Url } from './schema-kit.js'
+import { UpstreamAuth } from './upstream-auth-schema.js'
 
 export const Pattern = (description: string) =>
   Type.String({ minLength: 1, maxLength: 512, description: `${description} \`*\` matches any run of characters.` })
@@ -117,43 +118,7 @@ export const Resource = Type.Object(
       default: 1048576,
       description: 'Largest request body accepted (413 above it).',
     }),
-    upstreamAuth: Type.Optional(
-      Type.Object(
-        {
-          header: Type.Optional(
-            Type.Object(
-              {
-                name: Type.String({ pattern: '^[A-Za-z0-9-]+$', description: 'The request header that carries the secret, e.g. X-Api-Key.' }),
-                value: Type.String({ minLength: 1, description: 'The secret: give it from the environment (${NAME}). Never logged.' }),
-              },
-              { ...strict, description: 'A static secret the upstream expects on every request (UPS-01: never the client\'s token).' },
-            ),
-          ),
-          jwt: Type.Optional(
-            Type.Object(
-              {
-                audience: Type.Optional(Type.String({ format: 'uri', description: 'The token\'s aud; default the upstream URL\'s origin.' })),
-                ttlSeconds: Type.Integer({ minimum: 10, maximum: 600, default: 60, description: 'Lifetime of each upstream token.' }),
-              },
-              {
-                ...strict,
-                description:
-                  'A short-lived JWT the gateway signs for the upstream, in Authorization: Bearer: iss the gateway, aud the ' +
-                  'upstream, sub and client_id of the caller, its scopes (and email and groups when known), typ ' +
-                  'upstream+jwt. Signed with the active key of the gateway\'s JWKS (/oauth/jwks), so the upstream can ' +
-                  'verify who is calling; the gateway never accepts such a token itself (UPS-02).',
-              },
-            ),
-          ),
-        },
-        {
-          ...strict,
-          description:
-            'Credentials the gateway presents to the upstream MCP server (exactly one kind). The client\'s own token ' +
-            'never reaches the upstream, whatever this says (UPS-01).',
-        },
-      ),
-    ),
+    upstreamAuth: Type.Optional(UpstreamAuth),
     identityHeaders: Type.Object(
       {
         subject: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]+$', description: 'Carries the token `sub`.' })),

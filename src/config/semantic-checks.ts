@@ -10,7 +10,7 @@ import { enterpriseConfigProblems } from './enterprise-schema.js'
 import { loginConfigProblems } from './login-schema.js'
 import { isAcceptableRedirectUri, isLoopbackHost } from './loopback.js'
 import { REGISTERED_CLIENT_ID_PREFIX, type Config } from './schema.js'
-import { staticClientProblems } from './static-client-checks.js'
+import { machineLimitProblems, staticClientProblems } from './static-client-checks.js'
 
 const RESERVED_PATH = /^\/(\.well-known|oauth|healthz|readyz|metrics)(\/|$)/
 
@@ -91,8 +91,23 @@ export function semanticProblems(c: Config): { path: string; message: string }[]
     const headers = Object.values(r.identityHeaders).map((h) => h.toLowerCase())
     if (new Set(headers).size !== headers.length) add(`${at}.identityHeaders`, 'names one header twice')
     const auth = r.upstreamAuth
-    if (auth !== undefined && (auth.header === undefined) === (auth.jwt === undefined)) add(`${at}.upstreamAuth`, 'give exactly one of header or jwt')
-    if (auth?.jwt !== undefined && c.externalIssuer) add(`${at}.upstreamAuth.jwt`, 'needs the gateway\'s own signing keys, which externalIssuer mode does not have')
+    const kinds = auth === undefined ? [] : (['header', 'jwt', 'exchange'] as const).filter((k) => auth[k] !== undefined)
+    if (auth !== undefined && kinds.length !== 1) add(`${at}.upstreamAuth`, 'give exactly one of header, jwt or exchange')
+    for (const kind of ['jwt', 'exchange'] as const) {
+      // Both sign a JWT about the caller with the active key, which only the built-in AS has.
+      if (auth?.[kind] !== undefined && c.externalIssuer) add(`${at}.upstreamAuth.${kind}`, 'needs the gateway\'s own signing keys, which externalIssuer mode does not have')
+    }
+    const exchange = auth?.exchange
+    if (exchange !== undefined) {
+      const endpoint = new URL(exchange.tokenEndpoint)
+      const secure = endpoint.protocol === 'https:' || (endpoint.protocol === 'http:' && isLoopbackHost(endpoint.hostname))
+      // The client secret and the subject token travel in this request (RFC 6749 §2.3.1 requires TLS).
+      if (!secure) add(`${at}.upstreamAuth.exchange.tokenEndpoint`, 'must be https (http only on localhost, 127.0.0.1 or [::1])')
+      if (endpoint.username || endpoint.password || endpoint.hash) add(`${at}.upstreamAuth.exchange.tokenEndpoint`, 'must not carry credentials or a fragment')
+      if (exchange.audience === undefined && exchange.resource === undefined) {
+        add(`${at}.upstreamAuth.exchange`, 'give audience or resource (or both): the token service must know which upstream the token is for')
+      }
+    }
     const secretHeader = auth?.header?.name.toLowerCase()
     // Authorization is the usual place of an API key; the client's own Authorization never passes.
     if (secretHeader !== undefined && secretHeader !== 'authorization' && (PROTECTED_HEADERS.has(secretHeader) || secretHeader.startsWith('mcp-') || headers.includes(secretHeader))) {
@@ -126,7 +141,18 @@ export function semanticProblems(c: Config): { path: string; message: string }[]
   if (c.metrics.enabled && c.metrics.listen.port !== 0 && c.metrics.listen.port === c.listen.port) {
     add('metrics.listen.port', 'must differ from listen.port: metrics have a listener of their own, never the main one')
   }
+  const machineReg = c.registration.clientCredentials
+  if (machineReg) {
+    problems.push(...machineLimitProblems(machineReg, 'registration.clientCredentials', c.resources))
+    // CC-01: only a confidential registration may get the grant, so a secret method must be registrable.
+    if (!c.registration.tokenEndpointAuthMethods.some((m) => m !== 'none')) {
+      add('registration.clientCredentials', 'needs client_secret_basic or client_secret_post in registration.tokenEndpointAuthMethods: machine clients are confidential')
+    }
+  }
   problems.push(...cimdConfigProblems(c.cimd, c.externalIssuer !== undefined))
+  c.cimd.trust.allow.forEach((entry, i) => {
+    problems.push(...machineLimitProblems(entry.clientCredentials, `cimd.trust.allow[${i}].clientCredentials`, c.resources))
+  })
   // A person's subject is <prefix>:<id>; the prefixes of static users and machine clients are taken.
   problems.push(...enterpriseConfigProblems(c.enterpriseAuthorization, c.clients, ['static', 'client']))
   if (c.enterpriseAuthorization.issuers.length > 0 && c.externalIssuer) {

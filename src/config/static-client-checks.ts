@@ -43,3 +43,22 @@ export function staticClientProblems(client: StaticClientConfig, at: string, res
   })
   return problems
 }
+
+/** The limits of registration.clientCredentials and of a CIMD trust entry's clientCredentials. */
+export function machineLimitProblems(
+  limits: { resources?: readonly string[]; scopes?: readonly string[] } | undefined,
+  at: string,
+  resources: readonly ResourceConfig[],
+): { path: string; message: string }[] {
+  const problems: { path: string; message: string }[] = []
+  limits?.resources?.forEach((id, j) => {
+    if (!resources.some((r) => r.id === id)) problems.push({ path: `${at}.resources[${j}]`, message: `no resource has the id "${id}"` })
+  })
+  const reachable = resources.filter((r) => limits?.resources === undefined || limits.resources.includes(r.id))
+  limits?.scopes?.forEach((scope, j) => {
+    if (!reachable.some((r) => r.scopes.some((s) => s.name === scope))) {
+      problems.push({ path: `${at}.scopes[${j}]`, message: `no resource these clients may reach knows the scope "${scope}"` })
+    }
+  })
+  return problems
+}

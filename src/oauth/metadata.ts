@@ -14,8 +14,12 @@ export function authorizationServerMetadata(config: GatewayConfig): Record<strin
   // private_key_jwt for metadata-document clients that declare it (CIMD-38, ASM-04, REV-04) and
   // pre-registered clients given keys.
   const assertions = config.cimd.enabled || config.clients.some((c) => c.tokenEndpointAuthMethod === 'private_key_jwt')
-  // client_credentials only where some client may use it (CC-01): metadata says what works.
-  const machineClients = config.clients.some((c) => c.grantTypes.includes('client_credentials'))
+  // client_credentials only where some client may use it (CC-01): metadata says what works. That
+  // is a pre-registered machine client, or an operator's opt-in for registration or for documents.
+  const machineClients =
+    config.clients.some((c) => c.grantTypes.includes('client_credentials')) ||
+    (config.registration.enabled && config.registration.clientCredentials !== undefined) ||
+    (config.cimd.enabled && config.cimd.trust.allow.some((e) => e.clientCredentials !== undefined))
   // XAA-09: the jwt-bearer grant and the ID-JAG profile, only where an IdP is trusted.
   const idJag = config.enterpriseAuthorization.issuers.length > 0
   const authMethods = ['none', 'client_secret_basic', 'client_secret_post', ...(assertions ? ['private_key_jwt'] : [])]

@@ -11,6 +11,8 @@
  *   `*.example.com` matches any name below example.com (not example.com itself).
  *
  * A matching deny entry always wins. With no allow entry and `any` off, nothing is allowed.
+ * The first matching allow entry decides, and its options (clientCredentials) are the ones
+ * that apply; `any` admits with no options.
  */
 import { splitRawUrl, type RawUrlParts } from './cimd-url-rules.js'
 
@@ -27,6 +29,8 @@ export interface TrustDecision {
   allowed: boolean
   /** The rule that decided, for the refusal page and the log, e.g. `cimd.trust.deny[0] (host *.example.com)`. */
   rule: string
+  /** The allow entry that admitted the client id, whose options (clientCredentials) apply to it. */
+  entry?: TrustEntry
 }
 
 export function describeEntry(entry: TrustEntry): string {
@@ -40,7 +44,10 @@ export function decideTrust(policy: TrustPolicy, clientId: string): TrustDecisio
   const denied = parts ? policy.deny.findIndex((e) => matches(e, clientId, parts)) : -1
   if (denied !== -1) return { allowed: false, rule: `cimd.trust.deny[${denied}] (${describeEntry(policy.deny[denied]!)})` }
   const allowed = parts ? policy.allow.findIndex((e) => matches(e, clientId, parts)) : -1
-  if (allowed !== -1) return { allowed: true, rule: `cimd.trust.allow[${allowed}] (${describeEntry(policy.allow[allowed]!)})` }
+  if (allowed !== -1) {
+    const entry = policy.allow[allowed]!
+    return { allowed: true, rule: `cimd.trust.allow[${allowed}] (${describeEntry(entry)})`, entry }
+  }
   if (policy.any && parts) return { allowed: true, rule: 'cimd.trust.any' }
   return {
     allowed: false,

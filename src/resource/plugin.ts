@@ -38,7 +38,7 @@ export interface ResourcePluginOptions {
   audit?: AuditTrail
   /** Upstream outcomes, latency and open streams, when metrics are on. */
   metrics?: GatewayMetrics
-  /** The gateway's active signing key, for upstreamAuth.jwt (absent in external-issuer mode). */
+  /** The gateway's active signing key, for upstreamAuth.jwt and .exchange (absent in external-issuer mode). */
   upstreamSigner?: SigningKey
 }
 
@@ -111,12 +111,13 @@ async function guardedProxy(
   })
 
   const policyStep = createPolicyStep(resource, audit)
-  const credentials = createUpstreamCredentials(resource, issuer, upstreamSigner)
+  const credentials = createUpstreamCredentials(resource, issuer, upstreamSigner, audit)
+  scope.addHook('onClose', async () => credentials.close())
   scope.addHook('preHandler', async (request) => {
     if (request.method === 'OPTIONS') return
     policyStep(request)
-    // After the policy step: nothing is signed for a call the policy refuses.
-    request.upstreamCredential = await credentials(request.principal!)
+    // After the policy step: nothing is signed or exchanged for a call the policy refuses.
+    request.upstreamCredential = await credentials(request.principal!, contextOf(request))
   })
 
   scope.options(resource.path, async (request, reply) => {

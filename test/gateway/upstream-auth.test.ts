@@ -76,8 +76,8 @@ t.test('configuration: one kind of upstream credential, not on a header the gate
     }
   }
   t.equal(problems({ header: { name: 'Authorization', value: 'Bearer static-key' } }), '', 'Authorization may carry a static key')
-  t.match(problems({}), /exactly one of header or jwt/)
-  t.match(problems({ header: { name: 'X-K', value: 'v' }, jwt: {} }), /exactly one of header or jwt/)
+  t.match(problems({}), /exactly one of header, jwt or exchange/)
+  t.match(problems({ header: { name: 'X-K', value: 'v' }, jwt: {} }), /exactly one of header, jwt or exchange/)
   t.match(problems({ header: { name: 'Cookie', value: 'v' } }), /a header the gateway already owns/)
   t.match(problems({ header: { name: 'Mcp-Session-Id', value: 'v' } }), /a header the gateway already owns/)
   t.match(problems({ jwt: {} }, { externalIssuer: { issuer: 'https://idp.example.com', jwksUri: 'https://idp.example.com/jwks' } }), /externalIssuer/)

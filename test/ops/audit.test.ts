@@ -47,6 +47,8 @@ const EVERY_TYPE = {
   'bearer.refused': true,
   'mcp.decision': true,
   rate_limited: true,
+  'upstream.exchanged': true,
+  'upstream.exchange_failed': true,
 } as const satisfies Record<AuditEventType, true>
 
 const dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-'))

@@ -100,7 +100,7 @@ export class RegisteredClients implements ClientRegistry {
     const record = await this.#load(clientId)
     if (!record) return undefined
     await this.#touch(record)
-    return toClient(record)
+    return toClient(record, this.config)
   }
 
   /** Registers a client, or returns the identical registration this address already made. */
@@ -214,15 +214,25 @@ export class RegisteredClients implements ClientRegistry {
   }
 }
 
-function toClient(record: RegisteredClientRecord): OAuthClient {
+/**
+ * client_credentials works only while registration.clientCredentials is configured, with its
+ * limits of the moment (CC-01, CC-03, CC-04): removing the setting stops the grant at once.
+ */
+function toClient(record: RegisteredClientRecord, config: RegistrationConfig): OAuthClient {
   const m = record.metadata
   const date = new Date(record.issuedAt * 1000).toISOString().slice(0, 10)
+  const machine = config.clientCredentials
+  const grantTypes = machine ? m.grant_types : m.grant_types.filter((g) => g !== 'client_credentials')
   return {
     clientId: record.clientId,
     name: m.client_name ?? 'Unnamed application',
     redirectUris: m.redirect_uris,
     authMethod: m.token_endpoint_auth_method,
-    grantTypes: m.grant_types,
+    grantTypes,
+    ...(machine &&
+      grantTypes.includes('client_credentials') && {
+        machine: { ...(machine.resources && { resources: machine.resources }), ...(machine.scopes && { scopes: machine.scopes }) },
+      }),
     source: 'registered',
     verifiedAs: `registered itself on ${date}; nothing about it was verified`,
     verifySecret: (secret) => matchesDigest(secret, record.secretHash),

@@ -16,13 +16,14 @@
  *   …) is ignored and not stored; client_name is untrusted text, capped and control-free, and
  *   escaped wherever it is shown.
  * - No update (PUT answers 405): a client deletes its registration and registers again.
+ * - client_credentials only with `registration.clientCredentials` and one of its initial access
+ *   tokens (RFC 7591 §3): an operator hands those to the parties that may create machine clients
+ *   (CC-01); without the setting, the grant is invalid_client_metadata (client-metadata.ts).
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { contextOf, type AuditEvent, type AuditTrail } from '../../audit/events.js'
 import type { GatewayConfig } from '../../config/load.js'
-import { isAcceptableRedirectUri, isLoopbackHost } from '../../config/loopback.js'
-import type { RegistrationConfig } from '../../config/schema.js'
 import {
   InvalidClientMetadataError,
   InvalidRedirectUriError,
@@ -32,9 +33,9 @@ import {
 } from '../../errors.js'
 import { addressKey, type RateLimiter } from '../../http/rate-limit.js'
 import { storeKeys } from '../../store/keys.js'
-import type { ClientAuthMethod } from '../clients/registry.js'
-import type { RegisteredClientRecord, RegisteredClients, RegisteredMetadata } from '../clients/registered.js'
+import type { RegisteredClientRecord, RegisteredClients } from '../clients/registered.js'
 import { oauthPaths } from '../endpoints.js'
+import { validateClientMetadata } from './client-metadata.js'
 
 export interface RegisterDeps {
   config: GatewayConfig
@@ -44,12 +45,6 @@ export interface RegisterDeps {
 }
 
 const REGISTRATION_PATH = oauthPaths.register
-const MAX_REDIRECT_URIS = 10
-const MAX_URI_LENGTH = 2000
-const MAX_NAME_LENGTH = 100
-// Control, zero-width, bidi-override and line-separator characters: a name shown on the consent
-// page must read as it is (SEC-25; the same set CIMD strips from names).
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest()
 
@@ -68,6 +63,8 @@ export async function registrationRoutes(app: FastifyInstance, { config, registe
     ),
   )
   const initialDigest = reg.initialAccessToken === undefined ? undefined : sha256(reg.initialAccessToken)
+  const machineDigests = (reg.clientCredentials?.initialAccessTokens ?? []).map(sha256)
+  const matches = (presented: string | undefined, digest: Buffer) => presented !== undefined && timingSafeEqual(sha256(presented), digest)
   const clientUri = (clientId: string) => `${config.issuer}${REGISTRATION_PATH}/${encodeURIComponent(clientId)}`
 
   app.post(REGISTRATION_PATH, async (request, reply) => {
@@ -92,16 +89,18 @@ export async function registrationRoutes(app: FastifyInstance, { config, registe
         storeKey: storeKeys.registrationRate,
       },
     ])
-    if (initialDigest) {
-      const presented = bearer(request)
-      if (presented === undefined || !timingSafeEqual(sha256(presented), initialDigest)) {
-        throw new InvalidTokenError('registering a client needs a valid initial access token', {
-          headers: { 'www-authenticate': presented === undefined ? 'Bearer' : 'Bearer error="invalid_token"' },
-          detail: presented === undefined ? 'no initial access token' : 'wrong initial access token',
-        })
-      }
-    }
+    const presented = bearer(request)
+    // Every digest is compared, so the time taken says nothing about which one matched.
+    const machineToken = machineDigests.map((d) => matches(presented, d)).includes(true)
+    const refuseToken = (what: string) =>
+      new InvalidTokenError(`registering ${what} needs a valid initial access token`, {
+        headers: { 'www-authenticate': presented === undefined ? 'Bearer' : 'Bearer error="invalid_token"' },
+        detail: presented === undefined ? 'no initial access token' : 'wrong initial access token',
+      })
+    if (initialDigest && !machineToken && !matches(presented, initialDigest)) throw refuseToken('a client')
     const metadata = validateClientMetadata(request.body, reg)
+    // CC-01: a machine client only for a party the operator gave a machine registration token.
+    if (metadata.grant_types.includes('client_credentials') && !machineToken) throw refuseToken('a client_credentials client')
     const registration = await registered.register(metadata, request.ip)
     const { record } = registration
     request.log.info(
@@ -193,106 +192,4 @@ function bearer(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization
   const match = header === undefined ? null : /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(header)
   return match?.[1]
-}
-
-/** RFC 7591 §2 and §3.2.2: the metadata as it will be registered, or the reason it cannot be. */
-export function validateClientMetadata(body: unknown, reg: RegistrationConfig): RegisteredMetadata {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw new InvalidClientMetadataError('the request body must be a JSON object of client metadata')
-  }
-  const m = body as Record<string, unknown>
-
-  const uris = m.redirect_uris
-  if (!Array.isArray(uris) || uris.length === 0) {
-    throw new InvalidRedirectUriError('redirect_uris is required: a non-empty array of redirect URIs')
-  }
-  if (uris.length > MAX_REDIRECT_URIS) throw new InvalidRedirectUriError(`at most ${MAX_REDIRECT_URIS} redirect_uris`)
-  const kinds = uris.map((uri, i) => {
-    if (typeof uri !== 'string' || uri.length > MAX_URI_LENGTH || uri.includes('*') || !isAcceptableRedirectUri(uri)) {
-      throw new InvalidRedirectUriError(
-        `redirect_uris[${i}] must be an absolute https URI, http on localhost/127.0.0.1/[::1], or a private-use ` +
-          'scheme (com.example.app:/cb), without fragment, credentials or wildcards',
-      )
-    }
-    const u = new URL(uri)
-    return u.protocol === 'https:' ? 'https' : u.protocol === 'http:' && isLoopbackHost(u.hostname) ? 'loopback' : 'private-use'
-  })
-
-  let applicationType: 'native' | 'web'
-  if (m.application_type === undefined) {
-    if (kinds.every((k) => k === 'https')) applicationType = 'web'
-    else if (kinds.every((k) => k !== 'https')) applicationType = 'native'
-    else {
-      throw new InvalidClientMetadataError(
-        'application_type is required when redirect_uris mix https with loopback or private-use schemes (MCPA-F02)',
-      )
-    }
-  } else if (m.application_type === 'native' || m.application_type === 'web') {
-    applicationType = m.application_type
-  } else {
-    throw new InvalidClientMetadataError('application_type must be native or web')
-  }
-  kinds.forEach((kind, i) => {
-    if (applicationType === 'web' && kind !== 'https') {
-      throw new InvalidRedirectUriError(`redirect_uris[${i}]: a web application redirects to https URIs only`)
-    }
-    if (applicationType === 'native' && kind === 'https') {
-      throw new InvalidRedirectUriError(
-        `redirect_uris[${i}]: a native application redirects to http loopback or a private-use scheme; ` +
-          'register claimed https redirect URIs as application_type web',
-      )
-    }
-  })
-
-  const grantTypes = stringList(m.grant_types, 'grant_types') ?? ['authorization_code']
-  const unsupportedGrant = grantTypes.find((g) => !(reg.grantTypes as readonly string[]).includes(g))
-  if (unsupportedGrant !== undefined) {
-    throw new InvalidClientMetadataError(`grant_types: ${unsupportedGrant} is not supported (supported: ${reg.grantTypes.join(', ')})`)
-  }
-  if (!grantTypes.includes('authorization_code')) {
-    throw new InvalidClientMetadataError('grant_types must include authorization_code')
-  }
-  const responseTypes = stringList(m.response_types, 'response_types') ?? ['code']
-  if (responseTypes.length === 0 || responseTypes.some((r) => r !== 'code')) {
-    throw new InvalidClientMetadataError('response_types: only code is supported')
-  }
-
-  // Absent means none (DCR-04); null or any other non-string is not a method.
-  const method = m.token_endpoint_auth_method === undefined ? 'none' : m.token_endpoint_auth_method
-  if (typeof method !== 'string' || !(reg.tokenEndpointAuthMethods as readonly string[]).includes(method)) {
-    throw new InvalidClientMetadataError(
-      `token_endpoint_auth_method must be one of ${reg.tokenEndpointAuthMethods.join(', ')}`,
-    )
-  }
-
-  let name: string | undefined
-  if (m.client_name !== undefined) {
-    if (typeof m.client_name !== 'string' || m.client_name.trim() === '' || CONTROL.test(m.client_name)) {
-      throw new InvalidClientMetadataError('client_name must be a non-empty string without control, zero-width or bidi characters')
-    }
-    if ([...m.client_name].length > MAX_NAME_LENGTH) {
-      throw new InvalidClientMetadataError(`client_name is longer than ${MAX_NAME_LENGTH} characters`)
-    }
-    name = m.client_name.trim()
-  }
-  if (m.jwks !== undefined && m.jwks_uri !== undefined) {
-    throw new InvalidClientMetadataError('jwks and jwks_uri cannot both be given (RFC 7591 §2)')
-  }
-
-  return {
-    ...(name !== undefined && { client_name: name }),
-    redirect_uris: [...new Set(uris as string[])],
-    grant_types: grantTypes,
-    response_types: ['code'],
-    token_endpoint_auth_method: method as ClientAuthMethod,
-    application_type: applicationType,
-  }
-}
-
-function stringList(value: unknown, field: string): string[] | undefined {
-  if (value === undefined) return undefined
-  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) {
-    throw new InvalidClientMetadataError(`${field} must be an array of strings`)
-  }
-  return [...new Set(value as string[])]
 }

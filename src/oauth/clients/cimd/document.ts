@@ -91,11 +91,21 @@ export function validateDocument(doc: Metadata, clientId: string): void {
   }
 }
 
-/** Stage 2: the effective metadata (after the policy), what the gateway will enforce. */
-export function validateEffective(meta: Metadata, clientId: string, rules: EffectiveRules): void {
+/**
+ * Stage 2: the effective metadata (after the policy), what the gateway will enforce. `machine`:
+ * the trust entry that admitted the client id allows client_credentials (CC-01); such a client
+ * must use private_key_jwt, and needs no redirect URIs when that is its only grant.
+ */
+export function validateEffective(meta: Metadata, clientId: string, rules: EffectiveRules, machine = false): void {
   validateDocument(meta, clientId)
-  const redirectUris = stringArray(meta, 'redirect_uris')
-  if (!redirectUris || redirectUris.length === 0) throw new DocumentError('redirect_uris', 'must list at least one redirect URI')
+  const grants = grantTypesOf(meta)
+  const machineGrant = grants.includes('client_credentials')
+  const redirecting = grants.filter((g) => g !== 'client_credentials')
+  if (machineGrant && !machine) throw new DocumentError('grant_types', CLIENT_CREDENTIALS_NOT_ALLOWED)
+  const redirectUris = stringArray(meta, 'redirect_uris') ?? []
+  if (redirectUris.length === 0 && (redirecting.length > 0 || !machineGrant)) {
+    throw new DocumentError('redirect_uris', 'must list at least one redirect URI')
+  }
   redirectUris.forEach((uri) => {
     if (!isCimdRedirectUri(uri)) throw new DocumentError('redirect_uris', 'must be https or http on a loopback host, without fragment or user name')
   })
@@ -104,15 +114,25 @@ export function validateEffective(meta: Metadata, clientId: string, rules: Effec
     throw new DocumentError('token_endpoint_auth_method', 'must be none or private_key_jwt')
   }
   if (method === 'private_key_jwt') checkKeySource(meta, rules)
-  const grants = grantTypesOf(meta)
-  const unsupported = grants.filter((g) => !(SUPPORTED_GRANT_TYPES as readonly string[]).includes(g))
+  if (machineGrant && method !== 'private_key_jwt') {
+    throw new DocumentError('token_endpoint_auth_method', 'must be private_key_jwt with client_credentials: a public client never gets that grant (CC-01)')
+  }
+  const unsupported = redirecting.filter((g) => !(SUPPORTED_GRANT_TYPES as readonly string[]).includes(g))
   if (unsupported.length > 0) {
     throw new DocumentError('grant_types', 'lists a grant type the gateway does not support (a metadata policy subset_of can drop it)')
+  }
+  if (machineGrant && redirecting.length === 0) {
+    // RFC 7591 §2.1: a client that never redirects has no response types.
+    if ((stringArray(meta, 'response_types') ?? []).length > 0) throw new DocumentError('response_types', 'must be absent or [] when client_credentials is the only grant')
+    return
   }
   if (!grants.includes('authorization_code')) throw new DocumentError('grant_types', 'must include authorization_code')
   const responses = stringArray(meta, 'response_types') ?? ['code']
   if (responses.length === 0 || responses.some((r) => r !== 'code')) throw new DocumentError('response_types', 'must be ["code"]')
 }
+
+export const CLIENT_CREDENTIALS_NOT_ALLOWED =
+  'lists client_credentials, which the trust entry admitting this client id does not allow (clientCredentials on a cimd.trust.allow entry; CC-01)'
 
 /** RFC 7591 §2 default when absent. */
 export function grantTypesOf(meta: Metadata): string[] {

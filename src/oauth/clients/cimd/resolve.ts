@@ -19,19 +19,19 @@
  * logged as `cimd document changed`, naming the members, never their values.
  */
 import type { AuditTrail } from '../../../audit/events.js'
-import type { CimdConfig } from '../../../config/cimd-schema.js'
+import type { CimdAllowEntryConfig, CimdConfig } from '../../../config/cimd-schema.js'
 import { decideTrust, type TrustEntry } from '../../../policy/cimd-trust.js'
-import { applyMetadataPolicy, type MetadataPolicy } from '../../../policy/metadata-policy.js'
-import { storeKeys } from '../../../store/keys.js'
+import type { MetadataPolicy } from '../../../policy/metadata-policy.js'
 import type { Store } from '../../../store/store.js'
 import type { ClientRegistry, OAuthClient } from '../registry.js'
-import { CimdDocumentCache, cacheKeyOf } from './cache.js'
+import { CimdDocumentCache } from './cache.js'
 import { cacheLifetimeSeconds } from './cache-lifetime.js'
 import type { CimdFetcher, CimdLog } from './collaborators.js'
 import { DocumentError, grantTypesOf, parseDocument, validateDocument, validateEffective, type EffectiveRules, type Metadata } from './document.js'
 import { toClient } from './effective-client.js'
+import { applyPolicyWithMachineGrant } from './machine-grant.js'
 import { FetchError, type FetchedJson } from './fetch.js'
-import { DISPLAY_MEMBERS, fingerprintsOf, type Fingerprints } from './fingerprint.js'
+import { compareFingerprints } from './fingerprint-watch.js'
 import { FetchRateLimiter } from './rate-limit.js'
 import { CimdRefusal, refusalReason, type CimdStep } from './refusal.js'
 import { checkClientIdUrl, looksLikeUrlClientId } from '../../../policy/cimd-url-rules.js'
@@ -55,13 +55,6 @@ export interface TraceStep {
   step: CimdStep | 'client'
   outcome: string
 }
-
-interface SeenFingerprints extends Fingerprints {
-  clientId: string
-}
-
-/** How long the last fingerprint of a document is remembered: as long as a default consent or grant. */
-const FINGERPRINT_TTL_MS = 30 * 24 * 3600 * 1000
 
 export class CimdClients implements ClientRegistry {
   readonly #inflight = new Map<string, Promise<Metadata>>()
@@ -113,6 +106,8 @@ export class CimdClients implements ClientRegistry {
       throw this.#refuse(clientId, trace, 'trust', trust.rule, `this application (client id hosted at ${host}) is not allowed by the gateway's policy: ${trust.rule}`)
     }
     trace.push({ step: 'trust', outcome: `allowed by ${trust.rule}` })
+    // CC-01: only the entry that admitted this client id can let its document ask for client_credentials.
+    const machine = (trust.entry as CimdAllowEntryConfig | undefined)?.clientCredentials
 
     let document: Metadata | undefined
     if (config.cache.enabled) {
@@ -133,17 +128,17 @@ export class CimdClients implements ClientRegistry {
       trace.push({ step: 'cache', outcome: 'cache disabled: fetching' })
     }
     const cache = document === undefined ? 'fetched' : 'hit'
-    document ??= await this.#fetchOnce(clientId, host, trace)
-    const effective = this.#effective(clientId, document, trace)
+    document ??= await this.#fetchOnce(clientId, host, trace, machine !== undefined)
+    const effective = this.#effective(clientId, document, trace, machine !== undefined)
     this.options.audit?.record({ type: 'client.resolved', clientId, source: 'cimd', cache })
-    return toClient(clientId, host, document, effective)
+    return toClient(clientId, host, document, effective, machine)
   }
 
   /** Concurrent first uses of one URL share one fetch (SEC-14). */
-  #fetchOnce(clientId: string, host: string, trace: TraceStep[]): Promise<Metadata> {
+  #fetchOnce(clientId: string, host: string, trace: TraceStep[], machine: boolean): Promise<Metadata> {
     let pending = this.#inflight.get(clientId)
     if (!pending) {
-      pending = this.#fetchAndValidate(clientId, host, trace).finally(() => this.#inflight.delete(clientId))
+      pending = this.#fetchAndValidate(clientId, host, trace, machine).finally(() => this.#inflight.delete(clientId))
       this.#inflight.set(clientId, pending)
     } else {
       trace.push({ step: 'fetch', outcome: 'joined a fetch already in flight' })
@@ -151,7 +146,7 @@ export class CimdClients implements ClientRegistry {
     return pending
   }
 
-  async #fetchAndValidate(clientId: string, host: string, trace: TraceStep[]): Promise<Metadata> {
+  async #fetchAndValidate(clientId: string, host: string, trace: TraceStep[], machine: boolean): Promise<Metadata> {
     const { config } = this.options
     const admission = await this.#limiter.admit(host)
     if (!admission.admitted) {
@@ -179,7 +174,7 @@ export class CimdClients implements ClientRegistry {
     try {
       document = parseDocument(fetched.text)
       validateDocument(document, clientId)
-      this.#validateEffective(document, this.#applyPolicy(document), clientId)
+      this.#validateEffective(document, this.#applyPolicy(document, machine), clientId, machine)
     } catch (err) {
       if (err instanceof DocumentError) {
         throw await this.#fail(clientId, trace, 'document', err.field, `the metadata document of this application (at ${host}) is not acceptable: ${err.field} ${err.reason}`)
@@ -190,7 +185,7 @@ export class CimdClients implements ClientRegistry {
       throw err
     }
     trace.push({ step: 'document', outcome: 'valid' })
-    await this.#compareFingerprints(clientId, host, document)
+    await compareFingerprints(this.options, clientId, host, document)
     if (config.cache.enabled) {
       const lifetime = cacheLifetimeSeconds(fetched, config.cache, this.#now())
       if (lifetime > 0) await this.#cache.saveDocument(clientId, document, lifetime)
@@ -200,18 +195,18 @@ export class CimdClients implements ClientRegistry {
     return document
   }
 
-  #applyPolicy(document: Metadata): Metadata {
-    const outcome = applyMetadataPolicy(this.options.config.metadataPolicy as MetadataPolicy, document)
+  #applyPolicy(document: Metadata, machine: boolean): Metadata {
+    const outcome = applyPolicyWithMachineGrant(this.options.config.metadataPolicy as MetadataPolicy, document, machine)
     if (!outcome.ok) throw new PolicyViolation(outcome.field, outcome.reason)
     return outcome.metadata
   }
 
   /** The policy's result, checked again: what the gateway enforces. */
-  #effective(clientId: string, document: Metadata, trace: TraceStep[]): Metadata {
+  #effective(clientId: string, document: Metadata, trace: TraceStep[], machine: boolean): Metadata {
     const host = new URL(clientId).host
     try {
-      const effective = this.#applyPolicy(document)
-      this.#validateEffective(document, effective, clientId)
+      const effective = this.#applyPolicy(document, machine)
+      this.#validateEffective(document, effective, clientId, machine)
       trace.push({ step: 'policy', outcome: `effective grant_types ${grantTypesOf(effective).join(' ')}` })
       return effective
     } catch (err) {
@@ -230,39 +225,11 @@ export class CimdClients implements ClientRegistry {
    * Stage 2 of the validation, plus the one rule that needs both stages: a document that declares
    * private_key_jwt stays private_key_jwt, whatever the metadata policy says (SEC-30, CIMD-38).
    */
-  #validateEffective(document: Metadata, effective: Metadata, clientId: string): void {
-    validateEffective(effective, clientId, this.#rules)
+  #validateEffective(document: Metadata, effective: Metadata, clientId: string, machine: boolean): void {
+    validateEffective(effective, clientId, this.#rules, machine)
     if (document.token_endpoint_auth_method === 'private_key_jwt' && effective.token_endpoint_auth_method !== 'private_key_jwt') {
       throw new DocumentError('token_endpoint_auth_method', 'private_key_jwt must not be downgraded by the metadata policy (SEC-30)')
     }
-  }
-
-  /**
-   * SEC-23, SEC-34: the document's fingerprints against the last ones seen (kept in the store,
-   * shared by replicas). A changed security member is a warning naming the members; a changed
-   * name or logo only an info line. Key rotation behind a jwks_uri does not change anything here.
-   */
-  async #compareFingerprints(clientId: string, host: string, document: Metadata): Promise<void> {
-    const { store, log } = this.options
-    const now = fingerprintsOf(document)
-    const key = storeKeys.cimdFingerprint(cacheKeyOf(clientId))
-    const text = await store.get(key)
-    const seen = text === undefined ? undefined : (JSON.parse(text) as SeenFingerprints)
-    if (seen && seen.clientId === clientId) {
-      const changed = Object.keys({ ...seen.members, ...now.members }).filter((m) => seen.members[m] !== now.members[m])
-      const isDisplay = (m: string) => (DISPLAY_MEMBERS as readonly string[]).includes(m)
-      const security = changed.filter((m) => !isDisplay(m))
-      const display = changed.filter(isDisplay)
-      if (seen.fingerprint !== now.fingerprint) {
-        log?.warn({ clientId: clientId.slice(0, 256), host, changed: security, fingerprint: now.fingerprint, previous: seen.fingerprint }, 'cimd document changed')
-        this.options.audit?.record({ type: 'client.changed', clientId, members: security })
-      }
-      if (seen.displayFingerprint !== now.displayFingerprint) {
-        log?.info({ clientId: clientId.slice(0, 256), host, changed: display }, 'cimd document display changed')
-      }
-    }
-    const record: SeenFingerprints = { clientId, ...now }
-    await store.set(key, JSON.stringify(record), FINGERPRINT_TTL_MS)
   }
 
   #refuse(clientId: string, trace: TraceStep[], step: CimdStep, rule: string, description: string, detail?: string): CimdRefusal {
