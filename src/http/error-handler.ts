@@ -40,8 +40,9 @@ function toPublicError(err: FastifyError, request: FastifyRequest): PublicError 
     const code = err.statusCode === 413 ? 'payload_too_large' : err.statusCode === 415 ? 'unsupported_media_type' : 'invalid_request'
     return new PublicError(code, err.statusCode, publicMessage(err))
   }
-  // A client that hangs up mid-answer aborts the upstream request: expected, not a fault.
-  if (request.raw.destroyed) {
+  // A client that hangs up mid-answer aborts the upstream request: expected, not a fault. Its
+  // socket tells, not the request stream: that one is destroyed as soon as its body was read.
+  if (request.raw.socket?.destroyed !== false) {
     request.log.debug({ error: err.code ?? err.name }, 'client went away')
     return new ServerError('the request was aborted')
   }

@@ -12,7 +12,8 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
 import { pipeline, type Readable } from 'node:stream'
 import type { Resource } from '../config/load.js'
 import { BadGatewayError, GatewayTimeoutError, TemporarilyUnavailableError } from '../errors.js'
-import { isGatehouseCookie, withoutGatehouseCookies } from '../http/cookies.js'
+import { withoutGatehouseCookies } from '../http/cookies.js'
+import { DROPPED_REQUEST_HEADERS, DROPPED_RESPONSE_HEADERS, GUARDED_REQUEST_HEADERS, headerSafe, setsGatehouseCookie } from './upstream-headers.js'
 import { upstreamFailure } from '../metrics/upstream-hop.js'
 import type { JsonRpcId } from './jsonrpc.js'
 import { filterJson, filterSse, ListTooLargeError, type ListFilter, type ListKind } from './list-filter.js'
@@ -29,57 +30,6 @@ declare module 'fastify' {
     upstreamCredential?: UpstreamCredential | undefined
   }
 }
-
-/** Hop-by-hop (RFC 9110 §7.6.1) and credential headers that never go upstream. */
-const DROPPED_REQUEST_HEADERS = [
-  'authorization',
-  // The DPoP proof belongs to the client's token, which never goes upstream either (UPS-01).
-  'dpop',
-  'proxy-authorization',
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  // Node has already answered `Expect: 100-continue` and read the body; undici refuses to send
-  // the header at all (it would turn every curl POST over 1 KiB into a 502).
-  'expect',
-  'forwarded',
-  'x-real-ip',
-  // The gateway has checked Origin (MCPT-01); passed on, a browser origin would trip the
-  // DNS-rebinding guards MCP servers commonly run for localhost.
-  'origin',
-]
-
-/**
- * Headers the gateway checks or sets. Spelled with `_` for `-`, a client copy would slip past
- * the checks, yet CGI-style servers (WSGI, PHP, Rack) read `X_User` as `X-User` (both become
- * HTTP_X_USER): such copies are dropped (BCP-13). Other names with `_` pass untouched (MCPT-15).
- */
-const GUARDED_REQUEST_HEADERS = [
-  ...DROPPED_REQUEST_HEADERS,
-  'cookie',
-  'host',
-  'mcp-session-id',
-  'mcp-protocol-version',
-  'mcp-method',
-  'mcp-name',
-  'content-type',
-  'content-length',
-  'content-encoding',
-  'traceparent',
-  'tracestate',
-]
-
-/** Hop-by-hop response headers of the upstream hop (RFC 9110 §7.6.1); reply-from removes only transfer-encoding. */
-/**
- * Hop-by-hop response headers (RFC 9110 §7.6.1), and the upstream's own challenge: the gateway is
- * the protected resource clients authenticate to (MCPS-07), so an upstream WWW-Authenticate must
- * not send them to another authorization server.
- */
-const DROPPED_RESPONSE_HEADERS = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'te', 'trailer', 'upgrade', 'www-authenticate']
 
 const LIST_KINDS: readonly ListKind[] = Object.values(LIST_METHODS)
 
@@ -280,24 +230,6 @@ function isNotificationStream(method: string, body: unknown): boolean {
 
 function isEventStream(headers: IncomingHttpHeaders): boolean {
   return headers['content-type']?.toLowerCase().startsWith('text/event-stream') ?? false
-}
-
-/**
- * Whether a Set-Cookie line would land on one of Gatehouse's cookies. Names compare without
- * case, and a nameless cookie (`=gatehouse-session=x`) counts by its value: browsers send it
- * as that bare value, which the gateway would read as its own cookie.
- */
-function setsGatehouseCookie(line: string): boolean {
-  const pair = line.split(';', 1)[0]!
-  const eq = pair.indexOf('=')
-  const name = (eq === -1 ? '' : pair.slice(0, eq)).trim()
-  const effective = name === '' ? pair.slice(eq + 1).split('=', 1)[0]!.trim() : name
-  return isGatehouseCookie(effective.toLowerCase().replace(/^__(host|secure)-/, ''))
-}
-
-/** Header values must be visible ASCII; anything else (non-ASCII names, CR/LF) is percent-encoded. */
-function headerSafe(value: string): string {
-  return /^[\x20-\x7E]*$/.test(value) ? value : encodeURIComponent(value)
 }
 
 /**
