@@ -11,6 +11,7 @@ import { registerErrorHandling } from './http/error-handler.js'
 import { registerHealth, type HealthState } from './http/health.js'
 import { registerSecurityHeaders } from './http/security-headers.js'
 import type { Keystore } from './keys/keystore.js'
+import type { RevocationList } from './keys/revocations.js'
 import type { AccessTokenVerifier } from './keys/tokens.js'
 import type { GatewayMetrics } from './metrics/gateway-metrics.js'
 import { registerHttpMetrics } from './metrics/plugin.js'
@@ -33,11 +34,13 @@ export interface AppDeps {
   audit?: AuditTrail
   /** The gateway's metrics, when `metrics.enabled`; main.ts serves them on their own listener. */
   metrics?: GatewayMetrics
+  /** Revoked grants, read by `verifier` and written by the authorization server (§11.4 REV-01). */
+  revocations?: RevocationList
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
-export async function buildApp({ config, store, verifier, keystore, logger, health, audit = new AuditTrail(), metrics }: AppDeps): Promise<FastifyInstance> {
+export async function buildApp({ config, store, verifier, keystore, logger, health, audit = new AuditTrail(), metrics, revocations }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // Fastify takes a hop count too, though its type declaration omits it.
@@ -75,6 +78,6 @@ export async function buildApp({ config, store, verifier, keystore, logger, heal
   registerHealth(app, store, health ?? { shuttingDown: false })
   const issuer = config.externalIssuer?.issuer ?? config.issuer
   await app.register(resourcePlugin, { config, issuer, store, verifier, audit, metrics, ...(keystore && { upstreamSigner: keystore.active }) })
-  if (keystore) await app.register(oauthPlugin, { config, store, keystore, verifier, audit })
+  if (keystore) await app.register(oauthPlugin, { config, store, keystore, verifier, revocations, audit })
   return app
 }

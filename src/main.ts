@@ -10,6 +10,7 @@ import { createAuditSink } from './audit/sink.js'
 import type { GatewayConfig } from './config/load.js'
 import type { HealthState } from './http/health.js'
 import { loadKeystore, type Keystore } from './keys/keystore.js'
+import { RevocationList, revocationKeepMs } from './keys/revocations.js'
 import { AccessTokenVerifier } from './keys/tokens.js'
 import { createLogger } from './log.js'
 import { countAuditEvents } from './metrics/audit-counters.js'
@@ -53,6 +54,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const store = metrics ? new InstrumentedStore(createStore(config.store, logger), metrics) : createStore(config.store, logger)
   let keystore: Keystore | undefined
   let verifier: AccessTokenVerifier
+  let revocations: RevocationList | undefined
   try {
     if (config.externalIssuer) {
       verifier = AccessTokenVerifier.forRemoteIssuer({
@@ -61,9 +63,13 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       })
     } else {
       keystore = await loadKeystore(config.keys, store, options.env)
-      verifier = AccessTokenVerifier.forKeystore(keystore, config.issuer, config.accessTokens.clockToleranceSeconds)
+      revocations = new RevocationList(store, revocationKeepMs(config.accessTokens), logger)
+      // Before the first request: a token revoked before this replica started is refused from the start.
+      await revocations.start()
+      verifier = AccessTokenVerifier.forKeystore(keystore, config.issuer, config.accessTokens.clockToleranceSeconds, revocations)
     }
   } catch (err) {
+    revocations?.close()
     await store.close()
     auditSink.close()
     throw err
@@ -72,7 +78,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const health: HealthState = { shuttingDown: false }
   // Before the app is built: its hooks and the proxy are instrumented only when a tracer is installed.
   const tracer = await startTracing(config.tracing, logger)
-  const app = await buildApp({ config, store, verifier, keystore, logger, health, audit, metrics })
+  const app = await buildApp({ config, store, verifier, keystore, logger, health, audit, metrics, ...(revocations && { revocations }) })
   let metricsListener: MetricsListener | undefined
   // logrotate moves the file away and sends SIGHUP: the sink opens the path again.
   const reopenAudit = () => auditSink.reopen()
@@ -87,6 +93,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     await metricsListener?.close()
     await stopTracing(tracer)
     await app.close()
+    revocations?.close()
     await store.close()
     process.off('SIGHUP', reopenAudit)
     auditSink.close()
@@ -115,6 +122,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       } finally {
         clearTimeout(deadline)
         clearInterval(idleSweep)
+        revocations?.close()
         await store.close()
         process.off('SIGHUP', reopenAudit)
         auditSink.close()

@@ -1,5 +1,6 @@
 /** `gatehouse grants list|revoke`: what people allowed which clients; revoking stops refreshes. */
 import { parseArgs } from 'node:util'
+import { RevocationList, revocationKeepMs } from '../keys/revocations.js'
 import { Grants, type Grant } from '../oauth/grants/grants.js'
 import { UsageError, type CommandIo } from './command.js'
 import { sharedStoreConfig, withOperatorStore } from './deployment.js'
@@ -25,7 +26,9 @@ export async function run(args: string[], io: CommandIo): Promise<number> {
   }
   const config = await sharedStoreConfig(values.config, 'grants', io)
   return withOperatorStore(config, io, async (store, audit) => {
-    const grants = new Grants(store, config.authorizationServer, audit)
+    // Written to the revocation log that every running replica reads (REV-01 of §11.4).
+    const revocations = new RevocationList(store, revocationKeepMs(config.accessTokens))
+    const grants = new Grants(store, config.authorizationServer, audit, revocations)
     if (action === 'list') {
       for await (const grant of grants.list(filter)) io.stdout.write(`${JSON.stringify(grant)}\n`)
       return 0

@@ -31,6 +31,8 @@ export interface AccessTokenClaims {
   groups?: readonly string[] | undefined
   /** RFC 9449 §6.1: the thumbprint of the key the token is bound to (cnf.jkt). */
   jkt?: string | undefined
+  /** The grant the token was issued under: revoking it refuses the token everywhere (§11.4 REV-01). */
+  grantId?: string | undefined
 }
 
 export interface VerifiedToken {
@@ -48,13 +50,15 @@ export interface VerifiedToken {
   readonly machine: boolean
   /** DPoP-bound (cnf.jkt, RFC 9449 §6.1): usable only with the DPoP scheme and a proof by that key. */
   readonly jkt: string | undefined
+  /** The gateway's own tokens: the grant they were issued under (`grant_id`), checked against revocations. */
+  readonly grantId: string | undefined
 }
 
 /** Why a token was refused; the description is safe to send back (RFC 6750 error_description). */
 export class TokenRejectedError extends Error {
   override readonly name = 'TokenRejectedError'
   constructor(
-    readonly reason: 'malformed' | 'signature' | 'expired' | 'claims' | 'type' | 'keys_unavailable',
+    readonly reason: 'malformed' | 'signature' | 'expired' | 'claims' | 'type' | 'revoked' | 'keys_unavailable',
     description: string,
     options?: { cause?: unknown },
   ) {
@@ -75,6 +79,7 @@ export async function mintAccessToken(
     ...(claims.email !== undefined && { email: claims.email }),
     ...(claims.groups !== undefined && { groups: [...claims.groups] }),
     ...(claims.jkt !== undefined && { cnf: { jkt: claims.jkt } }),
+    ...(claims.grantId !== undefined && { grant_id: claims.grantId }),
   })
     .setProtectedHeader({ alg: active.alg, typ: 'at+jwt', kid: active.kid })
     .setIssuer(issuer)
@@ -96,6 +101,8 @@ export interface VerifierOptions {
   requiredClaims: readonly string[]
   /** How many verified tokens to remember. */
   cacheSize?: number
+  /** Revoked grants (keys/revocations.ts); a token of one is refused even from the cache (§11.4 REV-01). */
+  revocations?: { isRevoked(grantId: string): boolean } | undefined
 }
 
 export class AccessTokenVerifier {
@@ -113,7 +120,12 @@ export class AccessTokenVerifier {
   }
 
   /** Verifies tokens signed by the gateway's own keys. */
-  static forKeystore(keystore: Keystore, issuer: string, clockToleranceSeconds: number): AccessTokenVerifier {
+  static forKeystore(
+    keystore: Keystore,
+    issuer: string,
+    clockToleranceSeconds: number,
+    revocations?: VerifierOptions['revocations'],
+  ): AccessTokenVerifier {
     const algorithms = [...new Set(keystore.jwks.keys.map((k) => k.alg!))]
     return new AccessTokenVerifier(createLocalJWKSet(keystore.jwks), {
       issuer,
@@ -121,6 +133,7 @@ export class AccessTokenVerifier {
       tokenTypes: ['at+jwt'],
       clockToleranceSeconds,
       requiredClaims: ['aud', 'iat', 'jti', 'client_id'],
+      revocations,
     })
   }
 
@@ -145,14 +158,21 @@ export class AccessTokenVerifier {
   async verify(token: string, nowSeconds = Date.now() / 1000): Promise<VerifiedToken> {
     const cached = this.#cache.get(token)
     if (cached !== undefined) {
-      if (nowSeconds <= cached.exp + this.#options.clockToleranceSeconds) return cached
+      if (nowSeconds <= cached.exp + this.#options.clockToleranceSeconds) return this.#unlessRevoked(cached)
       this.#cache.delete(token)
       throw new TokenRejectedError('expired', 'the access token has expired')
     }
     const verified = await this.#verifyJwt(token)
     if (this.#cache.size >= this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value!)
     this.#cache.set(token, verified)
-    return verified
+    return this.#unlessRevoked(verified)
+  }
+
+  #unlessRevoked(token: VerifiedToken): VerifiedToken {
+    if (token.grantId !== undefined && this.#options.revocations?.isRevoked(token.grantId)) {
+      throw new TokenRejectedError('revoked', 'the access token was revoked')
+    }
+    return token
   }
 
   async #verifyJwt(token: string): Promise<VerifiedToken> {
@@ -181,6 +201,7 @@ export class AccessTokenVerifier {
     if (typeof payload.sub !== 'string' || payload.sub === '') throw claimsError('sub')
     if (payload.client_id !== undefined && typeof payload.client_id !== 'string') throw claimsError('client_id')
     if (payload.jti !== undefined && typeof payload.jti !== 'string') throw claimsError('jti')
+    if (payload.grant_id !== undefined && typeof payload.grant_id !== 'string') throw claimsError('grant_id')
     const audiences = typeof payload.aud === 'string' ? [payload.aud] : (payload.aud ?? [])
     return {
       sub: payload.sub,
@@ -193,6 +214,8 @@ export class AccessTokenVerifier {
       groups: Array.isArray(payload.groups) ? payload.groups.filter((g): g is string => typeof g === 'string') : undefined,
       machine: isMachineSubject(payload.sub, payload.client_id as string | undefined),
       jkt: boundKeyOf(payload.cnf),
+      // Only the gateway's own tokens name a grant of its store; another issuer's claim of that name means nothing here.
+      grantId: this.#options.revocations ? (payload.grant_id as string | undefined) : undefined,
     }
   }
 }

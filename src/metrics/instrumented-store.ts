@@ -4,7 +4,7 @@
  * Used only when metrics are on.
  */
 import type { GatewayMetrics, StoreOperation } from './gateway-metrics.js'
-import type { Store } from '../store/store.js'
+import type { LogEntry, Store } from '../store/store.js'
 
 export class InstrumentedStore implements Store {
   constructor(
@@ -48,6 +48,14 @@ export class InstrumentedStore implements Store {
     } finally {
       this.#record('keys', started, outcome)
     }
+  }
+
+  append(key: string, value: string, keepMs: number): Promise<string> {
+    return this.#timed('append', () => this.inner.append(key, value, keepMs))
+  }
+
+  readLog(key: string, afterId: string, limit: number): Promise<LogEntry[]> {
+    return this.#timed('read_log', () => this.inner.readLog(key, afterId, limit))
   }
 
   ping(): Promise<void> {

@@ -9,6 +9,7 @@ import type { GatewayConfig } from '../config/load.js'
 import { CookieJar } from '../http/cookies.js'
 import { limitAuthorizationServer, PasswordFailureLimit, RateLimiter } from '../http/rate-limit.js'
 import type { Keystore } from '../keys/keystore.js'
+import type { RevocationList } from '../keys/revocations.js'
 import type { AccessTokenVerifier } from '../keys/tokens.js'
 import { OidcLoginProvider } from '../login/oidc.js'
 import { LoginSessions } from '../login/sessions.js'
@@ -33,13 +34,15 @@ export interface OAuthPluginOptions {
   store: Store
   keystore: Keystore
   verifier: AccessTokenVerifier
+  /** Revoked grants, shared with the token check of the resource side (§11.4 REV-01). */
+  revocations?: RevocationList | undefined
   /** Records the authorization server's security decisions. Default: recorded nowhere. */
   audit?: AuditTrail
 }
 
 export async function oauthPlugin(
   app: FastifyInstance,
-  { config, store, keystore, verifier, audit = new AuditTrail() }: OAuthPluginOptions,
+  { config, store, keystore, verifier, revocations, audit = new AuditTrail() }: OAuthPluginOptions,
 ) {
   // OAuth endpoints take form-encoded bodies only (RFC 6749 §3.2, §4.1.3); nothing else is parsed.
   app.removeAllContentTypeParsers()
@@ -57,7 +60,7 @@ export async function oauthPlugin(
     ...(config.registration.enabled ? [registered] : []),
     ...(cimdClients ? [cimdClients] : []),
   ])
-  const grants = new Grants(store, as, audit)
+  const grants = new Grants(store, as, audit, revocations)
   const sessions = new LoginSessions(store, as.sessionTtlSeconds)
   const login = config.login.static ? new StaticLoginProvider(config.login.static.users) : undefined
   const oidc = config.login.oidc.map((p) => new OidcLoginProvider(p, config.publicUrl))

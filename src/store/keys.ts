@@ -21,6 +21,8 @@ export const storeKeys = {
   grant: (grantId: string) => `grant:${grantId}`,
   /** A revoked grant's marker, kept through the code-replay window: a grant stored after its revocation is undone. */
   revokedGrant: (grantId: string) => `grant-revoked:${grantId}`,
+  /** The log of revoked grants (a Redis stream) every replica reads into memory (§11.4 REV-01, REV-02). */
+  revocations: 'revocations',
   /** A live refresh token, by its hash. */
   refreshToken: (tokenHash: string) => `refresh:${tokenHash}`,
   /** A rotated refresh token, by its hash: its reuse after the grace window revokes the grant. */

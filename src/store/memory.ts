@@ -4,7 +4,7 @@
  * do not accumulate.
  */
 import { performance } from 'node:perf_hooks'
-import { checkTtl, type Store } from './store.js'
+import { checkTtl, type LogEntry, type Store } from './store.js'
 
 interface Entry {
   value: string
@@ -17,8 +17,15 @@ export interface MemoryStoreOptions {
   sweepIntervalMs?: number
 }
 
+interface Log {
+  entries: (LogEntry & { at: number })[]
+  expiresAt: number
+}
+
 export class MemoryStore implements Store {
   readonly #entries = new Map<string, Entry>()
+  readonly #logs = new Map<string, Log>()
+  #logSequence = 0
   readonly #sweeper: NodeJS.Timeout
 
   constructor({ sweepIntervalMs = 60_000 }: MemoryStoreOptions = {}) {
@@ -77,11 +84,32 @@ export class MemoryStore implements Store {
     for (const key of [...this.#entries.keys()]) if (key.startsWith(prefix) && this.#live(key)) yield key
   }
 
+  async append(key: string, value: string, keepMs: number): Promise<string> {
+    checkTtl(keepMs)
+    const now = performance.now()
+    const log = this.#liveLog(key) ?? { entries: [], expiresAt: 0 }
+    const id = String(++this.#logSequence)
+    log.entries = log.entries.filter((e) => e.at > now - keepMs)
+    log.entries.push({ id, value, at: now })
+    log.expiresAt = now + keepMs
+    this.#logs.set(key, log)
+    return id
+  }
+
+  async readLog(key: string, afterId: string, limit: number): Promise<LogEntry[]> {
+    const after = afterId === '' ? 0 : Number(afterId)
+    return (this.#liveLog(key)?.entries ?? [])
+      .filter((e) => Number(e.id) > after)
+      .slice(0, limit)
+      .map(({ id, value }) => ({ id, value }))
+  }
+
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {
     clearInterval(this.#sweeper)
     this.#entries.clear()
+    this.#logs.clear()
   }
 
   /** The entry when present and unexpired; an expired one is removed on the way. */
@@ -94,9 +122,19 @@ export class MemoryStore implements Store {
     return entry
   }
 
+  #liveLog(key: string): Log | undefined {
+    const log = this.#logs.get(key)
+    if (log && log.expiresAt <= performance.now()) {
+      this.#logs.delete(key)
+      return undefined
+    }
+    return log
+  }
+
   #sweep(): void {
     const now = performance.now()
     for (const [key, entry] of this.#entries) if (entry.expiresAt <= now) this.#entries.delete(key)
+    for (const [key, log] of this.#logs) if (log.expiresAt <= now) this.#logs.delete(key)
   }
 }
 

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs'
 import type { ConnectionOptions } from 'node:tls'
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { RedisStoreConfig } from '../config/schema.js'
-import { checkTtl, StoreUnavailableError, type Store } from './store.js'
+import { checkTtl, StoreUnavailableError, type LogEntry, type Store } from './store.js'
 
 /** The part of a pino logger the store writes to. */
 export interface StoreLog {
@@ -122,6 +122,22 @@ interface Incrementing {
   gatehouseIncrement(key: string, ttlMs: number): Promise<[number, number]>
 }
 
+/**
+ * XADD one entry, drop entries older than ARGV[2] ms by Redis' own clock (the ids are its clock
+ * too, so a gateway's skew cannot trim early), and keep the stream alive as long as its newest
+ * entry must be. Returns the entry id.
+ */
+const APPEND_SCRIPT = `
+local now = redis.call('TIME')
+local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[2])
+local id = redis.call('XADD', KEYS[1], 'MINID', '~', tostring(math.max(oldest, 0)), '*', 'v', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return id`
+
+interface Appending {
+  gatehouseAppend(key: string, value: string, keepMs: number): Promise<string>
+}
+
 export class RedisStore implements Store {
   readonly #client: Redis | Cluster
   readonly #firstAttempt: Promise<void>
@@ -132,6 +148,7 @@ export class RedisStore implements Store {
     const plan = redisClientPlan(config)
     this.#client = plan.kind === 'cluster' ? new Cluster(plan.nodes, plan.options) : new Redis(plan.options)
     this.#client.defineCommand('gatehouseIncrement', { numberOfKeys: 1, lua: INCREMENT_SCRIPT })
+    this.#client.defineCommand('gatehouseAppend', { numberOfKeys: 1, lua: APPEND_SCRIPT })
     logConnectionTrouble(this.#client, log)
     this.#firstAttempt = firstConnectionAttempt(this.#client, config.connectTimeoutMs)
   }
@@ -182,6 +199,18 @@ export class RedisStore implements Store {
     } catch (err) {
       throw new StoreUnavailableError(`Redis SCAN failed: ${(err as Error).message}`, { cause: err })
     }
+  }
+
+  /** A Redis stream: XADD, trimming and the key's TTL run as one script on one key (any cluster slot). */
+  async append(key: string, value: string, keepMs: number): Promise<string> {
+    checkTtl(keepMs)
+    return (await this.#run('XADD', (c) => (c as unknown as Appending).gatehouseAppend(key, value, Math.ceil(keepMs)))) as string
+  }
+
+  /** XRANGE with an exclusive start (Redis >= 6.2). */
+  async readLog(key: string, afterId: string, limit: number): Promise<LogEntry[]> {
+    const entries = await this.#run('XRANGE', (c) => c.xrange(key, afterId === '' ? '-' : `(${afterId}`, '+', 'COUNT', limit))
+    return entries.map(([id, fields]) => ({ id, value: fields[fields.indexOf('v') + 1] ?? '' }))
   }
 
   async ping(): Promise<void> {

@@ -29,10 +29,23 @@ export interface Store {
    * request paths: it walks the whole key space.
    */
   keys(prefix: string): AsyncIterable<string>
+  /**
+   * Appends `value` to the append-only log at `key` and returns the new entry's id. Entries older
+   * than keepMs may be dropped, and the whole log expires keepMs after its last append. Ids
+   * increase; callers treat them as opaque. A change feed every replica reads (revocations, §11.4 REV-02).
+   */
+  append(key: string, value: string, keepMs: number): Promise<string>
+  /** At most `limit` entries of the log at `key` that came after `afterId` (`''`: from the oldest kept), oldest first. */
+  readLog(key: string, afterId: string, limit: number): Promise<LogEntry[]>
   /** Resolves when the backing service answers; rejects with StoreUnavailableError otherwise. */
   ping(): Promise<void>
   /** Releases connections and timers. The store must not be used afterwards. */
   close(): Promise<void>
+}
+
+export interface LogEntry {
+  readonly id: string
+  readonly value: string
 }
 
 /** The backing service could not be reached or did not answer in time. Maps to HTTP 503. */

@@ -62,12 +62,11 @@ t.test('REV-01 REV-02: revoking another client\'s refresh token does nothing, an
   t.equal(res.status, 200, 'the owner\'s token still works')
 })
 
-t.test('REV-02: unknown tokens and access tokens answer 200, whatever the hint', async (t) => {
+t.test('REV-02: unknown tokens answer 200, whatever the hint', async (t) => {
   const tokens = await h.tokens(t, PUBLIC)
   for (const [what, token] of [
     ['garbage', 'garbage'],
     ['a random refresh-token-shaped value', randomBytes(32).toString('base64url')],
-    ['an access token', tokens.access_token],
   ]) {
     for (const hint of [undefined, 'refresh_token', 'access_token']) {
       const res = await h.revoke(t, PUBLIC, token!, { token_type_hint: hint })
@@ -75,7 +74,23 @@ t.test('REV-02: unknown tokens and access tokens answer 200, whatever the hint',
     }
   }
   const res = await h.refresh(t, PUBLIC, tokens.refresh_token!)
-  t.equal(res.status, 200, 'revoking the access token left the refresh token alone')
+  t.equal(res.status, 200, 'the grant lives on')
+})
+
+t.test('REV-02, REV-03, §11.4 REV-01: revoking an access token (any hint) answers 200 and ends its grant', async (t) => {
+  for (const hint of [undefined, 'refresh_token', 'access_token']) {
+    const tokens = await h.tokens(t, PUBLIC)
+    t.equal((await h.introspect(t, BASIC, tokens.access_token)).body.active, true, `hint ${hint}: active before`)
+    const res = await h.revoke(t, PUBLIC, tokens.access_token, { token_type_hint: hint })
+    t.equal(res.status, 200, `hint ${hint}`)
+    await expectDead(t, PUBLIC, tokens.refresh_token!, `hint ${hint}: the grant's refresh token`)
+    await expectInactive(t, tokens.access_token, `hint ${hint}: the access token itself`)
+  }
+  const other = await h.tokens(t, PUBLIC)
+  const foreign = await h.revoke(t, OTHER_PUBLIC, other.access_token)
+  t.equal(foreign.status, 200, "another client's access token: 200")
+  const res = await h.refresh(t, PUBLIC, other.refresh_token!)
+  t.equal(res.status, 200, '… and nothing revoked')
 })
 
 t.test('REV-01: a revocation without token is invalid_request; without client, invalid_client', async (t) => {

@@ -228,4 +228,44 @@ export function storeContract(t: Test, make: () => Promise<Store>): void {
     for await (const key of store.keys(`${base}*`)) star.push(key)
     t.same(star, [`${base}*:d`], 'a * in the prefix matches only itself')
   })
+
+  t.test('append and readLog: a log read in order, from the start or after an id, in pages (§11.4 REV-02)', async (t) => {
+    const store = await open(t)
+    const key = fresh('log')
+    t.same(await store.readLog(key, '', 10), [], 'an absent log is empty')
+    const ids: string[] = []
+    for (const value of ['a', 'b', 'c', 'd']) ids.push(await store.append(key, value, LONG))
+    t.equal(new Set(ids).size, 4, 'every entry has its own id')
+    t.same((await store.readLog(key, '', 10)).map((e) => e.value), ['a', 'b', 'c', 'd'])
+    t.same(await store.readLog(key, ids[1]!, 10), [{ id: ids[2], value: 'c' }, { id: ids[3], value: 'd' }], 'only what came after')
+    t.same((await store.readLog(key, '', 3)).map((e) => e.value), ['a', 'b', 'c'], 'at most limit')
+    t.same(await store.readLog(key, ids[3]!, 10), [], 'nothing after the newest')
+    await store.append(key, 'e', LONG)
+    t.same((await store.readLog(key, ids[3]!, 10)).map((e) => e.value), ['e'], 'a reader that kept its place sees only the new entry')
+    t.same(await store.readLog(fresh('other-log'), '', 10), [], 'logs are per key')
+  })
+
+  t.test('append by 20 concurrent callers: every entry is there once, in id order', async (t) => {
+    const store = await open(t)
+    const key = fresh('log-race')
+    const values = Array.from({ length: 20 }, (_, i) => `v${i}`)
+    const ids = await Promise.all(values.map((v) => store.append(key, v, LONG)))
+    const read = await store.readLog(key, '', 100)
+    t.equal(read.length, 20)
+    t.same(read.map((e) => e.value).sort(), [...values].sort())
+    t.same(read.map((e) => e.id).sort(), [...ids].sort(), 'the ids append returned are the ids read')
+    for (const [i, entry] of read.entries()) {
+      t.same((await store.readLog(key, entry.id, 100)).length, 19 - i, `after entry ${i}, the rest`)
+    }
+  })
+
+  t.test('a log expires keepMs after its last append; appending rejects a bad keepMs', async (t) => {
+    const store = await open(t)
+    const key = fresh('log-ttl')
+    await store.append(key, 'old', TTL)
+    await sleep(AFTER_TTL)
+    t.same(await store.readLog(key, '', 10), [], 'gone with its keep time')
+    await t.rejects(store.append(key, 'x', 0), TypeError)
+    t.same(await store.readLog(key, '', 10), [], 'nothing written')
+  })
 }

@@ -80,6 +80,8 @@ export class Grants {
     private readonly timings: GrantTimings,
     /** Records revocations that say who revoked (grant.revoked). */
     private readonly audit?: AuditTrail,
+    /** Tells every replica to refuse a revoked grant's access tokens (keys/revocations.ts, §11.4 REV-01). */
+    private readonly revocations?: { revoke(grantId: string): Promise<void> },
   ) {}
 
   newGrant(fields: Omit<Grant, 'grantId' | 'createdAt'>): Grant {
@@ -149,6 +151,8 @@ export class Grants {
   async revoke(grantId: string, by?: GrantRevoker, context: AuditContext = {}): Promise<void> {
     // The marker first: a grant being started right now sees it (see start).
     await this.store.set(storeKeys.revokedGrant(grantId), '1', this.#replayWindowMs())
+    // Refresh tokens die with the grant record; access tokens are refused through the list.
+    await this.revocations?.revoke(grantId)
     await this.store.delete(storeKeys.grant(grantId))
     if (by !== undefined) this.audit?.record({ type: 'grant.revoked', grantId, by }, context)
   }

@@ -51,7 +51,7 @@ export class TokenIssuer {
     const accessToken = await mintAccessToken(
       this.keystore,
       this.config.issuer,
-      { sub: grant.sub, clientId: grant.clientId, audience: resource.uri, scopes, email: grant.email, groups: grant.groups, jkt },
+      { sub: grant.sub, clientId: grant.clientId, audience: resource.uri, scopes, email: grant.email, groups: grant.groups, jkt, grantId: grant.grantId },
       ttl,
     )
     this.audit.record(

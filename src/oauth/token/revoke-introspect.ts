@@ -1,9 +1,9 @@
 /**
  * Token revocation (RFC 7009) and introspection (RFC 7662).
  *
- * Revoking a refresh token revokes its grant, so every refresh token of it stops at once.
- * Access tokens are short-lived JWTs checked offline by the resource side; revoking one
- * answers 200 (RFC 7009 §2.2) and it expires on its own within accessTokens.ttlSeconds.
+ * Revoking a refresh token or an access token revokes its grant (RFC 7009 §2.1: "SHOULD also
+ * invalidate" the related tokens): every refresh token of it stops at once, and every replica
+ * refuses its access tokens within a second (keys/revocations.ts, §11.4 REV-01).
  * Introspection is for resource servers, which the operator registers as confidential clients:
  * self-registered and metadata-document clients may not scan tokens (INT-01).
  */
@@ -33,11 +33,13 @@ export function registerRevokeIntrospect(app: FastifyInstance, { config, clients
     const form = singleValued(request.body)
     const client = await authenticateClient(request, form, clients, assertions)
     if (!form.token) throw new InvalidRequestError('the token parameter is missing')
-    const info = await grants.refreshTokenInfo(form.token)
+    // RFC 7009 §2.1: the hint does not limit the search; an access token names its grant.
+    const access = await verifier.verify(form.token).catch(() => undefined)
+    const owner = access ? { clientId: access.clientId, grantId: access.grantId } : await refreshTokenOwner(grants, form.token)
     // A client may only revoke its own tokens; anyone else's is treated as unknown (RFC 7009 §2.1).
-    if (info && info.grant.clientId === client.clientId) {
-      await grants.revoke(info.grant.grantId, 'client', contextOf(request))
-      request.log.info({ grantId: info.grant.grantId, clientId: client.clientId }, 'grant revoked by client')
+    if (owner?.grantId !== undefined && owner.clientId === client.clientId) {
+      await grants.revoke(owner.grantId, 'client', contextOf(request))
+      request.log.info({ grantId: owner.grantId, clientId: client.clientId }, 'grant revoked by client')
     }
     return reply.header('cache-control', 'no-store').code(200).send()
   })
@@ -79,4 +81,9 @@ export function registerRevokeIntrospect(app: FastifyInstance, { config, clients
     }
     return { active: false }
   })
+}
+
+async function refreshTokenOwner(grants: Grants, token: string): Promise<{ clientId: string; grantId: string } | undefined> {
+  const info = await grants.refreshTokenInfo(token)
+  return info && { clientId: info.grant.clientId, grantId: info.grant.grantId }
 }

@@ -40,6 +40,8 @@ export function readOnlyStore(store: Store): Store {
     increment: async () => ({ count: 0, ttlMs: 0 }),
     delete: async () => {},
     keys: (prefix) => store.keys(prefix),
+    append: async () => '',
+    readLog: (key, afterId, limit) => store.readLog(key, afterId, limit),
     ping: () => store.ping(),
     close: async () => {},
   }
