@@ -118,8 +118,17 @@ if left < 0 then
 end
 return {n, left}`
 
-interface Incrementing {
+/** SET only while the value is still ARGV[1] (an absent key never matches). Returns 1 when set. */
+const COMPARE_AND_SET_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0`
+
+interface Scripted {
   gatehouseIncrement(key: string, ttlMs: number): Promise<[number, number]>
+  gatehouseCompareAndSet(key: string, expected: string, value: string, ttlMs: number): Promise<number>
 }
 
 export class RedisStore implements Store {
@@ -132,6 +141,7 @@ export class RedisStore implements Store {
     const plan = redisClientPlan(config)
     this.#client = plan.kind === 'cluster' ? new Cluster(plan.nodes, plan.options) : new Redis(plan.options)
     this.#client.defineCommand('gatehouseIncrement', { numberOfKeys: 1, lua: INCREMENT_SCRIPT })
+    this.#client.defineCommand('gatehouseCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET_SCRIPT })
     logConnectionTrouble(this.#client, log)
     this.#firstAttempt = firstConnectionAttempt(this.#client, config.connectTimeoutMs)
   }
@@ -159,9 +169,16 @@ export class RedisStore implements Store {
   async increment(key: string, ttlMs: number): Promise<{ count: number; ttlMs: number }> {
     checkTtl(ttlMs)
     const [count, left] = (await this.#run('INCR', (c) =>
-      (c as unknown as Incrementing).gatehouseIncrement(key, Math.ceil(ttlMs)),
+      (c as unknown as Scripted).gatehouseIncrement(key, Math.ceil(ttlMs)),
     )) as [number, number]
     return { count, ttlMs: left }
+  }
+
+  /** GET, compare and SET in one script on one key: atomic, and Cluster-safe (one slot). */
+  async compareAndSet(key: string, expected: string, value: string, ttlMs: number): Promise<boolean> {
+    checkTtl(ttlMs)
+    const set = await this.#run('CAS', (c) => (c as unknown as Scripted).gatehouseCompareAndSet(key, expected, value, Math.ceil(ttlMs)))
+    return set === 1
   }
 
   async delete(key: string): Promise<void> {
