@@ -33,7 +33,8 @@ export function registerRevokeIntrospect(app: FastifyInstance, { config, clients
     const form = singleValued(request.body)
     const client = await authenticateClient(request, form, clients, assertions)
     if (!form.token) throw new InvalidRequestError('the token parameter is missing')
-    const info = await grants.refreshTokenInfo(form.token)
+    // A token rotated inside the grace window still refreshes (REF-01), so it revokes its grant too.
+    const info = await grants.refreshTokenInfo(form.token, { rotated: true })
     // A client may only revoke its own tokens; anyone else's is treated as unknown (RFC 7009 §2.1).
     if (info && info.grant.clientId === client.clientId) {
       await grants.revoke(info.grant.grantId, 'client', contextOf(request))
