@@ -21,9 +21,9 @@ export const storeKeys = {
   grant: (grantId: string) => `grant:${grantId}`,
   /** A revoked grant's marker, kept through the code-replay window: a grant stored after its revocation is undone. */
   revokedGrant: (grantId: string) => `grant-revoked:${grantId}`,
-  /** A live refresh token, by its hash. */
+  /** A refresh token, live or rotated (with the salt of its successor), by its hash (REF-01..03). */
   refreshToken: (tokenHash: string) => `refresh:${tokenHash}`,
-  /** A rotated refresh token, by its hash: its reuse after the grace window revokes the grant. */
+  /** Legacy (read only): a token rotated by an older version, by its hash: its reuse after the grace window revokes the grant. */
   rotatedRefreshToken: (tokenHash: string) => `refresh-rotated:${tokenHash}`,
   /** A remembered consent of one user for one client and resource. */
   consent: (subHash: string, clientIdHash: string, resourceId: string) => `consent:${subHash}:${clientIdHash}:${resourceId}`,
