@@ -7,7 +7,14 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT } from 'jose'
 import t, { type Test } from 'tap'
+import { hash } from '../../src/login/sessions.js'
 import { Grants } from '../../src/oauth/grants/grants.js'
+import { RefreshChain } from '../../src/oauth/grants/refresh-chain.js'
+import { MemoryStore } from '../../src/store/memory.js'
+import { storeKeys } from '../../src/store/keys.js'
+import type { Store } from '../../src/store/store.js'
+import { redisForTests } from '../helpers/redis.js'
+import { RedisStore } from '../../src/store/redis.js'
 import { BASIC, OTHER_PUBLIC, PUBLIC, REDIRECT, USER, claims, startHarness, type Client } from '../helpers/token-harness.js'
 
 const h = await startHarness(t)
@@ -171,6 +178,54 @@ t.test('REF-02 DPOP-04: a grace retry of a DPoP-bound refresh token needs a proo
   t.equal(retry.body.refresh_token, rotated.body.refresh_token)
   t.equal((await refresh(retry.body.refresh_token!, other)).body.error, 'invalid_dpop_proof', 'the current token stays bound')
   t.equal((await refresh(retry.body.refresh_token!, key)).status, 200)
+})
+
+/** The Grants model on a store, for states HTTP cannot reach. */
+async function onStores(t: Test, run: (t: Test, store: Store) => Promise<void>) {
+  await t.test('memory store', async (t) => {
+    const store = new MemoryStore()
+    t.teardown(() => store.close())
+    await run(t, store)
+  })
+  await t.test('Redis store', async (t) => {
+    const redis = await redisForTests(t)
+    if (!redis) return
+    const store = new RedisStore(redis.storeConfig(), { warn() {}, error() {} })
+    t.teardown(() => store.close())
+    await run(t, store)
+  })
+}
+const timings = { codeTtlSeconds: 60, refreshTokenTtlSeconds: 3600, refreshReuseGraceSeconds: 10 }
+const newGrant = (grants: Grants) => grants.newGrant({ sub: 'alice', clientId: 'app', resourceId: 'r0', scopes: ['mcp'] })
+
+t.test('REF-03: a replica that died between the rotation and the successor\'s write: the retry writes it, and it works', async (t) => {
+  await onStores(t, async (t, store) => {
+    const grants = new Grants(store, timings)
+    const t0 = (await grants.start(newGrant(grants), true))!
+    const chain = new RefreshChain(store, 3_600_000)
+    const read = await chain.read(t0)
+    if (read.state !== 'found') throw new Error('no record')
+    t.ok(await chain.rotate(t0, read), 'rotated, and then the replica died: no successor record was written')
+    const retry = await grants.refresh(t0, 'app')
+    t.match(retry, { kind: 'rotated', grace: true }, 'the retry is a grace answer')
+    const next = await grants.refresh((retry as { refreshToken: string }).refreshToken, 'app')
+    t.match(next, { kind: 'rotated', grace: false }, 'whose refresh token is live and rotates')
+  })
+})
+
+t.test('REF-01: a token rotated by an older version (refresh-rotated:) is refused inside the window and revokes after it', async (t) => {
+  await onStores(t, async (t, store) => {
+    const grants = new Grants(store, timings)
+    const grant = newGrant(grants)
+    await grants.start(grant, true)
+    const legacy = (rotatedAt: number) => JSON.stringify({ grantId: grant.grantId, rotatedAt })
+    await store.set(storeKeys.rotatedRefreshToken(hash('old-recent')), legacy(Date.now()), 60_000)
+    await store.set(storeKeys.rotatedRefreshToken(hash('old-late')), legacy(Date.now() - 60_000), 60_000)
+    t.same(await grants.refresh('old-recent', 'app'), { kind: 'invalid' }, 'inside the window: refused, no successor to give')
+    t.ok(await grants.get(grant.grantId), 'the grant lives')
+    t.same(await grants.refresh('old-late', 'app'), { kind: 'reused', grantId: grant.grantId }, 'after it: reuse')
+    t.equal(await grants.get(grant.grantId), undefined, 'the grant is revoked')
+  })
 })
 
 t.test('MCPA-62: no token in the log', async (t) => {
