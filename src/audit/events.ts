@@ -39,6 +39,8 @@ export type AuditEvent =
       resource: string
       grantId: string
       scopes: readonly string[]
+      /** Present (true) when a refresh token rotated moments ago was answered inside the reuse grace window (REF-03). */
+      grace?: true
     }
   | { type: 'token.refused'; grantType: string; clientId?: string; error: string }
   | { type: 'refresh.reused'; clientId: string; grantId: string }

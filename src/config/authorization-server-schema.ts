@@ -206,8 +206,18 @@ export const AuthorizationServer = Type.Object(
       maximum: 300,
       default: 10,
       description:
-        'A rotated refresh token presented again within this time is refused without consequence (two tabs ' +
-        'refreshing at once); later, its reuse revokes the whole grant (OAuth 2.1 §4.3.1).',
+        'The reuse grace window after a refresh token is rotated. Within it a rotated token presented again (a ' +
+        'retry after a lost answer, two processes refreshing at once) is answered as refreshReuse says; later, ' +
+        'its reuse means a copy leaked and revokes the whole grant (RFC 9700 §4.14.2, OAuth 2.1 §4.3.1).',
+    }),
+    refreshReuse: Type.Union([Type.Literal('grace'), Type.Literal('strict')], {
+      default: 'grace',
+      description:
+        'What a rotated refresh token gets inside refreshReuseGraceSeconds. grace (as Auth0\'s reuse interval ' +
+        'and Okta\'s grace period): a fresh access token and the grant\'s current refresh token, at any replica, ' +
+        'with every binding of the grant (resource, scopes, subject, DPoP key); a revoked grant is still refused. ' +
+        'No new refresh token is minted, so the grant keeps one live refresh token. strict: invalid_grant, ' +
+        'without revoking (a client that lost the answer must sign in again).',
     }),
     sessionTtlSeconds: Seconds('Lifetime of the browser login session at the gateway.', 28800, 60),
     consentTtlSeconds: Seconds('How long a remembered consent spares the person the consent page.', 2592000, 60),

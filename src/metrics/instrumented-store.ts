@@ -28,6 +28,10 @@ export class InstrumentedStore implements Store {
     return this.#timed('take', () => this.inner.take(key))
   }
 
+  compareAndSet(key: string, expected: string, value: string, ttlMs: number): Promise<boolean> {
+    return this.#timed('compare_and_set', () => this.inner.compareAndSet(key, expected, value, ttlMs))
+  }
+
   increment(key: string, ttlMs: number): Promise<{ count: number; ttlMs: number }> {
     return this.#timed('increment', () => this.inner.increment(key, ttlMs))
   }

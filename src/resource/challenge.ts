@@ -5,7 +5,9 @@
  * - No credentials at all: no `error` attribute (BRR-03, MCPA-18).
  * - `resource_metadata` is always present and absolute, so clients never fall back to
  *   guessing well-known URLs (MCPA-12, OQ-07).
- * - `scope` names every scope the operation needs, in one challenge (MCPA-14, MCPA-F05).
+ * - `scope` names every scope the operation needs, in one challenge (MCPA-14, MCPA-F05), except
+ *   `offline_access`: it asks the authorization server for a refresh token and is never the
+ *   resource's to advertise (SEP-2207, REF-04, MCPA-F04), whatever the configuration lists.
  */
 export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope'
 export type DpopErrorCode = 'invalid_token' | 'invalid_dpop_proof' | 'use_dpop_nonce'
@@ -25,7 +27,8 @@ export function bearerChallenge(c: Challenge): string {
     params.push(`error="${c.error}"`)
     if (c.description) params.push(`error_description="${quotable(c.description)}"`)
   }
-  if (c.scopes.length > 0) params.push(`scope="${c.scopes.join(' ')}"`)
+  const scopes = c.scopes.filter((s) => s !== 'offline_access')
+  if (scopes.length > 0) params.push(`scope="${scopes.join(' ')}"`)
   params.push(`resource_metadata="${c.resourceMetadataUrl}"`)
   const bearer = `Bearer ${params.join(', ')}`
   if (!c.dpop) return bearer

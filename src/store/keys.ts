@@ -23,9 +23,9 @@ export const storeKeys = {
   revokedGrant: (grantId: string) => `grant-revoked:${grantId}`,
   /** The log of revoked grants (a Redis stream) every replica reads into memory (§11.4 REV-01, REV-02). */
   revocations: 'revocations',
-  /** A live refresh token, by its hash. */
+  /** A refresh token, live or rotated (with the salt of its successor), by its hash (REF-01..03). */
   refreshToken: (tokenHash: string) => `refresh:${tokenHash}`,
-  /** A rotated refresh token, by its hash: its reuse after the grace window revokes the grant. */
+  /** Legacy (read only): a token rotated by an older version, by its hash: its reuse after the grace window revokes the grant. */
   rotatedRefreshToken: (tokenHash: string) => `refresh-rotated:${tokenHash}`,
   /** A remembered consent of one user for one client and resource. */
   consent: (subHash: string, clientIdHash: string, resourceId: string) => `consent:${subHash}:${clientIdHash}:${resourceId}`,

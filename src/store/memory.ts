@@ -69,6 +69,14 @@ export class MemoryStore implements Store {
     return { count, ttlMs: Math.max(1, Math.ceil(entry.expiresAt - now)) }
   }
 
+  /** Atomic for the same reason as take. */
+  async compareAndSet(key: string, expected: string, value: string, ttlMs: number): Promise<boolean> {
+    checkTtl(ttlMs)
+    if (this.#live(key)?.value !== expected) return false
+    this.#entries.set(key, { value, expiresAt: performance.now() + ttlMs })
+    return true
+  }
+
   /** Atomic because nothing can run between the read and the delete in one event loop. */
   async take(key: string): Promise<string | undefined> {
     const entry = this.#live(key)

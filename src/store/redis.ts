@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs'
 import type { ConnectionOptions } from 'node:tls'
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { RedisStoreConfig } from '../config/schema.js'
+import { APPEND_SCRIPT, COMPARE_AND_SET_SCRIPT, INCREMENT_SCRIPT, type Scripted } from './redis-scripts.js'
 import { checkTtl, StoreUnavailableError, type LogEntry, type Store } from './store.js'
 
 /** The part of a pino logger the store writes to. */
@@ -108,36 +109,6 @@ export function redisClientPlan(config: RedisStoreConfig): RedisClientPlan {
   }
 }
 
-/** INCR; a counter without a TTL (just created) gets one. Returns {count, remaining ms}. */
-const INCREMENT_SCRIPT = `
-local n = redis.call('INCR', KEYS[1])
-local left = redis.call('PTTL', KEYS[1])
-if left < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  left = tonumber(ARGV[1])
-end
-return {n, left}`
-
-interface Incrementing {
-  gatehouseIncrement(key: string, ttlMs: number): Promise<[number, number]>
-}
-
-/**
- * XADD one entry, drop entries older than ARGV[2] ms by Redis' own clock (the ids are its clock
- * too, so a gateway's skew cannot trim early), and keep the stream alive as long as its newest
- * entry must be. Returns the entry id.
- */
-const APPEND_SCRIPT = `
-local now = redis.call('TIME')
-local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[2])
-local id = redis.call('XADD', KEYS[1], 'MINID', '~', tostring(math.max(oldest, 0)), '*', 'v', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return id`
-
-interface Appending {
-  gatehouseAppend(key: string, value: string, keepMs: number): Promise<string>
-}
-
 export class RedisStore implements Store {
   readonly #client: Redis | Cluster
   readonly #firstAttempt: Promise<void>
@@ -149,6 +120,7 @@ export class RedisStore implements Store {
     this.#client = plan.kind === 'cluster' ? new Cluster(plan.nodes, plan.options) : new Redis(plan.options)
     this.#client.defineCommand('gatehouseIncrement', { numberOfKeys: 1, lua: INCREMENT_SCRIPT })
     this.#client.defineCommand('gatehouseAppend', { numberOfKeys: 1, lua: APPEND_SCRIPT })
+    this.#client.defineCommand('gatehouseCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET_SCRIPT })
     logConnectionTrouble(this.#client, log)
     this.#firstAttempt = firstConnectionAttempt(this.#client, config.connectTimeoutMs)
   }
@@ -176,9 +148,16 @@ export class RedisStore implements Store {
   async increment(key: string, ttlMs: number): Promise<{ count: number; ttlMs: number }> {
     checkTtl(ttlMs)
     const [count, left] = (await this.#run('INCR', (c) =>
-      (c as unknown as Incrementing).gatehouseIncrement(key, Math.ceil(ttlMs)),
+      (c as unknown as Scripted).gatehouseIncrement(key, Math.ceil(ttlMs)),
     )) as [number, number]
     return { count, ttlMs: left }
+  }
+
+  /** GET, compare and SET in one script on one key: atomic, and Cluster-safe (one slot). */
+  async compareAndSet(key: string, expected: string, value: string, ttlMs: number): Promise<boolean> {
+    checkTtl(ttlMs)
+    const set = await this.#run('CAS', (c) => (c as unknown as Scripted).gatehouseCompareAndSet(key, expected, value, Math.ceil(ttlMs)))
+    return set === 1
   }
 
   async delete(key: string): Promise<void> {
@@ -204,7 +183,7 @@ export class RedisStore implements Store {
   /** A Redis stream: XADD, trimming and the key's TTL run as one script on one key (any cluster slot). */
   async append(key: string, value: string, keepMs: number): Promise<string> {
     checkTtl(keepMs)
-    return (await this.#run('XADD', (c) => (c as unknown as Appending).gatehouseAppend(key, value, Math.ceil(keepMs)))) as string
+    return (await this.#run('XADD', (c) => (c as unknown as Scripted).gatehouseAppend(key, value, Math.ceil(keepMs)))) as string
   }
 
   /** XRANGE with an exclusive start (Redis >= 6.2). */

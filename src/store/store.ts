@@ -16,6 +16,13 @@ export interface Store {
   /** Atomically returns and deletes the value: of concurrent callers, at most one gets it. */
   take(key: string): Promise<string | undefined>
   /**
+   * Replaces the value with `value` (for ttlMs) only while it still equals `expected`; true when
+   * this call replaced it. Atomic across callers and replicas: of concurrent callers that read
+   * the same value, exactly one replaces it (a state change without a moment of absence, which
+   * `take` + `set` would have: refresh rotation, REF-03). One key only, so any Cluster slot works.
+   */
+  compareAndSet(key: string, expected: string, value: string, ttlMs: number): Promise<boolean>
+  /**
    * Adds one to the counter at `key` and returns the new count with the time it has left. An
    * absent counter starts at 1 and lives for ttlMs; an existing one keeps its TTL, so a window
    * opened by the first call closes on time however often it is counted (fixed-window limits).

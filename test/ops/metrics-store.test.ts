@@ -20,6 +20,7 @@ async function exercise(t: Test, store: Store, read: () => Promise<Exposition>) 
   t.equal(await store.get('metrics-test:absent'), undefined)
   t.equal(await store.setIfAbsent('metrics-test:a', 'two', 60_000), false)
   t.same((await store.increment('metrics-test:n', 60_000)).count, 1)
+  t.equal(await store.compareAndSet('metrics-test:a', 'one', 'one', 60_000), true)
   t.equal(await store.take('metrics-test:a'), 'one')
   await store.delete('metrics-test:n')
   const listed: string[] = []
@@ -33,6 +34,7 @@ async function exercise(t: Test, store: Store, read: () => Promise<Exposition>) 
     ['set_if_absent', 1],
     ['increment', 1],
     ['take', 1],
+    ['compare_and_set', 1],
     ['delete', 1],
     ['keys', 1],
     ['ping', 1],

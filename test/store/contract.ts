@@ -121,6 +121,32 @@ export function storeContract(t: Test, make: () => Promise<Store>): void {
     t.equal(await store.get(key), undefined)
   })
 
+  t.test('compareAndSet replaces only a value still equal to the expected one, with the new TTL (REF-03)', async (t) => {
+    const store = await open(t)
+    const key = fresh('cas')
+    t.equal(await store.compareAndSet(key, 'live', 'rotated', LONG), false, 'an absent key never matches')
+    t.equal(await store.get(key), undefined, 'and nothing was written')
+    await store.set(key, 'live', TTL)
+    t.equal(await store.compareAndSet(key, 'other', 'rotated', LONG), false, 'another value: not replaced')
+    t.equal(await store.get(key), 'live')
+    t.equal(await store.compareAndSet(key, 'live', 'rotated', LONG), true)
+    t.equal(await store.get(key), 'rotated')
+    await sleep(AFTER_TTL)
+    t.equal(await store.get(key), 'rotated', 'the new TTL replaced the old one')
+    t.equal(await store.compareAndSet(key, 'live', 'again', LONG), false, 'the old value no longer matches')
+    await t.rejects(store.compareAndSet(key, 'rotated', 'x', 0), TypeError, 'a TTL of 0 is rejected')
+    t.equal(await store.get(key), 'rotated', 'and wrote nothing')
+  })
+
+  t.test('compareAndSet by 20 concurrent callers with one expected value: exactly one wins', async (t) => {
+    const store = await open(t)
+    const key = fresh('cas-race')
+    await store.set(key, 'live', LONG)
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => store.compareAndSet(key, 'live', `rotated-${i}`, LONG)))
+    t.equal(results.filter(Boolean).length, 1)
+    t.equal(await store.get(key), `rotated-${results.indexOf(true)}`, 'the winner\'s value stands')
+  })
+
   t.test('delete removes a record', async (t) => {
     const store = await open(t)
     const key = fresh('delete')

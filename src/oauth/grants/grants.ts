@@ -6,8 +6,9 @@
  * - A grant is what one user allowed one client on one resource with some scopes; refresh
  *   tokens are valid only while their grant exists, so revoking a grant stops them at once.
  * - Refresh tokens rotate on every use (MCPA-64, OQ-11). A rotated token presented again within
- *   the grace window is refused harmlessly (two refreshes racing); after it, the reuse means
- *   a copy leaked, and the whole grant is revoked.
+ *   the grace window gets the grant's current refresh token and a fresh access token (a retry
+ *   after a lost answer, two processes racing: REF-01..03; how, and why that is safe, in
+ *   refresh-chain.ts); after it, the reuse means a copy leaked, and the whole grant is revoked.
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { AuditContext, AuditEvent, AuditTrail } from '../../audit/events.js'
@@ -16,6 +17,7 @@ import { hash } from '../../login/sessions.js'
 import { storeKeys } from '../../store/keys.js'
 import type { Store } from '../../store/store.js'
 import type { ClientSnapshot } from '../clients/snapshot.js'
+import { RefreshChain, type RefreshRecord } from './refresh-chain.js'
 
 export interface Grant {
   grantId: string
@@ -46,14 +48,8 @@ export interface CodeRecord {
   client?: ClientSnapshot
 }
 
-interface RefreshRecord {
-  grantId: string
-  clientId: string
-  /** The scopes of this token: the grant's, or fewer after a narrowing refresh. */
-  scopes: string[]
-}
-
-interface RotatedRecord {
+/** What a token rotated before compareAndSet existed left behind (`refresh-rotated:`; read until those expire). */
+interface LegacyRotatedRecord {
   grantId: string
   rotatedAt: number
 }
@@ -62,10 +58,13 @@ export interface GrantTimings {
   codeTtlSeconds: number
   refreshTokenTtlSeconds: number
   refreshReuseGraceSeconds: number
+  /** Inside the grace window: `grace` answers a rotated token (REF-01), `strict` refuses it. Default grace. */
+  refreshReuse?: 'grace' | 'strict'
 }
 
 export type RefreshOutcome =
-  | { kind: 'rotated'; grant: Grant; scopes: string[]; refreshToken: string }
+  /** `grace`: the token presented had been rotated already; the answer is the grant's current refresh token. */
+  | { kind: 'rotated'; grant: Grant; scopes: string[]; refreshToken: string; grace: boolean }
   | { kind: 'invalid' }
   /** A rotated token came back after the grace window: the grant is now revoked. */
   | { kind: 'reused'; grantId: string }
@@ -75,6 +74,8 @@ const token = () => randomBytes(32).toString('base64url')
 export type GrantRevoker = Extract<AuditEvent, { type: 'grant.revoked' }>['by']
 
 export class Grants {
+  readonly #chain: RefreshChain
+
   constructor(
     private readonly store: Store,
     private readonly timings: GrantTimings,
@@ -82,7 +83,9 @@ export class Grants {
     private readonly audit?: AuditTrail,
     /** Tells every replica to refuse a revoked grant's access tokens (keys/revocations.ts, §11.4 REV-01). */
     private readonly revocations?: { revoke(grantId: string): Promise<void> },
-  ) {}
+  ) {
+    this.#chain = new RefreshChain(store, timings.refreshTokenTtlSeconds * 1000)
+  }
 
   newGrant(fields: Omit<Grant, 'grantId' | 'createdAt'>): Grant {
     return { ...fields, grantId: randomUUID(), createdAt: Math.floor(Date.now() / 1000) }
@@ -128,7 +131,7 @@ export class Grants {
       await this.store.delete(storeKeys.grant(grant.grantId))
       throw new InvalidGrantError('the code was already used', { detail: 'grant revoked by a concurrent replay of its code' })
     }
-    return withRefreshToken ? this.#issueRefresh({ grantId: grant.grantId, clientId: grant.clientId, scopes: grant.scopes }) : undefined
+    return withRefreshToken ? this.#chain.issue({ grantId: grant.grantId, clientId: grant.clientId, scopes: grant.scopes }) : undefined
   }
 
   async get(grantId: string): Promise<Grant | undefined> {
@@ -158,8 +161,9 @@ export class Grants {
   }
 
   /**
-   * Rotates a refresh token presented by `clientId`. `scopes`, when given, may only narrow
-   * (RFC 6749 §6); the new token carries the narrowed set.
+   * Rotates a refresh token presented by `clientId`, or answers a retry of one rotated inside the
+   * grace window with the grant's current token (REF-01). `scopes`, when given, may only narrow
+   * (RFC 6749 §6); the access token gets the narrowed set, the refresh token keeps its own (O21-10).
    */
   async refresh(
     presented: string,
@@ -167,60 +171,92 @@ export class Grants {
     scopes?: readonly string[],
     context: AuditContext = {},
   ): Promise<RefreshOutcome | { kind: 'invalid_scope' }> {
-    const tokenHash = hash(presented)
-    const key = storeKeys.refreshToken(tokenHash)
-    const peeked = await this.store.get(key)
-    if (peeked === undefined) return this.#afterMissing(tokenHash, context)
-    const record = JSON.parse(peeked) as RefreshRecord
-    if (record.clientId !== clientId) {
-      // Another client holding this client's token: the token leaked.
-      await this.store.delete(key)
+    // Two rounds at most: losing the compareAndSet means another request rotated it just now.
+    for (let round = 0; round < 2; round++) {
+      const read = await this.#chain.read(presented)
+      if (read.state === 'absent') return this.#legacyRotated(presented, context)
+      const { record } = read
+      if (record.clientId !== clientId) {
+        // Another client holding this client's token: the token leaked (O21-10, BCP-06).
+        await this.#chain.delete(presented)
+        await this.revoke(record.grantId, 'refresh_reuse', context)
+        return { kind: 'reused', grantId: record.grantId }
+      }
+      // Checked before any change, so a refused narrowing leaves the client its working token.
+      if (scopes && scopes.some((s) => !record.scopes.includes(s))) return { kind: 'invalid_scope' }
+      const next = scopes ? [...scopes] : record.scopes
+      if (record.rotatedAt !== undefined) return this.#rotatedAgain(presented, record, next, context)
+      const rotated = await this.#chain.rotate(presented, read)
+      if (rotated === undefined) continue
+      const grant = await this.#liveGrant(record.grantId)
+      if (!grant) return { kind: 'invalid' }
+      // The tip, not merely the successor: a racer may already have rotated that one too.
+      const refreshToken = await this.#chain.tip(presented, rotated)
+      if (refreshToken === undefined) return { kind: 'invalid' }
+      return { kind: 'rotated', grant, scopes: next, refreshToken, grace: false }
+    }
+    return { kind: 'invalid' }
+  }
+
+  /**
+   * A rotated token came back. Inside the window (REF-01, grace mode): the grant's current token,
+   * if the grant still lives (REF-02: revoked meanwhile → refused). After it: a copy leaked, the
+   * grant is revoked (RFC 9700 §4.14.2).
+   */
+  async #rotatedAgain(presented: string, record: RefreshRecord, scopes: string[], context: AuditContext): Promise<RefreshOutcome> {
+    if (Date.now() - record.rotatedAt! > this.timings.refreshReuseGraceSeconds * 1000) {
       await this.revoke(record.grantId, 'refresh_reuse', context)
       return { kind: 'reused', grantId: record.grantId }
     }
-    // Checked before the take, so a refused narrowing leaves the client its working token.
-    if (scopes && scopes.some((s) => !record.scopes.includes(s))) return { kind: 'invalid_scope' }
-    // Of two concurrent refreshes with one token, the take lets exactly one rotate it.
-    if ((await this.store.take(key)) === undefined) return this.#afterMissing(tokenHash, context)
-    await this.store.set(
-      storeKeys.rotatedRefreshToken(tokenHash),
-      JSON.stringify({ grantId: record.grantId, rotatedAt: Date.now() } satisfies RotatedRecord),
-      this.timings.refreshTokenTtlSeconds * 1000,
-    )
+    if (this.timings.refreshReuse === 'strict') return { kind: 'invalid' }
     const grant = await this.get(record.grantId)
-    if (!grant) return { kind: 'invalid' }
-    const next = scopes ? [...scopes] : record.scopes
-    // O21-10: the new refresh token keeps exactly the old scope; only the access token is narrowed.
-    const refreshToken = await this.#issueRefresh(record)
-    // The grant lives as long as its newest refresh token.
-    await this.store.set(storeKeys.grant(grant.grantId), JSON.stringify(grant), this.timings.refreshTokenTtlSeconds * 1000)
-    return { kind: 'rotated', grant, scopes: next, refreshToken }
+    if (!grant || (await this.#revokedMeanwhile(grant.grantId))) return { kind: 'invalid' }
+    const refreshToken = await this.#chain.tip(presented, record)
+    return refreshToken === undefined ? { kind: 'invalid' } : { kind: 'rotated', grant, scopes, refreshToken, grace: true }
   }
 
-  async #afterMissing(tokenHash: string, context: AuditContext): Promise<RefreshOutcome> {
-    const rotated = await this.store.get(storeKeys.rotatedRefreshToken(tokenHash))
+  /**
+   * The grant, its lifetime extended: it lives as long as its newest refresh token. A revocation
+   * between the read and the write would be undone by the write; the marker, read after it,
+   * catches that (as in start), so a grant never outlives its revocation.
+   */
+  async #liveGrant(grantId: string): Promise<Grant | undefined> {
+    const grant = await this.get(grantId)
+    if (!grant) return undefined
+    await this.store.set(storeKeys.grant(grantId), JSON.stringify(grant), this.timings.refreshTokenTtlSeconds * 1000)
+    if (await this.#revokedMeanwhile(grantId)) {
+      await this.store.delete(storeKeys.grant(grantId))
+      return undefined
+    }
+    return grant
+  }
+
+  async #revokedMeanwhile(grantId: string): Promise<boolean> {
+    return (await this.store.get(storeKeys.revokedGrant(grantId))) !== undefined
+  }
+
+  /** A token rotated by an older version (take, then `refresh-rotated:`): no successor to give; refused or, late, revoked. */
+  async #legacyRotated(presented: string, context: AuditContext): Promise<RefreshOutcome> {
+    const rotated = await this.store.get(storeKeys.rotatedRefreshToken(hash(presented)))
     if (rotated === undefined) return { kind: 'invalid' }
-    const { grantId, rotatedAt } = JSON.parse(rotated) as RotatedRecord
+    const { grantId, rotatedAt } = JSON.parse(rotated) as LegacyRotatedRecord
     if (Date.now() - rotatedAt <= this.timings.refreshReuseGraceSeconds * 1000) return { kind: 'invalid' }
     await this.revoke(grantId, 'refresh_reuse', context)
     return { kind: 'reused', grantId }
   }
 
-  async #issueRefresh(record: RefreshRecord): Promise<string> {
-    const refreshToken = token()
-    await this.store.set(
-      storeKeys.refreshToken(hash(refreshToken)),
-      JSON.stringify(record),
-      this.timings.refreshTokenTtlSeconds * 1000,
-    )
-    return refreshToken
-  }
-
-  /** The grant behind a live refresh token, for introspection and revocation. */
-  async refreshTokenInfo(presented: string): Promise<{ grant: Grant; scopes: string[] } | undefined> {
-    const stored = await this.store.get(storeKeys.refreshToken(hash(presented)))
-    if (stored === undefined) return undefined
-    const record = JSON.parse(stored) as RefreshRecord
+  /**
+   * The grant behind a refresh token, for revocation, introspection and the token endpoint's
+   * checks. A live token only, unless `rotated`: then also one rotated inside the grace window,
+   * which still refreshes (REF-01), so its bindings are checked and it can revoke its grant.
+   */
+  async refreshTokenInfo(presented: string, { rotated = false } = {}): Promise<{ grant: Grant; scopes: string[] } | undefined> {
+    const read = await this.#chain.read(presented)
+    if (read.state === 'absent') return undefined
+    const { record } = read
+    if (record.rotatedAt !== undefined) {
+      if (!rotated || Date.now() - record.rotatedAt > this.timings.refreshReuseGraceSeconds * 1000) return undefined
+    }
     const grant = await this.get(record.grantId)
     return grant && { grant, scopes: record.scopes }
   }

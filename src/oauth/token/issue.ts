@@ -46,6 +46,8 @@ export class TokenIssuer {
     context: AuditContext,
     /** The DPoP key the token is bound to (RFC 9449 §5): token_type DPoP, cnf.jkt. */
     jkt?: string,
+    /** A refresh answered inside the reuse grace window (REF-03): the audit event says so. */
+    grace = false,
   ): Promise<TokenAnswer> {
     const ttl = this.config.accessTokens.ttlSeconds
     const accessToken = await mintAccessToken(
@@ -55,7 +57,16 @@ export class TokenIssuer {
       ttl,
     )
     this.audit.record(
-      { type: 'token.issued', grantType, sub: grant.sub, clientId: grant.clientId, resource: resource.id, grantId: grant.grantId, scopes },
+      {
+        type: 'token.issued',
+        grantType,
+        sub: grant.sub,
+        clientId: grant.clientId,
+        resource: resource.id,
+        grantId: grant.grantId,
+        scopes,
+        ...(grace && { grace: true as const }),
+      },
       context,
     )
     return {

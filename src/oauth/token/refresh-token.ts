@@ -18,14 +18,15 @@ export function refreshTokenGrant(config: GatewayConfig, grants: Grants, issuer:
     }
     if (!form.refresh_token) throw new InvalidRequestError('the refresh_token parameter is missing')
     const scopes = form.scope?.split(' ').filter(Boolean)
-    // RI-07 and the DPoP binding, checked before the rotation so that a refused request leaves the token working.
-    const info = await grants.refreshTokenInfo(form.refresh_token)
+    // RI-07 and the DPoP binding, checked before the rotation so that a refused request leaves the
+    // token working; for a token rotated inside the grace window too, since it still refreshes (REF-02).
+    const info = await grants.refreshTokenInfo(form.refresh_token, { rotated: true })
     const ours = info !== undefined && info.grant.clientId === client.clientId
     if (form.resource !== undefined) {
       if (ours) issuer.checkResourceParam(form.resource, issuer.resourceFor(info.grant))
       else resolveResource(config, form.resource)
     }
-    // DPOP-04: a bound refresh token needs a proof by its key.
+    // DPOP-04, REF-02: a bound refresh token (and a grace retry of one) needs a proof by its key.
     if (ours && info.grant.dpopJkt !== undefined && info.grant.dpopJkt !== dpopJkt) {
       throw new InvalidDpopProofError('the refresh token is bound to a DPoP key: send a proof by that key')
     }
@@ -46,6 +47,7 @@ export function refreshTokenGrant(config: GatewayConfig, grants: Grants, issuer:
       await grants.revoke(outcome.grant.grantId, 'access_rules', context)
       throw new InvalidGrantError('the user is no longer allowed to use this resource', { detail: `grant ${outcome.grant.grantId} revoked` })
     }
-    return issuer.answer('refresh_token', outcome.grant, outcome.scopes, resource, outcome.refreshToken, context, dpopJkt)
+    // REF-03: a grace answer is audited as such (token.issued with grace: true).
+    return issuer.answer('refresh_token', outcome.grant, outcome.scopes, resource, outcome.refreshToken, context, dpopJkt, outcome.grace)
   }
 }

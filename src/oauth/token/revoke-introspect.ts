@@ -84,6 +84,7 @@ export function registerRevokeIntrospect(app: FastifyInstance, { config, clients
 }
 
 async function refreshTokenOwner(grants: Grants, token: string): Promise<{ clientId: string; grantId: string } | undefined> {
-  const info = await grants.refreshTokenInfo(token)
+  // A token rotated inside the grace window still refreshes (REF-01), so it revokes its grant too.
+  const info = await grants.refreshTokenInfo(token, { rotated: true })
   return info && { clientId: info.grant.clientId, grantId: info.grant.grantId }
 }

@@ -37,6 +37,7 @@ export function readOnlyStore(store: Store): Store {
     set: async () => {},
     setIfAbsent: async () => false,
     take: (key) => store.get(key),
+    compareAndSet: async () => false,
     increment: async () => ({ count: 0, ttlMs: 0 }),
     delete: async () => {},
     keys: (prefix) => store.keys(prefix),
