@@ -127,7 +127,6 @@ export function semanticProblems(c: Config): { path: string; message: string }[]
     if (client.clientId.toLowerCase().startsWith(REGISTERED_CLIENT_ID_PREFIX)) {
       add(`${at}.clientId`, `must not start with "${REGISTERED_CLIENT_ID_PREFIX}" (reserved for dynamically registered clients)`)
     }
-    if (/^(workload|client):/i.test(client.clientId)) add(`${at}.clientId`, 'must not start with "workload:" or "client:" (the client ids of workloads and machine subjects)')
     clientIds.add(client.clientId)
     problems.push(...staticClientProblems(client, at, c.resources))
     for (const [j, uri] of (client.redirectUris ?? []).entries()) {
