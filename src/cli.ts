@@ -11,6 +11,7 @@
  *   gatehouse grants list|revoke ...      what people allowed which clients; revoking stops refreshes
  *   gatehouse clients list|delete ...     dynamically registered clients of a deployment
  *   gatehouse cimd inspect|purge ...      one metadata-document client id's decision, step by step; empty the cache
+ *   gatehouse workload inspect ...       why a workload token is accepted or refused, step by step
  *
  * Each command lives in src/commands/ with its usage text; this file binds them to the process:
  * the command word, the real standard streams and environment, the exit code.

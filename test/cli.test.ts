@@ -80,7 +80,8 @@ t.test('the usage text: every command\'s lines in order, unchanged since the com
   gatehouse clients list --config FILE     (dynamically registered clients)
   gatehouse clients delete --config FILE CLIENT_ID...
   gatehouse cimd inspect URL --config FILE (the decision for one client id URL, step by step; reads the cache, never writes it)
-  gatehouse cimd purge [URL] --config FILE (empties the metadata document cache of a deployment, or one URL's records)`
+  gatehouse cimd purge [URL] --config FILE (empties the metadata document cache of a deployment, or one URL's records)
+  gatehouse workload inspect TOKEN|FILE|- --config FILE [--resource URL] (why a workload token is accepted or refused, step by step; never spends it)`
   t.equal(await usageText(), expected)
   const help = await run(['help'])
   t.equal(help.code, 0)

@@ -43,6 +43,8 @@ export type AuditEvent =
       grace?: true
     }
   | { type: 'token.refused'; grantType: string; clientId?: string; error: string }
+  /** WIF-02..04: a workload token refused, by the check that refused it; `issuer` is a configured id or `untrusted`. */
+  | { type: 'workload.refused'; issuer: string; check: string }
   | { type: 'refresh.reused'; clientId: string; grantId: string }
   | { type: 'grant.revoked'; grantId: string; by: 'client' | 'operator' | 'code_replay' | 'refresh_reuse' | 'access_rules' }
   | { type: 'bearer.refused'; resource: string; reason: 'missing' | 'invalid' | 'expired' | 'audience' | 'malformed' }

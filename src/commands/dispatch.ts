@@ -17,6 +17,7 @@ const COMMANDS = new Map<string, () => Promise<Command>>([
   ['grants', () => import('./grants.js')],
   ['clients', () => import('./clients.js')],
   ['cimd', () => import('./cimd.js')],
+  ['workload', () => import('./workload.js')],
 ])
 
 /** The top-level usage: every command's lines, in order. */

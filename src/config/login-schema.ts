@@ -216,6 +216,7 @@ export function loginConfigProblems(
     ids.add(p.id)
     if (p.id === 'static') add(`${at}.id`, '"static" is the password provider\'s subject prefix; choose another id')
     if (p.id === 'client') add(`${at}.id`, '"client" is the subject prefix of machine clients (client_credentials); choose another id')
+    if (p.id === 'workload') add(`${at}.id`, '"workload" is the subject prefix of workloads (workloadIdentity); choose another id')
     if (!p.scopes.includes('openid')) add(`${at}.scopes`, 'must include openid')
     const issuer = URL.canParse(p.issuer) ? new URL(p.issuer) : undefined
     if (issuer && (issuer.search || issuer.hash)) add(`${at}.issuer`, 'must not have a query or fragment (OIDC Discovery §2)')

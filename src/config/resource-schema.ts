@@ -38,7 +38,7 @@ export const PolicyRule = Type.Object(
           ...strict,
           description:
             'Who may make a matching call (all given conditions must hold), from the token\'s sub, email and groups claims. ' +
-            'Never matches a machine client (client_credentials).',
+            'Never matches a machine client (client_credentials) or a workload (workloadIdentity).',
         },
       ),
     ),
@@ -49,6 +49,15 @@ export const PolicyRule = Type.Object(
         description:
           'Machine clients (client_credentials, by client id) that may make a matching call. With users, a call ' +
           'is allowed to the people users admits and to these clients; alone, to these clients and nobody else.',
+      }),
+    ),
+    workloads: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        uniqueItems: true,
+        description:
+          'Workloads (workloadIdentity rules, by their workload name) that may make a matching call, beside users and ' +
+          'clients. A workload is admitted only by this list: users and clients never match it.',
       }),
     ),
   },

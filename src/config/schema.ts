@@ -16,6 +16,7 @@ import { AuditSchema, MetricsSchema, RateLimitsSchema, TracingSchema } from './o
 import { Resource } from './resource-schema.js'
 import { Seconds, strict, Url } from './schema-kit.js'
 import { Store } from './store-schema.js'
+import { WorkloadIdentitySchema } from './workload-schema.js'
 
 export { REGISTERED_CLIENT_ID_PREFIX } from './authorization-server-schema.js'
 export type { RegistrationConfig, StaticClientConfig } from './authorization-server-schema.js'
@@ -96,6 +97,7 @@ export const ConfigSchema = Type.Object(
     clients: Type.Array(StaticClient, { default: [], description: 'Pre-registered OAuth clients.' }),
     registration: Registration,
     enterpriseAuthorization: EnterpriseSchema,
+    workloadIdentity: WorkloadIdentitySchema,
     login: LoginSchema,
     rateLimits: RateLimitsSchema,
     audit: AuditSchema,

@@ -7,6 +7,7 @@
 import { NAMED_METHODS } from '../policy/mcp-rules.js'
 import { cimdConfigProblems } from './cimd-checks.js'
 import { enterpriseConfigProblems } from './enterprise-schema.js'
+import { workloadConfigProblems } from './workload-schema.js'
 import { loginConfigProblems } from './login-schema.js'
 import { isAcceptableRedirectUri, isLoopbackHost } from './loopback.js'
 import { REGISTERED_CLIENT_ID_PREFIX, type Config } from './schema.js'
@@ -154,9 +155,15 @@ export function semanticProblems(c: Config): { path: string; message: string }[]
     problems.push(...machineLimitProblems(entry.clientCredentials, `cimd.trust.allow[${i}].clientCredentials`, c.resources))
   })
   // A person's subject is <prefix>:<id>; the prefixes of static users and machine clients are taken.
-  problems.push(...enterpriseConfigProblems(c.enterpriseAuthorization, c.clients, ['static', 'client']))
+  problems.push(...enterpriseConfigProblems(c.enterpriseAuthorization, c.clients, ['static', 'client', 'workload']))
   if (c.enterpriseAuthorization.issuers.length > 0 && c.externalIssuer) {
     add('enterpriseAuthorization.issuers', 'ID-JAG assertions belong to the built-in authorization server, unused with externalIssuer')
+  }
+  // WIF-05: workload subjects are workload:<issuer id>:<sub>, client ids workload:<name>.
+  const scopesOf = (id: string) => c.resources.find((r) => r.id === id)?.scopes.map((s) => s.name) ?? []
+  problems.push(...workloadConfigProblems(c.workloadIdentity, c.resources.map((r) => r.id), scopesOf))
+  if (c.workloadIdentity.issuers.length > 0 && c.externalIssuer) {
+    add('workloadIdentity.issuers', 'workload tokens are exchanged at the built-in authorization server, unused with externalIssuer')
   }
   problems.push(...loginConfigProblems(c.login, c.resources))
   return problems

@@ -18,7 +18,7 @@ import {
   type JWTVerifyGetKey,
 } from 'jose'
 import type { Keystore } from './keystore.js'
-import { isMachineSubject } from '../policy/access-rules.js'
+import { isMachineSubject, workloadOf } from '../policy/access-rules.js'
 
 export interface AccessTokenClaims {
   sub: string
@@ -48,6 +48,8 @@ export interface VerifiedToken {
   readonly groups: readonly string[] | undefined
   /** A machine client's own token (client_credentials, sub = client:<client_id>): never a person (CC-05). */
   readonly machine: boolean
+  /** A workload's token (sub workload:<issuer id>:<sub>, client_id workload:<name>): its name; never a person (WIF-05). */
+  readonly workload: string | undefined
   /** DPoP-bound (cnf.jkt, RFC 9449 §6.1): usable only with the DPoP scheme and a proof by that key. */
   readonly jkt: string | undefined
   /** The gateway's own tokens: the grant they were issued under (`grant_id`), checked against revocations. */
@@ -213,6 +215,7 @@ export class AccessTokenVerifier {
       email: typeof payload.email === 'string' ? payload.email : undefined,
       groups: Array.isArray(payload.groups) ? payload.groups.filter((g): g is string => typeof g === 'string') : undefined,
       machine: isMachineSubject(payload.sub, payload.client_id as string | undefined),
+      workload: workloadOf(payload.sub, payload.client_id as string | undefined),
       jkt: boundKeyOf(payload.cnf),
       // Only the gateway's own tokens name a grant of its store; another issuer's claim of that name means nothing here.
       grantId: this.#options.revocations ? (payload.grant_id as string | undefined) : undefined,

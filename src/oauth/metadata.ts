@@ -22,6 +22,8 @@ export function authorizationServerMetadata(config: GatewayConfig): Record<strin
     (config.cimd.enabled && config.cimd.trust.allow.some((e) => e.clientCredentials !== undefined))
   // XAA-09: the jwt-bearer grant and the ID-JAG profile, only where an IdP is trusted.
   const idJag = config.enterpriseAuthorization.issuers.length > 0
+  // WIF-06: the same grant for workloads, only where a workload issuer is trusted.
+  const jwtBearer = idJag || config.workloadIdentity.issuers.length > 0
   const authMethods = ['none', 'client_secret_basic', 'client_secret_post', ...(assertions ? ['private_key_jwt'] : [])]
   // Introspection is for operator-registered resource servers only (INT-01), which use secrets.
   const introspectionMethods = ['client_secret_basic', 'client_secret_post']
@@ -42,7 +44,7 @@ export function authorizationServerMetadata(config: GatewayConfig): Record<strin
       'authorization_code',
       'refresh_token',
       ...(machineClients ? ['client_credentials'] : []),
-      ...(idJag ? [JWT_BEARER_GRANT] : []),
+      ...(jwtBearer ? [JWT_BEARER_GRANT] : []),
     ],
     ...(idJag && { authorization_grant_profiles_supported: [ID_JAG_GRANT_PROFILE] }),
     code_challenge_methods_supported: ['S256'],

@@ -3,7 +3,8 @@
  * email, groups. Pure: no I/O, no Fastify. Used by a resource's `access` rules (at login and at
  * every refresh) and by the `users` condition of MCP policy rules, so both read people alike.
  * Machine clients (client_credentials) are never people: only rules that name them by client id
- * (`clients`) admit them (CC-05).
+ * (`clients`) admit them (CC-05). Workloads (workload identity federation) are never people
+ * either: only `workloads` conditions of MCP policy rules name them (WIF-05).
  */
 
 /** What is known about a person. `email` is set only when verified (requireVerifiedEmail). */
@@ -13,6 +14,8 @@ export interface UserAttributes {
   groups?: readonly string[] | undefined
   /** A machine client's own token (client_credentials): no user condition ever matches it (CC-05). */
   machine?: boolean | undefined
+  /** A workload's token (its workload name): no user condition ever matches it (WIF-05). */
+  workload?: string | undefined
 }
 
 /** Conditions on a person; every given one must hold. */
@@ -39,10 +42,29 @@ export const machineSubject = (clientId: string) => `client:${clientId}`
 
 export const isMachineSubject = (sub: string, clientId: string | undefined) => clientId !== undefined && sub === machineSubject(clientId)
 
+/**
+ * WIF-05: a workload's subject is namespaced by the issuer entry it came through, so two issuers'
+ * equal `sub` never become one subject; its client id names the workload principal of the rule
+ * that admitted it. No person's subject has this form: no login provider may be named `workload`.
+ */
+export const WORKLOAD_PREFIX = 'workload:'
+export const workloadSubject = (issuerId: string, sub: string) => `${WORKLOAD_PREFIX}${issuerId}:${sub}`
+export const workloadClientId = (name: string) => `${WORKLOAD_PREFIX}${name}`
+
+/**
+ * The workload name of a token whose subject is a workload's, or undefined for anyone else. A
+ * `workload:` subject without a `workload:` client id is still no person: its name is '' (which
+ * no policy list can name, since names are non-empty).
+ */
+export function workloadOf(sub: string, clientId: string | undefined): string | undefined {
+  if (!sub.startsWith(WORKLOAD_PREFIX)) return undefined
+  return clientId?.startsWith(WORKLOAD_PREFIX) ? clientId.slice(WORKLOAD_PREFIX.length) : ''
+}
+
 const USER_CONDITIONS = ['subjects', 'emails', 'emailDomains', 'groupsAnyOf', 'groupsAllOf'] as const
 
 export function usersMatch(conditions: UserConditions, user: UserAttributes): boolean {
-  if (user.machine) return false
+  if (user.machine || user.workload !== undefined) return false
   const email = user.email?.toLowerCase()
   const groups = new Set(user.groups ?? [])
   if (conditions.subjects && !conditions.subjects.includes(user.sub)) return false
@@ -59,7 +81,7 @@ export function usersMatch(conditions: UserConditions, user: UserAttributes): bo
  * alone (load.ts refuses it with an oidc provider): then every configured user may.
  */
 export function mayAccess(rules: AccessRules | undefined, user: UserAttributes): boolean {
-  if (user.machine) return false
+  if (user.machine || user.workload !== undefined) return false
   if (rules === undefined || rules.allowAnyUser) return true
   // Rules that name only machine clients admit no person.
   if (!USER_CONDITIONS.some((k) => rules[k] !== undefined)) return false

@@ -18,6 +18,8 @@ export interface Caller {
   clientId?: string | undefined
   /** A machine client's own token (client_credentials): only `clients` conditions admit it (CC-05). */
   machine?: boolean | undefined
+  /** A workload's token (its workload name): only `workloads` conditions admit it (WIF-05). */
+  workload?: string | undefined
 }
 
 /** What a call is: its method and, for the methods of NAMED_METHODS, its target. */
@@ -41,6 +43,7 @@ interface CompiledRule {
   scopes: readonly string[] | undefined
   users: PolicyRuleConfig['users']
   clients: readonly string[] | undefined
+  workloads: readonly string[] | undefined
 }
 
 export const DEFAULT_RULE = 'default'
@@ -76,6 +79,7 @@ export class McpPolicy {
       scopes: r.scopes,
       users: r.users,
       clients: r.clients,
+      workloads: r.workloads,
     }))
   }
 
@@ -88,7 +92,7 @@ export class McpPolicy {
     const rule = this.#rules.find((r) => r.method.test(op.method) && (r.name === undefined || (op.name !== undefined && r.name.test(op.name))))
     if (!rule) return this.#scopes(this.baseScopes, DEFAULT_RULE, caller)
     if (rule.action === 'deny') return { allowed: false, reason: 'denied', rule: rule.id }
-    if ((rule.users || rule.clients) && !admits(rule, caller)) return { allowed: false, reason: 'denied', rule: rule.id }
+    if ((rule.users || rule.clients || rule.workloads) && !admits(rule, caller)) return { allowed: false, reason: 'denied', rule: rule.id }
     return this.#scopes(rule.scopes ?? this.baseScopes, rule.id, caller)
   }
 
@@ -99,8 +103,9 @@ export class McpPolicy {
   }
 }
 
-/** A rule's `users` admit people, its `clients` machine clients; a caller is never both. */
+/** A rule's `users` admit people, its `clients` machine clients, its `workloads` workloads; a caller is only one. */
 function admits(rule: CompiledRule, caller: Caller): boolean {
+  if (caller.workload !== undefined) return caller.workload !== '' && (rule.workloads?.includes(caller.workload) ?? false)
   if (caller.machine) return caller.clientId !== undefined && (rule.clients?.includes(caller.clientId) ?? false)
   return rule.users !== undefined && usersMatch(rule.users, caller)
 }

@@ -81,7 +81,7 @@ export function createPolicyStep(resource: Resource, trail: AuditTrail = new Aud
 }
 
 function callerOf(p: Principal): Caller {
-  return { sub: p.sub, scopes: p.scopes, email: p.token.email, groups: p.token.groups, clientId: p.clientId, machine: p.token.machine }
+  return { sub: p.sub, scopes: p.scopes, email: p.token.email, groups: p.token.groups, clientId: p.clientId, machine: p.token.machine, workload: p.token.workload }
 }
 
 /** One event per decision; arguments only when the operator asked (they may be personal). */

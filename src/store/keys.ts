@@ -55,6 +55,8 @@ export const storeKeys = {
   assertionJti: (hash: string) => `assertion-jti:${hash}`,
   /** An ID-JAG jti already used, by the SHA-256 of its issuer and jti: single use until exp (XAA-06). */
   idJagJti: (hash: string) => `id-jag-jti:${hash}`,
+  /** WIF-04: a workload token used for a token: its issuer with its jti, or its hash without one. */
+  workloadJti: (hash: string) => `workload-jti:${hash}`,
   /** A DPoP proof already seen, by the SHA-256 of its key thumbprint and jti: refused again within the proof window (RFC 9449 §11.1). */
   dpopJti: (hash: string) => `dpop-jti:${hash}`,
   /** An upstream OIDC login between the approval and the IdP's callback, by the hash of its `state`: taken once (MCPS-05). */

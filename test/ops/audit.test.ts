@@ -42,6 +42,7 @@ const EVERY_TYPE = {
   'code.replayed': true,
   'token.issued': true,
   'token.refused': true,
+  'workload.refused': true,
   'refresh.reused': true,
   'grant.revoked': true,
   'bearer.refused': true,

@@ -26,6 +26,7 @@ import { TokenIssuer, type IssuedGrantType } from './issue.js'
 import { IdJagVerifier } from './id-jag.js'
 import { jwtBearerGrant } from './jwt-bearer.js'
 import { refreshTokenGrant } from './refresh-token.js'
+import { workloadGrant, workloadVerifierFor, type WorkloadHandler } from './workload-grant.js'
 
 export interface TokenDeps {
   config: GatewayConfig
@@ -62,7 +63,14 @@ export function registerToken(app: FastifyInstance, { config, clients, grants, k
       ),
     }),
   }
-  const supported = Object.keys(handlers).join(', ')
+  // WIF-01: workloads present their platform's token with no client authentication at all.
+  let workload: WorkloadHandler | undefined
+  if (config.workloadIdentity.issuers.length > 0) {
+    const built = workloadVerifierFor(config, store)
+    app.addHook('onClose', built.close)
+    workload = workloadGrant(config, grants, issuer, built.verifier, audit)
+  }
+  const supported = [...new Set([...Object.keys(handlers), ...(workload ? [JWT_BEARER_GRANT] : [])])].join(', ')
   const handlerOf = (grantType: string | undefined): GrantHandler | undefined =>
     grantType !== undefined && Object.hasOwn(handlers, grantType) ? handlers[grantType as IssuedGrantType] : undefined
 
@@ -71,6 +79,13 @@ export function registerToken(app: FastifyInstance, { config, clients, grants, k
     const context = contextOf(request)
     let clientId: string | undefined
     try {
+      // The profile is chosen by the request, never by the assertion: no client credentials is the
+      // workload profile; an ID-JAG always comes with them (XAA-04), so the two cannot be confused.
+      if (workload && form.grant_type === JWT_BEARER_GRANT && !carriesClientAuthentication(request.headers.authorization, form)) {
+        const answer = await workload({ form, context, dpopJkt: await proofKeyOf(request.raw.rawHeaders) })
+        if (proofs.nonces && request.headers.dpop !== undefined) reply.header('dpop-nonce', await proofs.nonces.current())
+        return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(answer)
+      }
       const client = await authenticateClient(request, form, await clientsFor(form), assertions)
       clientId = client.clientId
       if (form.grant_type === undefined) throw new InvalidRequestError('the grant_type parameter is missing')
@@ -86,7 +101,7 @@ export function registerToken(app: FastifyInstance, { config, clients, grants, k
     } catch (err) {
       if (err instanceof OAuthError) {
         // The grant type as sent is bounded before it is recorded: it is caller-supplied text.
-        const grantType = handlerOf(form.grant_type) ? form.grant_type! : 'other'
+        const grantType = handlerOf(form.grant_type) || (workload && form.grant_type === JWT_BEARER_GRANT) ? form.grant_type! : 'other'
         audit.record({ type: 'token.refused', grantType, ...(clientId !== undefined && { clientId }), error: err.code }, context)
       }
       throw err
@@ -121,4 +136,9 @@ export function registerToken(app: FastifyInstance, { config, clients, grants, k
     if (!snapshot) return clients
     return { find: async (id) => (id === snapshot.clientId ? clientFromSnapshot(snapshot) : clients.find(id)) }
   }
+}
+
+/** Whether a token request names or authenticates a client in any way (RFC 6749 §2.3; RFC 7521 §4.2). */
+function carriesClientAuthentication(authorization: string | undefined, form: Params): boolean {
+  return authorization !== undefined || ['client_id', 'client_secret', 'client_assertion', 'client_assertion_type'].some((k) => form[k] !== undefined)
 }
