@@ -22,6 +22,13 @@ export interface McpRequest {
 
 /** The first revision whose requests mirror method and name in headers. */
 const HEADER_MIRRORING_SINCE = '2026-07-28'
+/**
+ * The methods whose target a 2026-07-28 request mirrors in `Mcp-Name` (MCPT-11). The policy
+ * reads more targets than these (NAMED_METHODS: subscriptions, completions), but a client sends
+ * no Mcp-Name for those, so demanding one would refuse what the upstream serves
+ * (conformance check completion-complete).
+ */
+const MIRRORED_NAME_METHODS: ReadonlySet<string> = new Set(['tools/call', 'resources/read', 'prompts/get'])
 /** JSON-RPC batches exist only in 2025-03-26 (removed in 2025-06-18). */
 const BATCHES_UNTIL = '2025-03-26'
 const PROTOCOL_META = 'io.modelcontextprotocol/protocolVersion'
@@ -68,19 +75,32 @@ function message(raw: unknown): McpMessage {
   const params = m.params !== null && typeof m.params === 'object' && !Array.isArray(m.params) ? (m.params as Record<string, unknown>) : undefined
   // Own keys only: a method named `constructor` or `__proto__` is just an unknown method.
   const field = m.method === undefined || !Object.hasOwn(NAMED_METHODS, m.method) ? undefined : NAMED_METHODS[m.method]
-  const target = field === undefined ? undefined : field === 'ref' ? referenceOf(params?.ref) : params?.[field]
-  if (field !== undefined && typeof target !== 'string') {
+  // params that are there but not an object (by-position params, null) are `null`: no name, and
+  // an upstream reading them by position could still find one.
+  const target = field === undefined ? undefined : m.params !== undefined && !params ? null : field === 'ref' ? referenceOf(params?.ref) : params?.[field]
+  // A target that is there must be a string: the policy matches strings, and an upstream could
+  // coerce anything else into a name no rule saw (["delete_file"] looks up "delete_file").
+  // A target that is absent names nothing: the policy decides on the method alone (rules with a
+  // name pattern do not match) and the upstream, reading the same bytes, gives its own answer:
+  // invalid params, or 404/-32601 for a method its revision removed (resources/subscribe in
+  // 2026-07-28; conformance check sep-2575-http-server-method-not-found-404-resources-subscribe).
+  if (target !== undefined && typeof target !== 'string') {
     const where = field === 'ref' ? 'params.ref with a name or uri' : `params.${field}`
-    throw new McpRequestError(JsonRpcCode.invalidParams, 400, `${m.method} needs ${where}`, id ?? null)
+    throw new McpRequestError(JsonRpcCode.invalidParams, 400, `${m.method} needs ${where} as a string`, id ?? null)
   }
-  return { id, method: m.method, name: target as string | undefined, params }
+  return { id, method: m.method, name: target, params }
 }
 
-/** completion/complete's target: the prompt's name or the resource template's URI. */
+/**
+ * completion/complete's target: the prompt's name or the resource template's URI; undefined
+ * when there is no reference or the reference has no name or URI; `null` (never a name) for
+ * a reference that is not one of the two kinds, which the policy cannot place.
+ */
 function referenceOf(ref: unknown): unknown {
-  if (ref === null || typeof ref !== 'object' || Array.isArray(ref)) return undefined
+  if (ref === undefined) return undefined
+  if (ref === null || typeof ref !== 'object' || Array.isArray(ref)) return null
   const { type, name, uri } = ref as { type?: unknown; name?: unknown; uri?: unknown }
-  return type === 'ref/prompt' ? name : type === 'ref/resource' ? uri : undefined
+  return type === 'ref/prompt' ? name : type === 'ref/resource' ? uri : null
 }
 
 /** A charset parameter naming UTF-8, and where the next parameter or the end follows it. */
@@ -115,10 +135,10 @@ function checkMirroredHeaders(m: McpMessage, headers: IncomingHttpHeaders, versi
   // Clients send no Mcp-Method on some notifications (notifications/cancelled); when sent, it must agree.
   if (method === undefined && !isNotification) throw mismatch('the Mcp-Method header is missing', id)
   if (method !== undefined && decode(method) !== m.method) throw mismatch('Mcp-Method does not match the body', id)
-  if (m.name !== undefined) {
+  if (MIRRORED_NAME_METHODS.has(m.method)) {
     const name = single(headers['mcp-name'])
-    if (name === undefined) throw mismatch('the Mcp-Name header is missing', id)
-    if (decode(name) !== m.name) throw mismatch('Mcp-Name does not match the body', id)
+    if (name === undefined && m.name !== undefined) throw mismatch('the Mcp-Name header is missing', id)
+    if (name !== undefined && decode(name) !== m.name) throw mismatch('Mcp-Name does not match the body', id)
   }
   const meta = m.params?._meta as Record<string, unknown> | undefined
   if (!isNotification && meta?.[PROTOCOL_META] !== undefined && meta[PROTOCOL_META] !== version) {

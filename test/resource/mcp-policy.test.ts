@@ -76,12 +76,21 @@ t.test('inspection: messages, names and malformed bodies', async (t) => {
   const complete = (ref: unknown) => body({ jsonrpc: '2.0', id: 1, method: 'completion/complete', params: { ref, argument: { name: 'a', value: '' } } })
   t.match(inspectMcpBody(complete({ type: 'ref/prompt', name: 'secret_prompt' }), {}), { messages: [{ name: 'secret_prompt' }] }, 'a prompt completion is that prompt\'s')
   t.match(inspectMcpBody(complete({ type: 'ref/resource', uri: 'file:///{path}' }), {}), { messages: [{ name: 'file:///{path}' }] })
-  t.throws(() => inspectMcpBody(complete({ type: 'ref/prompt' }), {}), { name: 'JsonRpcError', rpcCode: -32602 }, 'a reference without a name')
+  t.match(inspectMcpBody(complete({ type: 'ref/prompt' }), {}), { messages: [{ method: 'completion/complete', name: undefined }] }, 'a reference without a name names nothing: the upstream answers it')
+  t.throws(() => inspectMcpBody(complete({ type: 'ref/prompt', name: ['secret_prompt'] }), {}), { name: 'JsonRpcError', rpcCode: -32602 }, 'a name that is not a string')
+  t.throws(() => inspectMcpBody(complete('secret_prompt'), {}), { name: 'JsonRpcError', rpcCode: -32602 }, 'a reference that is not an object')
   t.throws(() => inspectMcpBody(complete({ type: 'ref/other', name: 'x' }), {}), { name: 'JsonRpcError', rpcCode: -32602 }, 'an unknown reference type')
   t.match(inspectMcpBody(body({ jsonrpc: '2.0', id: 1, result: {} }), {}), { messages: [{ method: undefined }] }, 'a response to the server')
   t.throws(() => inspectMcpBody(Buffer.from('{nope'), {}), { name: 'JsonRpcError', status: 400, rpcCode: -32700 })
   t.throws(() => inspectMcpBody(body({ id: 1, method: 'x' }), {}), { name: 'JsonRpcError', rpcCode: -32600 }, 'no jsonrpc member')
-  t.throws(() => inspectMcpBody(body({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: {} }), {}), { name: 'JsonRpcError', rpcCode: -32602, rpcId: 1 }, 'tools/call without a name')
+  // A missing target is the upstream's to answer (invalid params, or 404/-32601 where the
+  // revision removed the method: conformance check
+  // sep-2575-http-server-method-not-found-404-resources-subscribe); one that is there but not a
+  // string is refused, since an upstream could coerce it into a name the policy never saw.
+  t.match(inspectMcpBody(body({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: {} }), {}), { messages: [{ method: 'tools/call', name: undefined }] }, 'tools/call without a name')
+  t.match(inspectMcpBody(body({ jsonrpc: '2.0', id: 1, method: 'resources/subscribe' }), {}), { messages: [{ method: 'resources/subscribe', name: undefined }] }, 'resources/subscribe without params')
+  t.throws(() => inspectMcpBody(body({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: ['delete_file'] } }), {}), { name: 'JsonRpcError', rpcCode: -32602, rpcId: 1 }, 'a tool name that is an array')
+  t.throws(() => inspectMcpBody(body({ jsonrpc: '2.0', id: 1, method: 'resources/read', params: { uri: 7 } }), {}), { name: 'JsonRpcError', rpcCode: -32602 }, 'a URI that is a number')
   t.throws(() => inspectMcpBody(body({ jsonrpc: '2.0', id: 1, method: 7 }), {}), { name: 'JsonRpcError', rpcCode: -32600 })
 })
 
@@ -112,4 +121,13 @@ t.test('2026-07-28: mirrored headers must agree with the body (MCPT-11..13)', as
   t.throws(() => inspectMcpBody(body([call('read_file')]), ok), { name: 'JsonRpcError', rpcCode: -32600 }, 'no batches in this revision')
   t.doesNotThrow(() => inspectMcpBody(body({ jsonrpc: '2.0', method: 'notifications/cancelled', params: {} }), v), 'a notification may omit Mcp-Method')
   t.doesNotThrow(() => inspectMcpBody(body(call('delete_file')), { 'mcp-protocol-version': '2025-11-25', 'mcp-name': 'read_file' }), 'older revisions: headers are not consulted at all (MCPT-14)')
+  // Mcp-Name mirrors only the targets of tools/call, resources/read and prompts/get (MCPT-11);
+  // the policy's other targets travel without one (conformance check completion-complete).
+  const completion = { jsonrpc: '2.0', id: 2, method: 'completion/complete', params: { ref: { type: 'ref/prompt', name: 'p' }, argument: { name: 'a', value: '' } } }
+  t.match(inspectMcpBody(body(completion), { ...v, 'mcp-method': 'completion/complete' }), { messages: [{ name: 'p' }] }, 'completion/complete needs no Mcp-Name')
+  const subscribe = { jsonrpc: '2.0', id: 3, method: 'resources/subscribe', params: { uri: 'file:///a' } }
+  t.doesNotThrow(() => inspectMcpBody(body(subscribe), { ...v, 'mcp-method': 'resources/subscribe' }), 'resources/subscribe needs no Mcp-Name')
+  const nameless = { jsonrpc: '2.0', id: 4, method: 'tools/call', params: {} }
+  t.doesNotThrow(() => inspectMcpBody(body(nameless), { ...v, 'mcp-method': 'tools/call' }), 'no name in the body, none in the header: the upstream answers')
+  t.throws(() => inspectMcpBody(body(nameless), { ...ok }), { name: 'JsonRpcError', rpcCode: -32020 }, 'an Mcp-Name the body does not have is a mismatch')
 })
