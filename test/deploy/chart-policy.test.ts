@@ -4,6 +4,7 @@
  * the ConfigMap, checksum annotations that roll the pods, and the install notes.
  */
 import t from 'tap'
+import { parse as parseYaml } from 'yaml'
 import {
   ciValuesFiles,
   find,
@@ -214,6 +215,22 @@ if (helmPath) {
     const two = sums({ ...withRedis, replicaCount: 2, secretEnv: { values: { A: '1' } } })
     const three = sums({ ...withRedis, replicaCount: 3, secretEnv: { values: { A: '1' } } })
     t.same([two.config, two.secret], [three.config, three.secret], 'scaling alone does not roll the pods')
+  })
+
+  t.test("clusterWorkloads: the cluster's issuer in the config, its JWKS ConfigMap mounted where the config says (WIF-02)", async (t) => {
+    const objects = render(helmPath, { files: ['production-values.yaml'] })
+    const config = parseYaml(mustFind(objects, 'ConfigMap').data['gatehouse.yaml'] as string) as {
+      workloadIdentity?: { issuers: { id: string; issuer: string; jwksFile: string; rules: unknown[] }[] }
+    }
+    const cluster = config.workloadIdentity?.issuers.find((i) => i.id === 'cluster')
+    t.match(cluster, { issuer: 'https://kubernetes.default.svc.cluster.local', jwksFile: '/etc/gatehouse/cluster-jwks/jwks.json' })
+    t.equal(cluster?.rules.length, 1, 'the rules from the values')
+    const pod = mustFind(objects, 'Deployment').spec.template.spec
+    const sources = pod.volumes.find((v: { name: string }) => v.name === 'config').projected.sources as Record<string, any>[]
+    t.same(sources.find((s) => s.configMap?.name === 'cluster-jwks')?.configMap.items, [{ key: 'jwks.json', path: 'cluster-jwks/jwks.json' }])
+    t.equal(pod.containers[0].volumeMounts.find((m: { name: string }) => m.name === 'config').mountPath, '/etc/gatehouse', 'under the config directory')
+    const off = render(helmPath, { files: ['minimal-values.yaml'] })
+    t.notMatch(mustFind(off, 'ConfigMap').data['gatehouse.yaml'], /workloadIdentity/, 'off by default')
   })
 
   t.test('Ingress, HPA, PDB, NetworkPolicy and ServiceMonitor', async (t) => {

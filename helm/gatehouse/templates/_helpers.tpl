@@ -83,6 +83,7 @@ Paths inside the container (the image documents the same ones).
 {{- define "gatehouse.configDir" -}}/etc/gatehouse{{- end }}
 {{- define "gatehouse.configFile" -}}/etc/gatehouse/gatehouse.yaml{{- end }}
 {{- define "gatehouse.keysDir" -}}/etc/gatehouse/keys{{- end }}
+{{- define "gatehouse.clusterJwksDir" -}}/etc/gatehouse/cluster-jwks{{- end }}
 {{- define "gatehouse.redisCaDir" -}}/etc/gatehouse/redis-ca{{- end }}
 
 {{/*
@@ -260,6 +261,12 @@ The gateway configuration: config from the values, plus listen, store and keys.
 {{- $keys = append $keys $k -}}
 {{- end -}}
 {{- $_ := set $cfg "keys" $keys -}}
+{{- if .Values.clusterWorkloads.enabled -}}
+{{- $wi := deepCopy (get $cfg "workloadIdentity" | default dict) -}}
+{{- $cluster := dict "id" "cluster" "issuer" .Values.clusterWorkloads.issuer "jwksFile" (printf "%s/%s" (include "gatehouse.clusterJwksDir" .) .Values.clusterWorkloads.jwksKey) "rules" .Values.clusterWorkloads.rules -}}
+{{- $_ := set $wi "issuers" (append (get $wi "issuers" | default list) $cluster) -}}
+{{- $_ := set $cfg "workloadIdentity" $wi -}}
+{{- end -}}
 {{- if .Values.metrics.enabled -}}
 {{- /* The gateway's own metrics listener, on the port the Service, NetworkPolicy and ServiceMonitor use. */ -}}
 {{- $_ := set $cfg "metrics" (dict "enabled" true "listen" (dict "host" .Values.listenHost "port" (int .Values.metrics.port)) "path" .Values.metrics.path) -}}
