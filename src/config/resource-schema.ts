@@ -18,6 +18,15 @@ export const PolicyRule = Type.Object(
       default: 'allow',
       description: 'deny refuses matching calls whatever the token carries.',
     }),
+    reason: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 300,
+        description:
+          'Why this rule refuses a call, in words an agent (and the person behind it) can act on; sent in the JSON-RPC ' +
+          'error of every call it refuses. Public: never put a secret here. Default: the rule\'s id.',
+      }),
+    ),
     scopes: Type.Optional(
       Type.Array(Scope, {
         uniqueItems: true,

@@ -84,5 +84,7 @@ function jsonRpcCodeOf(err: PublicError): number {
   if (err.status === 502 || err.status === 504) return JsonRpcCode.upstreamUnavailable
   if (err.status === 503) return JsonRpcCode.gatewayUnavailable
   if (err.status === 400 || err.status === 413 || err.status === 415) return JsonRpcCode.invalidRequest
-  return JsonRpcCode.requestRefused
+  if (err.status === 429) return JsonRpcCode.rateLimited
+  if (err.status === 403) return JsonRpcCode.forbidden
+  return JsonRpcCode.authenticationRequired
 }

@@ -30,8 +30,8 @@ export interface Operation {
 
 export type Decision =
   | { allowed: true; rule: string }
-  /** Denied outright (an action: deny rule or a user condition). */
-  | { allowed: false; reason: 'denied'; rule: string }
+  /** Denied outright (an action: deny rule or a user condition); `message` is the rule's public reason. */
+  | { allowed: false; reason: 'denied'; rule: string; message: string | undefined }
   /** The token lacks scopes: `needed` is everything this operation needs (MCPA-F05). */
   | { allowed: false; reason: 'insufficient_scope'; rule: string; needed: readonly string[] }
 
@@ -40,6 +40,7 @@ interface CompiledRule {
   method: RegExp
   name: RegExp | undefined
   action: 'allow' | 'deny'
+  message: string | undefined
   scopes: readonly string[] | undefined
   users: PolicyRuleConfig['users']
   clients: readonly string[] | undefined
@@ -76,6 +77,7 @@ export class McpPolicy {
       method: globToRegExp(r.method),
       name: r.name === undefined ? undefined : globToRegExp(r.name),
       action: r.action,
+      message: r.reason,
       scopes: r.scopes,
       users: r.users,
       clients: r.clients,
@@ -91,8 +93,9 @@ export class McpPolicy {
   decide(op: Operation, caller: Caller): Decision {
     const rule = this.#rules.find((r) => r.method.test(op.method) && (r.name === undefined || (op.name !== undefined && r.name.test(op.name))))
     if (!rule) return this.#scopes(this.baseScopes, DEFAULT_RULE, caller)
-    if (rule.action === 'deny') return { allowed: false, reason: 'denied', rule: rule.id }
-    if ((rule.users || rule.clients || rule.workloads) && !admits(rule, caller)) return { allowed: false, reason: 'denied', rule: rule.id }
+    const denied = { allowed: false, reason: 'denied', rule: rule.id, message: rule.message } as const
+    if (rule.action === 'deny') return denied
+    if ((rule.users || rule.clients || rule.workloads) && !admits(rule, caller)) return denied
     return this.#scopes(rule.scopes ?? this.baseScopes, rule.id, caller)
   }
 

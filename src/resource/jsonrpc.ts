@@ -14,8 +14,16 @@ export const JsonRpcCode = {
   gatewayUnavailable: -32002,
   /** The session is unknown or belongs to someone else. */
   sessionNotFound: -32003,
-  /** The request was refused before reaching the upstream (authorization, policy). */
-  requestRefused: -32004,
+  /** No valid access token: authenticate (HTTP 401 with its challenge). */
+  authenticationRequired: -32004,
+  /** The token lacks a scope this call needs: step up (HTTP 403 insufficient_scope with its challenge, MCPA-43). */
+  insufficientScope: -32005,
+  /** The gateway's policy refuses this call; the message says why. A request gets it as its answer (HTTP 200). */
+  policyDenied: -32006,
+  /** Refused for where it comes from: a foreign Origin (MCPT-01). */
+  forbidden: -32007,
+  /** Too many requests; Retry-After says when to try again. */
+  rateLimited: -32008,
   /** MCP 2026-07-28: mirrored headers disagree with the body (MCPT-12). */
   headerMismatch: -32020,
 } as const

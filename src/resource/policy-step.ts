@@ -5,7 +5,8 @@
  * timing is a metric, not part of the event: the schema holds facts that stay true).
  *
  * Refusals: a missing scope is 403 with a step-up challenge naming everything the operation
- * needs (MCPA-43, MCPA-F05); a denied call is 403 with a JSON-RPC error the client can show.
+ * needs (MCPA-43, MCPA-F05); a request the policy denies is answered with a JSON-RPC error
+ * (policyDenied, HTTP 200) naming the rule's public reason.
  */
 import type { FastifyRequest } from 'fastify'
 import { AuditTrail, contextOf } from '../audit/events.js'
@@ -56,10 +57,18 @@ export function createPolicyStep(resource: Resource, trail: AuditTrail = new Aud
     if (decision.allowed) return
     const id = message?.id ?? null
     if (decision.reason === 'denied') {
-      throw new JsonRpcError('access_denied', 403, `this call is not allowed (policy ${decision.rule})`, JsonRpcCode.requestRefused, id)
+      const description = `the gateway's policy refuses this call: ${decision.message ?? `rule ${decision.rule}`}`
+      // A refused request of an authorized session is answered, not failed: HTTP 200 with its
+      // JSON-RPC error, which the SDK clients raise as an error of that one request while the
+      // session goes on. HTTP 403 would read as a broken server. A notification or a batch has
+      // no single request to answer, and GET and DELETE carry no call: those stay 403.
+      const answerable = message?.id !== undefined && request.mcp?.batch === false
+      throw new JsonRpcError('access_denied', answerable ? 200 : 403, description, JsonRpcCode.policyDenied, id, {
+        detail: `rule ${decision.rule}`,
+      })
     }
     const description = `this call needs the scope ${decision.needed.join(' ')}`
-    throw new JsonRpcError('insufficient_scope', 403, description, JsonRpcCode.requestRefused, id, {
+    throw new JsonRpcError('insufficient_scope', 403, description, JsonRpcCode.insufficientScope, id, {
       headers: {
         'www-authenticate': bearerChallenge({
           resourceMetadataUrl: resource.metadataUrl,

@@ -16,9 +16,11 @@ t.test('policy bypass through the JSON-RPC envelope (MCPT-14, JSON-RPC 2.0)', as
   const gw = await redTeamGateway(t, up.url)
   const auth = { authorization: `Bearer ${await gw.mint()}` }
   const post = (body: unknown, headers: Record<string, string> = {}) => postJsonRpc(gw.mcpUrl(), body, { ...auth, ...headers })
-  const denied = (t: Test, res: { status: number; text: string }, what: string) => {
-    t.equal(res.status, 403, `${what}: 403`)
-    t.match(jsonOf(res.text), { jsonrpc: '2.0', error: { code: -32004, message: /no-deletes/ } }, `${what}: JSON-RPC error naming the rule`)
+  // A refused request is answered (200, its JSON-RPC error); a batch, a notification or a message
+  // without a usable id has no one request to answer: 403.
+  const denied = (t: Test, res: { status: number; text: string }, what: string, status = 200) => {
+    t.equal(res.status, status, `${what}: ${status}`)
+    t.match(jsonOf(res.text), { jsonrpc: '2.0', error: { code: -32006, message: /no-deletes/ } }, `${what}: JSON-RPC error naming the rule`)
   }
 
   t.test('control: the denied tool itself', async (t) => {
@@ -28,9 +30,9 @@ t.test('policy bypass through the JSON-RPC envelope (MCPT-14, JSON-RPC 2.0)', as
 
   t.test('a denied call inside a 2025-03-26 batch is refused as a whole', async (t) => {
     const before = up.seen.length
-    denied(t, await post([call('echo', 1), call('delete_file', 2)], V2025_03), 'batch')
-    denied(t, await post([call('echo', 1), call('delete_file')], V2025_03), 'batch with a notification')
-    denied(t, await post([call('delete_file', 1)]), 'batch without a version header (read as 2025-03-26)')
+    denied(t, await post([call('echo', 1), call('delete_file', 2)], V2025_03), 'batch', 403)
+    denied(t, await post([call('echo', 1), call('delete_file')], V2025_03), 'batch with a notification', 403)
+    denied(t, await post([call('delete_file', 1)]), 'batch without a version header (read as 2025-03-26)', 403)
     t.equal(up.seen.length, before, 'nothing reached the upstream')
   })
 
@@ -79,9 +81,9 @@ t.test('policy bypass through the JSON-RPC envelope (MCPT-14, JSON-RPC 2.0)', as
   })
 
   t.test('notifications, responses and odd ids are decided like requests', async (t) => {
-    denied(t, await post({ jsonrpc: '2.0', method: 'tools/call', params: { name: 'delete_file' } }), 'notification')
+    denied(t, await post({ jsonrpc: '2.0', method: 'tools/call', params: { name: 'delete_file' } }), 'notification', 403)
     denied(t, await post({ jsonrpc: '2.0', id: 1, result: {}, method: 'tools/call', params: { name: 'delete_file' } }), 'response-shaped with a method')
-    denied(t, await post({ jsonrpc: '2.0', id: { x: 1 }, method: 'tools/call', params: { name: 'delete_file' } }), 'object id')
+    denied(t, await post({ jsonrpc: '2.0', id: { x: 1 }, method: 'tools/call', params: { name: 'delete_file' } }), 'object id', 403)
     denied(t, await post({ jsonrpc: '2.0', id: 1e400, method: 'tools/call', params: { name: 'delete_file' } }), 'huge numeric id')
     const response = await post({ jsonrpc: '2.0', id: 7, result: { content: [] } })
     t.not(response.status, 403, 'a plain response to the server is not a call (base scopes apply)')
@@ -178,10 +180,12 @@ t.test('the body the policy read is the body the upstream decodes: charset and c
   t.test('content types: the policy applies whatever the label; the upstream judges the label', async (t) => {
     for (const ct of ['text/plain', 'application/json-seq', 'application/x-www-form-urlencoded', '']) {
       const res = await postJsonRpc(gw.mcpUrl(), call('delete_file'), { ...auth, 'content-type': ct })
-      t.equal(res.status, 403, `content-type ${JSON.stringify(ct)}: still decided`)
+      t.equal(res.status, 200, `content-type ${JSON.stringify(ct)}: still decided`)
+      t.match(jsonOf(res.text), { error: { code: -32006 } })
     }
     const noType = await rawRequest(gw.origin, rawPost(gw.origin, token, [`Content-Length: ${JSON.stringify(call('delete_file')).length}`], JSON.stringify(call('delete_file'))))
-    t.equal(noType.status, 403, 'no Content-Type at all: still decided')
+    t.equal(noType.status, 200, 'no Content-Type at all: still decided')
+    t.match(noType.body, /-32006/)
   })
 })
 
@@ -196,7 +200,8 @@ t.test('framing: chunked, Content-Length mismatches, Expect, TE+CL (no desync, n
     const half = Math.floor(denied.length / 2)
     const chunked = `${half.toString(16)}\r\n${denied.slice(0, half)}\r\n${(denied.length - half).toString(16)}\r\n${denied.slice(half)}\r\n0\r\n\r\n`
     const res = await rawRequest(gw.origin, rawPost(gw.origin, token, ['Content-Type: application/json', 'Transfer-Encoding: chunked'], chunked))
-    t.equal(res.status, 403)
+    t.equal(res.status, 200)
+    t.match(res.body, /-32006/, 'refused by the policy')
     const ok = `${allowed.length.toString(16)}\r\n${allowed}\r\n0\r\n\r\n`
     const pass = await rawRequest(gw.origin, rawPost(gw.origin, token, ['Content-Type: application/json', 'Transfer-Encoding: chunked'], ok))
     t.equal(pass.status, 200)
@@ -222,7 +227,8 @@ t.test('framing: chunked, Content-Length mismatches, Expect, TE+CL (no desync, n
     const next = `POST /mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${denied.length}\r\nConnection: close\r\n\r\n${denied}`
     const res = await rawRequest(gw.origin, rawPost(gw.origin, token, ['Content-Type: application/json', `Content-Length: ${allowed.length}`], allowed + next), 2000)
     const statuses = [...res.all.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1])
-    t.same(statuses, ['200', '403'], 'the pipelined denied call got its own refusal')
+    t.same(statuses, ['200', '200'], 'the pipelined denied call got its own answer')
+    t.equal([...res.all.matchAll(/-32006/g)].length, 1, 'a refusal by the policy, once')
     t.notOk(up.seen.some((s) => s.body.includes('delete_file')), 'the denied call never reached the upstream')
   })
 
@@ -240,7 +246,7 @@ t.test('framing: chunked, Content-Length mismatches, Expect, TE+CL (no desync, n
     t.equal(up.seen.at(-1)!.headers['expect'], undefined, 'the expectation was met by the gateway, not passed on')
     const bigDenied = JSON.stringify({ ...call('delete_file'), pad: 'x'.repeat(2000) })
     const refused = await rawRequest(gw.origin, rawPost(gw.origin, token, ['Content-Type: application/json', 'Expect: 100-continue', `Content-Length: ${bigDenied.length}`], bigDenied), 2000)
-    t.match(refused.all, /HTTP\/1\.1 403 /)
+    t.match(refused.all, /HTTP\/1\.1 200 [\s\S]*-32006/)
   })
 })
 
@@ -291,6 +297,7 @@ t.test('deeply nested arguments with policy.auditArguments on: no 500, no crash'
   const deep = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"a":${'['.repeat(20000)}${']'.repeat(20000)}}}}`
   t.equal((await postJsonRpc(gw.mcpUrl(), deep, auth)).status, 200)
   const deepDenied = deep.replace('"echo"', '"delete_file"')
-  t.equal((await postJsonRpc(gw.mcpUrl(), deepDenied, auth)).status, 403)
+  const refused = await postJsonRpc(gw.mcpUrl(), deepDenied, auth)
+  t.match(jsonOf(refused.text), { error: { code: -32006 } }, 'refused by the policy')
   t.equal((await postJsonRpc(gw.mcpUrl(), call('echo'), auth)).status, 200, 'the gateway still serves')
 })

@@ -147,7 +147,7 @@ t.test('the challenge (RFC 6750 §3, RFC 9728 §5.1, BRR-01..03)', async (t) => 
       t.equal(res.status, 401, String(authorization))
       // No error code in either challenge (BRR-03); the DPoP one names the algorithms (RFC 9449 §7.1).
       t.equal(challenge, `Bearer scope="mcp", resource_metadata="${metadata}", DPoP algs="ES256 ES384 PS256 RS256 EdDSA"`)
-      t.match(jsonOf(res.text), { jsonrpc: '2.0', id: null, error: { code: -32004 } })
+      t.match(jsonOf(res.text), { jsonrpc: '2.0', id: null, error: { code: -32004 } }, 'authenticationRequired')
     }
   })
 
@@ -183,7 +183,7 @@ t.test('the challenge (RFC 6750 §3, RFC 9728 §5.1, BRR-01..03)', async (t) => 
       res.headers.get('www-authenticate'),
       `Bearer error="insufficient_scope", error_description="this call needs the scope mcp admin", scope="mcp admin", resource_metadata="${metadata}"`,
     )
-    t.match(jsonOf(res.text), { jsonrpc: '2.0', id: 1, error: { code: -32004 } })
+    t.match(jsonOf(res.text), { jsonrpc: '2.0', id: 1, error: { code: -32005 } }, 'insufficientScope')
     const admin = await gw.mint({ scopes: ['mcp', 'admin'] })
     t.equal((await postJsonRpc(gw.mcpUrl(), call('admin_reset'), { authorization: `Bearer ${admin}` })).status, 200)
   })

@@ -65,7 +65,7 @@ t.test('Origin on real requests: present and not allowed is 403 before anything 
   for (const origin of ['null', 'https://evil.example', 'https://app.example.com.evil.example', 'https://APP.EXAMPLE.COM', 'https://app.example.com:8443', 'https://app.example.com/']) {
     const res = await postJsonRpc(gw.mcpUrl(), call('echo'), { ...auth, origin })
     t.equal(res.status, 403, origin)
-    t.match(jsonOf(res.text), { jsonrpc: '2.0', error: { code: -32004 } })
+    t.match(jsonOf(res.text), { jsonrpc: '2.0', error: { code: -32007 } }, 'forbidden: its own code')
   }
   t.equal(up.seen.length, 0)
   const ok = await postJsonRpc(gw.mcpUrl(), call('echo'), { ...auth, origin: 'https://app.example.com' })

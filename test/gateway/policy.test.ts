@@ -22,7 +22,8 @@ const policy = {
   filterLists: true,
   rules: [
     { id: 'deletes-need-admin', method: 'tools/call', name: 'delete_*', scopes: ['files:read', 'files:admin'] },
-    { id: 'no-secrets', method: 'resources/read', name: 'file:///secrets/*', action: 'deny' },
+    { id: 'no-secrets', method: 'resources/read', name: 'file:///secrets/*', action: 'deny', reason: 'secrets are read in the vault, not through agents' },
+    { id: 'no-purge', method: 'tools/call', name: 'purge_*', action: 'deny' },
     { id: 'open-prompts', method: 'prompts/get', scopes: [] },
   ],
 }
@@ -88,7 +89,7 @@ t.test('a call that needs more scope: 403 step-up challenge; re-authorization wi
   t.match(challenge, /error="insufficient_scope"/)
   t.match(challenge, /scope="files:read files:admin"/, 'the challenge names everything the call needs (MCPA-F05)')
   t.match(challenge, /resource_metadata="[^"]+\/\.well-known\/oauth-protected-resource\/mcp"/)
-  t.match(JSON.parse(raw.text), { jsonrpc: '2.0', id: 41, error: { code: -32004 } })
+  t.match(JSON.parse(raw.text), { jsonrpc: '2.0', id: 41, error: { code: -32005 } }, 'insufficientScope, not a policy refusal')
   t.equal(upstream.requests.length, before, 'the refused call never reached the upstream')
 
   // The SDK's transport reacts to the 403 by starting a step-up authorization itself.
@@ -135,8 +136,12 @@ t.test('denied calls get a JSON-RPC error; open rules need no scope', async (t) 
   const gw = await startTestGateway(t, { resources: [{ upstream: upstream.url, scopes, requiredScopes: ['files:read'], policy: { ...policy, auditArguments: true } }] })
   const admin = await gw.mint({ scopes: ['files:read', 'files:admin'] })
   const secret = await postJsonRpc(gw.mcpUrl(), { jsonrpc: '2.0', id: 'r1', method: 'resources/read', params: { uri: 'file:///secrets/db.txt' } }, { authorization: `Bearer ${admin}` })
-  t.equal(secret.status, 403)
-  t.same(JSON.parse(secret.text), { jsonrpc: '2.0', id: 'r1', error: { code: -32004, message: 'this call is not allowed (policy no-secrets)' } })
+  t.equal(secret.status, 200, 'answered, not failed: the session goes on')
+  t.same(JSON.parse(secret.text), {
+    jsonrpc: '2.0',
+    id: 'r1',
+    error: { code: -32006, message: "the gateway's policy refuses this call: secrets are read in the vault, not through agents" },
+  })
   t.equal(secret.headers.get('www-authenticate'), null, 'no step-up can help a denied call')
   const noScope = await gw.mint({ scopes: [] })
   const prompt = await postJsonRpc(gw.mcpUrl(), { jsonrpc: '2.0', id: 2, method: 'prompts/get', params: { name: 'greeting' } }, { authorization: `Bearer ${noScope}` })
@@ -152,7 +157,7 @@ t.test('denied calls get a JSON-RPC error; open rules need no scope', async (t) 
     { authorization: `Bearer ${await gw.mint({ scopes: ['files:read'] })}`, 'mcp-protocol-version': '2025-03-26' },
   )
   t.equal(batch.status, 403, 'a 2025-03-26 batch is checked element by element: one refused element refuses it')
-  t.match(JSON.parse(batch.text), { id: 2 })
+  t.match(JSON.parse(batch.text), { id: 2, error: { code: -32005 } }, 'the element that needs a scope: insufficientScope')
   const withArgs = gw.logs.find((l) => l.audit === 'mcp.decision' && l.name === 'file:///secrets/db.txt')
   t.ok(withArgs, 'the denial is audited')
   t.ok(gw.logs.some((l) => l.audit === 'mcp.decision' && l.name === 'read_file' && JSON.stringify(l.arguments) === '{"path":"/a"}'), 'auditArguments: true logs arguments')
@@ -179,3 +184,25 @@ for (const jsonResponse of [true, false]) {
     t.match(await reader.callTool({ name: 'echo', arguments: { text: 'x' } }), { content: [{ text: 'x' }] })
   })
 }
+
+for (const generation of ['SDK 1.x', 'SDK 2.x'] as const) {
+  t.test(`${generation}: a call the policy refuses is an error of that call, with the rule's reason; the session goes on`, async (t) => {
+    const upstream = generation === 'SDK 1.x' ? await startSdk1Upstream({ stateful: true, jsonResponse: false }) : await startSdk2Upstream()
+    t.teardown(() => upstream.close())
+    const gw = await startTestGateway(t, { resources: [{ upstream: upstream.url, scopes, requiredScopes: ['files:read'], policy }] })
+    const token = await gw.mint({ scopes: ['files:read', 'files:admin'] })
+    const client = generation === 'SDK 1.x' ? await connectSdk1Client(gw.mcpUrl(), { token }) : await connectSdk2Client(gw.mcpUrl(), { token })
+    t.teardown(() => client.close())
+    const refused = await client.readResource({ uri: 'file:///secrets/db.txt' }).then(
+      () => undefined,
+      (err: unknown) => err as { code?: unknown; message?: string },
+    )
+    t.ok(refused, 'the SDK raises it')
+    t.equal(refused?.code, -32006, 'as a JSON-RPC error of that request (policyDenied), not an HTTP failure')
+    t.match(refused?.message ?? '', /secrets are read in the vault, not through agents/, "with the rule's public reason")
+    const echo = await client.callTool({ name: 'echo', arguments: { text: 'still here' } })
+    t.match(JSON.stringify(echo), /still here/, 'the next allowed call works in the same session')
+    t.ok(gw.logs.some((l) => l.audit === 'mcp.decision' && l.decision === 'deny' && l.rule === 'no-secrets'), 'audited')
+  })
+}
+

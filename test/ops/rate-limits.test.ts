@@ -179,7 +179,7 @@ t.test('MCP endpoints: the per-subject limit is shared by two replicas; 429 is a
   const refused = await call(a, 'heavy-user')
   t.equal(refused.status, 429)
   t.ok(retryAfter(refused) > 0 && retryAfter(refused) <= 60)
-  t.same(await refused.json(), { jsonrpc: '2.0', id: null, error: { code: -32004, message: 'too many requests for this user; try again later' } })
+  t.same(await refused.json(), { jsonrpc: '2.0', id: null, error: { code: -32008, message: 'too many requests for this user; try again later' } })
   t.equal((await call(b, 'light-user')).status, 502, 'another subject is not affected')
   const unauthenticated = await fetch(a.mcpUrl(), { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
   t.equal(unauthenticated.status, 401, 'the bearer check comes first: no subject, nothing counted')
