@@ -10,13 +10,10 @@ import type { ConnectionOptions } from 'node:tls'
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { RedisStoreConfig } from '../config/schema.js'
 import { APPEND_SCRIPT, COMPARE_AND_SET_SCRIPT, INCREMENT_SCRIPT, type Scripted } from './redis-scripts.js'
+import { connectEveryNode, firstConnectionAttempt, logConnectionTrouble, type StoreLog } from './redis-connection.js'
 import { checkTtl, StoreUnavailableError, type LogEntry, type Store } from './store.js'
 
-/** The part of a pino logger the store writes to. */
-export interface StoreLog {
-  warn(obj: object, msg: string): void
-  error(obj: object, msg: string): void
-}
+export type { StoreLog }
 
 /** How the ioredis client is built: one server (direct or found through Sentinel), or a cluster. */
 export type RedisClientPlan =
@@ -73,6 +70,13 @@ export function redisClientPlan(config: RedisStoreConfig): RedisClientPlan {
         keyPrefix: config.keyPrefix,
         enableOfflineQueue: false,
         clusterRetryStrategy: backoff,
+        // ioredis re-sends a command whose node connection closed, or that got CLUSTERDOWN, from a
+        // delay queue until maxRedirections runs out: past commandTimeout, after its caller already
+        // got 503 (a late write nobody waits for), and while a master is dead every such command
+        // hangs to the timeout. Fail them at once instead (503 + Retry-After); MOVED and ASK are
+        // still followed at once, which is how the promoted replica is found (test/topology/cluster).
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 0,
         // ioredis resolves node names to addresses by default, which breaks TLS host name
         // checks on clusters that announce names (e.g. ElastiCache); let TLS see the name.
         ...(tls && { dnsLookup: (address, callback) => callback(null, address) }),
@@ -122,6 +126,7 @@ export class RedisStore implements Store {
     this.#client.defineCommand('gatehouseAppend', { numberOfKeys: 1, lua: APPEND_SCRIPT })
     this.#client.defineCommand('gatehouseCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET_SCRIPT })
     logConnectionTrouble(this.#client, log)
+    if (this.#client instanceof Cluster) connectEveryNode(this.#client)
     this.#firstAttempt = firstConnectionAttempt(this.#client, config.connectTimeoutMs)
   }
 
@@ -214,53 +219,6 @@ export class RedisStore implements Store {
     }
   }
 }
-
-/**
- * Without the offline queue, ioredis rejects every command until its first connection is
- * ready, so a command issued right at startup would fail although Redis is fine. Commands
- * therefore wait for the outcome of the first connection attempt (never longer than
- * connectTimeoutMs) and fail fast from then on.
- */
-function firstConnectionAttempt(client: Redis | Cluster, timeoutMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    const settle = (): void => {
-      clearTimeout(timer)
-      for (const event of ['ready', 'error', 'end']) client.off(event, settle)
-      resolve()
-    }
-    const timer = setTimeout(settle, timeoutMs).unref()
-    for (const event of ['ready', 'error', 'end']) client.once(event, settle)
-  })
-}
-
-/**
- * The 'error' listener keeps ioredis from reporting unhandled errors, and tells operators why
- * requests get 503. Only the message is logged: the URL may carry a password. While Redis stays
- * down every reconnect attempt fails (often alternating between messages), so after the first
- * error of an outage further ones are logged at most once a minute, with the number skipped.
- */
-function logConnectionTrouble(client: Redis | Cluster, log: StoreLog): void {
-  let loggedAt: number | undefined // set while an outage is being reported
-  let skipped = 0
-  const report = (err: Error): void => {
-    const now = Date.now()
-    if (loggedAt !== undefined && now - loggedAt < 60_000) {
-      skipped += 1
-      return
-    }
-    log.error({ error: err.message, ...(skipped > 0 && { skipped }) }, 'Redis connection failed; reconnecting')
-    loggedAt = now
-    skipped = 0
-  }
-  client.on('error', report)
-  if (client instanceof Cluster) client.on('node error', report)
-  client.on('ready', () => {
-    if (loggedAt !== undefined) log.warn({}, 'Redis connection restored')
-    loggedAt = undefined
-    skipped = 0
-  })
-}
-
 
 /** Escapes Redis glob characters so a prefix matches only itself. */
 function globEscape(text: string): string {

@@ -154,6 +154,8 @@ t.test('client options from the configuration', async (t) => {
     t.match(plan.options, {
       keyPrefix: 'gh:',
       enableOfflineQueue: false,
+      retryDelayOnFailover: 0,
+      retryDelayOnClusterDown: 0,
       redisOptions: { password: 'pw', tls: {}, commandTimeout: 2000, connectTimeout: 5000, maxRetriesPerRequest: 1 },
     })
     t.equal(plan.options.clusterRetryStrategy?.(50), 2000)
