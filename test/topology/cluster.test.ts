@@ -25,6 +25,11 @@ if (cluster) {
     storeContract(t, async () => new RedisStore(cluster.storeConfig({ keyPrefix: 'contract:' }), log))
   })
 
+  t.test('Cluster: the store contract with waitForReplicas (WAIT pipelined to each key\'s master)', async (t) => {
+    const config = cluster.storeConfig({ keyPrefix: 'durable:', waitForReplicas: { replicas: 1, timeoutMs: 200 } })
+    storeContract(t, async () => new RedisStore(config, log))
+  })
+
   t.test('Cluster: keys spread over all three masters; keys() walks every master; the log works on any slot', async (t) => {
     const store = new RedisStore(cluster.storeConfig({ keyPrefix: 'spread:' }), log)
     t.teardown(() => store.close())

@@ -75,3 +75,23 @@ t.test('Sentinel: a planned failover (SENTINEL FAILOVER, as in an upgrade) costs
   t.ok((await codeFlow(gw)).tokens, 'a flow that writes completes after the switch')
   await checkEverything(t, gw, before)
 })
+
+t.test('Sentinel with waitForReplicas: writes wait for the replica; without one they fail (503) instead of risking loss', async (t) => {
+  const sentinel = await sentinelForTests(t)
+  if (!sentinel) return
+  const config = sentinel.storeConfig({ keyPrefix: 'durable:', waitForReplicas: { replicas: 1, timeoutMs: 200 } })
+  t.test('the store contract holds with every write acknowledged by the replica', async (t) => {
+    storeContract(t, async () => new RedisStore(config, log))
+  })
+  t.test('the replica gone: writes fail within the wait, reads still work', async (t) => {
+    const store = new RedisStore(config, log)
+    t.teardown(() => store.close())
+    await store.set('kept', 'v', 60_000)
+    await sentinel.replica.kill()
+    const started = Date.now()
+    await t.rejects(store.set('unsure', 'v', 60_000), { name: 'StoreUnavailableError', message: /acknowledged by 0 of 1 replicas/ })
+    t.ok(Date.now() - started < 450, `bounded by the wait (${Date.now() - started} ms)`)
+    await t.rejects(store.take('kept'), { name: 'StoreUnavailableError' }, 'a take too: the caller does not get a value a failover could bring back')
+    t.equal(await store.get('unsure'), 'v', 'the write is on the primary all the same: waiting bounds the loss, it cannot undo')
+  })
+})
