@@ -33,6 +33,25 @@ export const RedisStore = Type.Object(
         description: 'Redis Cluster seed nodes. Gatehouse uses single-key commands only, so any cluster works.',
       }),
     ),
+    waitForReplicas: Type.Optional(
+      Type.Object(
+        {
+          replicas: Type.Integer({ minimum: 1, default: 1, description: 'How many replicas must acknowledge each write.' }),
+          timeoutMs: Type.Integer({
+            minimum: 10,
+            default: 200,
+            description: 'How long a write waits for them (Redis WAIT); must be shorter than commandTimeoutMs.',
+          }),
+        },
+        {
+          ...strict,
+          description:
+            'Sentinel or Cluster: every write (grants, refresh rotation, taken codes, registered clients, signing key, ' +
+            'revocations; not rate-limit counters) waits until this many replicas have it, so a failover to one of them ' +
+            'keeps every answered write. A write not acknowledged in time fails with 503. Off by default: replication is asynchronous.',
+        },
+      ),
+    ),
     connectTimeoutMs: Type.Integer({ minimum: 100, default: 5000, description: 'Connection timeout.' }),
     commandTimeoutMs: Type.Integer({
       minimum: 50,

@@ -7,16 +7,13 @@
  */
 import { readFileSync } from 'node:fs'
 import type { ConnectionOptions } from 'node:tls'
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { RedisStoreConfig } from '../config/schema.js'
 import { APPEND_SCRIPT, COMPARE_AND_SET_SCRIPT, INCREMENT_SCRIPT, type Scripted } from './redis-scripts.js'
+import { connectEveryNode, firstConnectionAttempt, logConnectionTrouble, type StoreLog } from './redis-connection.js'
 import { checkTtl, StoreUnavailableError, type LogEntry, type Store } from './store.js'
 
-/** The part of a pino logger the store writes to. */
-export interface StoreLog {
-  warn(obj: object, msg: string): void
-  error(obj: object, msg: string): void
-}
+export type { StoreLog }
 
 /** How the ioredis client is built: one server (direct or found through Sentinel), or a cluster. */
 export type RedisClientPlan =
@@ -73,6 +70,13 @@ export function redisClientPlan(config: RedisStoreConfig): RedisClientPlan {
         keyPrefix: config.keyPrefix,
         enableOfflineQueue: false,
         clusterRetryStrategy: backoff,
+        // ioredis re-sends a command whose node connection closed, or that got CLUSTERDOWN, from a
+        // delay queue until maxRedirections runs out: past commandTimeout, after its caller already
+        // got 503 (a late write nobody waits for), and while a master is dead every such command
+        // hangs to the timeout. Fail them at once instead (503 + Retry-After); MOVED and ASK are
+        // still followed at once, which is how the promoted replica is found (test/topology/cluster).
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 0,
         // ioredis resolves node names to addresses by default, which breaks TLS host name
         // checks on clusters that announce names (e.g. ElastiCache); let TLS see the name.
         ...(tls && { dnsLookup: (address, callback) => callback(null, address) }),
@@ -109,19 +113,27 @@ export function redisClientPlan(config: RedisStoreConfig): RedisClientPlan {
   }
 }
 
+type Commands = Redis | Cluster | ChainableCommander
+
 export class RedisStore implements Store {
   readonly #client: Redis | Cluster
   readonly #firstAttempt: Promise<void>
   readonly #keyPrefix: string
+  readonly #wait: RedisStoreConfig['waitForReplicas']
 
   constructor(config: RedisStoreConfig, log: StoreLog) {
     this.#keyPrefix = config.keyPrefix
+    this.#wait = config.waitForReplicas
+    if (this.#wait && this.#wait.timeoutMs >= config.commandTimeoutMs) {
+      throw new TypeError('store.redis.waitForReplicas.timeoutMs must be shorter than commandTimeoutMs')
+    }
     const plan = redisClientPlan(config)
     this.#client = plan.kind === 'cluster' ? new Cluster(plan.nodes, plan.options) : new Redis(plan.options)
     this.#client.defineCommand('gatehouseIncrement', { numberOfKeys: 1, lua: INCREMENT_SCRIPT })
     this.#client.defineCommand('gatehouseAppend', { numberOfKeys: 1, lua: APPEND_SCRIPT })
     this.#client.defineCommand('gatehouseCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET_SCRIPT })
     logConnectionTrouble(this.#client, log)
+    if (this.#client instanceof Cluster) connectEveryNode(this.#client)
     this.#firstAttempt = firstConnectionAttempt(this.#client, config.connectTimeoutMs)
   }
 
@@ -131,17 +143,17 @@ export class RedisStore implements Store {
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
     checkTtl(ttlMs)
-    await this.#run('SET', (c) => c.set(key, value, 'PX', Math.ceil(ttlMs)))
+    await this.#write('SET', (c) => c.set(key, value, 'PX', Math.ceil(ttlMs)))
   }
 
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
     checkTtl(ttlMs)
-    return (await this.#run('SET NX', (c) => c.set(key, value, 'PX', Math.ceil(ttlMs), 'NX'))) === 'OK'
+    return (await this.#write('SET NX', (c) => c.set(key, value, 'PX', Math.ceil(ttlMs), 'NX'))) === 'OK'
   }
 
   /** GETDEL is one atomic command, so a code or state value is consumed once (O21, MCPS-05). */
   async take(key: string): Promise<string | undefined> {
-    return (await this.#run('GETDEL', (c) => c.getdel(key))) ?? undefined
+    return ((await this.#write('GETDEL', (c) => c.getdel(key))) as string | null) ?? undefined
   }
 
   /** INCR and the PEXPIRE of a new counter run as one script, so no counter is left without a TTL. */
@@ -156,12 +168,12 @@ export class RedisStore implements Store {
   /** GET, compare and SET in one script on one key: atomic, and Cluster-safe (one slot). */
   async compareAndSet(key: string, expected: string, value: string, ttlMs: number): Promise<boolean> {
     checkTtl(ttlMs)
-    const set = await this.#run('CAS', (c) => (c as unknown as Scripted).gatehouseCompareAndSet(key, expected, value, Math.ceil(ttlMs)))
+    const set = await this.#write('CAS', (c) => (c as unknown as Scripted).gatehouseCompareAndSet(key, expected, value, Math.ceil(ttlMs)))
     return set === 1
   }
 
   async delete(key: string): Promise<void> {
-    await this.#run('DEL', (c) => c.del(key))
+    await this.#write('DEL', (c) => c.del(key))
   }
 
   /** SCAN ignores ioredis' keyPrefix, so the prefix is added to the pattern and removed from results. */
@@ -183,7 +195,7 @@ export class RedisStore implements Store {
   /** A Redis stream: XADD, trimming and the key's TTL run as one script on one key (any cluster slot). */
   async append(key: string, value: string, keepMs: number): Promise<string> {
     checkTtl(keepMs)
-    return (await this.#run('XADD', (c) => (c as unknown as Scripted).gatehouseAppend(key, value, Math.ceil(keepMs)))) as string
+    return (await this.#write('XADD', (c) => (c as unknown as Scripted).gatehouseAppend(key, value, Math.ceil(keepMs)))) as string
   }
 
   /** XRANGE with an exclusive start (Redis >= 6.2). */
@@ -205,6 +217,30 @@ export class RedisStore implements Store {
     }
   }
 
+  /**
+   * A write. With waitForReplicas, WAIT follows it on the same connection (pipelined: still one
+   * round trip; in a cluster the pipeline goes to the key's master), and a write that too few
+   * replicas acknowledged in time fails (503): it is on the primary, but a failover now could
+   * lose it, so the caller must not act on it (a grant, a rotated refresh token, a taken code).
+   * Counters (`increment`) never wait: losing a rate-limit count costs nothing.
+   */
+  async #write(command: string, send: (client: Commands) => unknown): Promise<unknown> {
+    const wait = this.#wait
+    if (!wait) return this.#run(command, (c) => send(c) as Promise<unknown>)
+    return this.#run(command, async (c) => {
+      const pipeline = c.pipeline()
+      send(pipeline)
+      const results = (await pipeline.wait(wait.replicas, wait.timeoutMs).exec()) ?? []
+      const [err, value] = results[0] ?? [new Error('no answer')]
+      const [waitErr, acked] = results[1] ?? [new Error('no answer to WAIT')]
+      if (err ?? waitErr) throw err ?? waitErr
+      if ((acked as number) < wait.replicas) {
+        throw new Error(`written, but acknowledged by ${acked} of ${wait.replicas} replicas within ${wait.timeoutMs} ms`)
+      }
+      return value
+    })
+  }
+
   async #run<T>(command: string, send: (client: Redis | Cluster) => Promise<T>): Promise<T> {
     await this.#firstAttempt
     try {
@@ -214,53 +250,6 @@ export class RedisStore implements Store {
     }
   }
 }
-
-/**
- * Without the offline queue, ioredis rejects every command until its first connection is
- * ready, so a command issued right at startup would fail although Redis is fine. Commands
- * therefore wait for the outcome of the first connection attempt (never longer than
- * connectTimeoutMs) and fail fast from then on.
- */
-function firstConnectionAttempt(client: Redis | Cluster, timeoutMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    const settle = (): void => {
-      clearTimeout(timer)
-      for (const event of ['ready', 'error', 'end']) client.off(event, settle)
-      resolve()
-    }
-    const timer = setTimeout(settle, timeoutMs).unref()
-    for (const event of ['ready', 'error', 'end']) client.once(event, settle)
-  })
-}
-
-/**
- * The 'error' listener keeps ioredis from reporting unhandled errors, and tells operators why
- * requests get 503. Only the message is logged: the URL may carry a password. While Redis stays
- * down every reconnect attempt fails (often alternating between messages), so after the first
- * error of an outage further ones are logged at most once a minute, with the number skipped.
- */
-function logConnectionTrouble(client: Redis | Cluster, log: StoreLog): void {
-  let loggedAt: number | undefined // set while an outage is being reported
-  let skipped = 0
-  const report = (err: Error): void => {
-    const now = Date.now()
-    if (loggedAt !== undefined && now - loggedAt < 60_000) {
-      skipped += 1
-      return
-    }
-    log.error({ error: err.message, ...(skipped > 0 && { skipped }) }, 'Redis connection failed; reconnecting')
-    loggedAt = now
-    skipped = 0
-  }
-  client.on('error', report)
-  if (client instanceof Cluster) client.on('node error', report)
-  client.on('ready', () => {
-    if (loggedAt !== undefined) log.warn({}, 'Redis connection restored')
-    loggedAt = undefined
-    skipped = 0
-  })
-}
-
 
 /** Escapes Redis glob characters so a prefix matches only itself. */
 function globEscape(text: string): string {

@@ -141,6 +141,8 @@ if (helmPath) {
       ['a key file that is not in the Secret', { ...minimal, signingKeys: { keys: [{ file: 'k.pem', active: true }] } }, /signingKeys\.files has no such entry/],
       ['too short a termination grace period', { ...minimal, terminationGracePeriodSeconds: 12 }, /must be above preStopSleepSeconds/],
       ['a ServiceMonitor without metrics', { ...minimal, metrics: { serviceMonitor: { enabled: true } } }, /needs metrics\.enabled=true/],
+      ['sentinels without a master name', { ...withRedis, store: { type: 'redis', redis: { url: 'redis://g/0', sentinels: [{ host: 's', port: 26379 }] } } }, /needs store\.redis\.sentinelMasterName/],
+      ['sentinels and cluster nodes', { ...withRedis, store: { type: 'redis', redis: { url: 'redis://g/0', sentinels: [{ host: 's', port: 26379 }], sentinelMasterName: 'g', clusterNodes: [{ host: 'c', port: 6379 }] } } }, /sentinels .* or store\.redis\.clusterNodes .*not both/],
       ['two Redis password sources', { ...withRedis, store: { type: 'redis', redis: { url: 'redis://r:6379', password: 'a', passwordSecret: { name: 's', key: 'k' } } } }, /not both/],
     ]
     for (const [what, values, message] of cases) {

@@ -165,8 +165,8 @@ export async function redisServerForTests(
   }
 }
 
-/** Spawns redis-server and resolves once its port accepts connections. */
-async function launch(args: string[], port: number, cwd: string): Promise<ChildProcess> {
+/** Spawns redis-server and resolves once its port accepts connections. Also used by ./redis-topology.ts. */
+export async function launch(args: string[], port: number, cwd: string): Promise<ChildProcess> {
   const child = spawn('redis-server', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
@@ -186,7 +186,7 @@ async function launch(args: string[], port: number, cwd: string): Promise<ChildP
   return child
 }
 
-function accepts(port: number): Promise<boolean> {
+export function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1')
     socket.once('connect', () => {

@@ -146,6 +146,10 @@ t.test('client options from the configuration', async (t) => {
     t.throws(() => redisClientPlan({ ...base, sentinels }), /sentinelMasterName/)
   })
 
+  t.test('waitForReplicas must leave the command time to answer', async (t) => {
+    t.throws(() => new RedisStore({ ...base, waitForReplicas: { replicas: 1, timeoutMs: base.commandTimeoutMs } }, log), /shorter than commandTimeoutMs/)
+  })
+
   t.test('cluster: seed nodes, prefix on the cluster, settings on every node', async (t) => {
     const clusterNodes = [{ host: 'c1', port: 7000 }, { host: 'c2', port: 7001 }]
     const plan = redisClientPlan({ ...base, url: 'rediss://:pw@ignored:1', clusterNodes })
@@ -154,6 +158,8 @@ t.test('client options from the configuration', async (t) => {
     t.match(plan.options, {
       keyPrefix: 'gh:',
       enableOfflineQueue: false,
+      retryDelayOnFailover: 0,
+      retryDelayOnClusterDown: 0,
       redisOptions: { password: 'pw', tls: {}, commandTimeout: 2000, connectTimeout: 5000, maxRetriesPerRequest: 1 },
     })
     t.equal(plan.options.clusterRetryStrategy?.(50), 2000)

@@ -120,7 +120,17 @@ every session, code and grant between pods that cannot see each other's.
 {{- fail "store.redis.url must not contain credentials: put the password in a Secret (store.redis.passwordSecret) or in store.redis.password, and a user name in store.redis.username; the chart adds them to the URL." -}}
 {{- end -}}
 {{- end -}}
-{{- if and .Values.store.redis.password .Values.store.redis.passwordSecret.name -}}
+{{- $r := .Values.store.redis -}}
+{{- if and $r.sentinels $r.clusterNodes -}}
+{{- fail "give either store.redis.sentinels (Redis Sentinel) or store.redis.clusterNodes (Redis Cluster), not both." -}}
+{{- end -}}
+{{- if and $r.sentinels (not $r.sentinelMasterName) -}}
+{{- fail "store.redis.sentinels needs store.redis.sentinelMasterName, the master group name the sentinels monitor." -}}
+{{- end -}}
+{{- if and .Values.redis.enabled (or $r.sentinels $r.clusterNodes) -}}
+{{- fail "the in-chart Redis (redis.enabled) is one standalone server: it has no sentinels or cluster nodes." -}}
+{{- end -}}
+{{- if and $r.password $r.passwordSecret.name -}}
 {{- fail "give either store.redis.password or store.redis.passwordSecret.name, not both." -}}
 {{- end -}}
 {{- end -}}
@@ -248,6 +258,16 @@ The gateway configuration: config from the values, plus listen, store and keys.
 {{- end -}}
 {{- if $tls -}}
 {{- $_ := set $redis "tls" $tls -}}
+{{- end -}}
+{{- with .Values.store.redis.sentinels -}}
+{{- $_ := set $redis "sentinels" . -}}
+{{- $_ := set $redis "sentinelMasterName" $.Values.store.redis.sentinelMasterName -}}
+{{- end -}}
+{{- with .Values.store.redis.clusterNodes -}}
+{{- $_ := set $redis "clusterNodes" . -}}
+{{- end -}}
+{{- if gt (int .Values.store.redis.waitForReplicas.replicas) 0 -}}
+{{- $_ := set $redis "waitForReplicas" (dict "replicas" (int .Values.store.redis.waitForReplicas.replicas) "timeoutMs" (int .Values.store.redis.waitForReplicas.timeoutMs)) -}}
 {{- end -}}
 {{- $_ := set $store "redis" $redis -}}
 {{- end -}}

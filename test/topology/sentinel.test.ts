@@ -1,0 +1,97 @@
+/**
+ * Redis Sentinel for real (issue 16): one master, one replica, three sentinels (redis-server
+ * processes on loopback, test/helpers/redis-topology.ts). The gateway finds the master through the
+ * sentinels and passes the store contract; the master is SIGKILLed mid-run, the sentinels promote
+ * the replica, and meanwhile every request is answered 200 or 503 with Retry-After (never a hang,
+ * a 500 or a wrong answer); then flows complete again and what was written before the failover
+ * is still there. Concurrent code exchanges and refreshes during the failover never issue twice.
+ */
+import t from 'tap'
+import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
+import { RedisStore } from '../../src/store/redis.js'
+import { storeContract } from '../store/contract.js'
+import { sentinelForTests } from '../helpers/redis-topology.js'
+import { checkEverything, checkProbes, codeFlow, failoverGateway, prepareRaces, probeUntilRecovered, register, unexpectedErrors, writeEverything } from './failover-kit.js'
+
+t.setTimeout(180_000)
+const log = { warn: () => {}, error: () => {} }
+const upstream = await startSdk1Upstream({ stateful: true, jsonResponse: true })
+t.teardown(() => upstream.close())
+
+t.test('Sentinel: the store contract through the sentinels', async (t) => {
+  const sentinel = await sentinelForTests(t, { password: 'sentinel-data-pw' })
+  if (!sentinel) return
+  storeContract(t, async () => new RedisStore(sentinel.storeConfig({ keyPrefix: 'contract:' }), log))
+})
+
+t.test('Sentinel: the master dies mid-run; 503 with Retry-After meanwhile, then everything works and nothing was lost', async (t) => {
+  const sentinel = await sentinelForTests(t, { password: 'sentinel-data-pw' })
+  if (!sentinel) return
+  const gw = await failoverGateway(t, sentinel.storeConfig(), upstream.url)
+  const before = await writeEverything(t, gw, () => upstream.sessionIds())
+
+  const races = await prepareRaces(gw)
+
+  // Replication is asynchronous: these tests measure the failover, not the replication lag
+  // (README: what a failover can lose), so the replica has everything before the kill.
+  const master = sentinel.admin(await sentinel.masterPort())
+  t.ok(Number(await master.call('WAIT', 1, 2000)) >= 1, 'the replica acknowledged every write')
+
+  const oldPort = await sentinel.masterPort()
+  const killedAt = Date.now()
+  // In flight as the master dies: two exchanges of each code, two refreshes of one token.
+  const raced = races.fire()
+  await sentinel.master.kill()
+  const [run, promotedMs] = await Promise.all([probeUntilRecovered(gw, before, killedAt), sentinel.promoted(oldPort)])
+  t.comment(`sentinel failover: promoted after ${promotedMs} ms; requests served again after ${run.recoveredAfterMs} ms; ${run.unavailable} of ${run.answers.length} probes answered 503`)
+  checkProbes(t, run, 'probes through the failover')
+
+  await raced
+  await races.check(t)
+
+  // After the promotion: every kind of flow completes, and what was written before is there.
+  const flow = await codeFlow(gw)
+  t.ok(flow.tokens, `an authorization-code flow completes after the failover ${flow.failed ?? ''}`)
+  t.equal((await register(gw, 'after the failover')).status, 201, 'a client registers after the failover')
+  await checkEverything(t, gw, before)
+  const later = await failoverGateway(t, sentinel.storeConfig(), upstream.url, gw.origin)
+  t.equal(later.gateway.keystore!.active.kid, before.kid, 'a replica started after the failover finds the same development signing key')
+  t.equal((await fetch(`${gw.origin}/readyz`)).status, 200, 'ready')
+  t.same(unexpectedErrors(gw), [], 'no error-level line other than the connection report')
+})
+
+t.test('Sentinel: a planned failover (SENTINEL FAILOVER, as in an upgrade) costs at most a few 503s', async (t) => {
+  const sentinel = await sentinelForTests(t)
+  if (!sentinel) return
+  const gw = await failoverGateway(t, sentinel.storeConfig(), upstream.url)
+  const before = await writeEverything(t, gw, () => upstream.sessionIds())
+  const oldPort = await sentinel.masterPort()
+  const started = Date.now()
+  await sentinel.admin(sentinel.sentinels[0]!.port).call('SENTINEL', 'FAILOVER', 'gatehouse')
+  const [run, promotedMs] = await Promise.all([probeUntilRecovered(gw, before, started), sentinel.promoted(oldPort)])
+  t.comment(`planned failover: promoted after ${promotedMs} ms; served again after ${run.recoveredAfterMs} ms; ${run.unavailable} of ${run.answers.length} probes answered 503`)
+  checkProbes(t, run, 'probes through the planned failover')
+  // The old master is a replica now; writes must reach the new one (READONLY makes the client reconnect).
+  t.ok((await codeFlow(gw)).tokens, 'a flow that writes completes after the switch')
+  await checkEverything(t, gw, before)
+})
+
+t.test('Sentinel with waitForReplicas: writes wait for the replica; without one they fail (503) instead of risking loss', async (t) => {
+  const sentinel = await sentinelForTests(t)
+  if (!sentinel) return
+  const config = sentinel.storeConfig({ keyPrefix: 'durable:', waitForReplicas: { replicas: 1, timeoutMs: 200 } })
+  t.test('the store contract holds with every write acknowledged by the replica', async (t) => {
+    storeContract(t, async () => new RedisStore(config, log))
+  })
+  t.test('the replica gone: writes fail within the wait, reads still work', async (t) => {
+    const store = new RedisStore(config, log)
+    t.teardown(() => store.close())
+    await store.set('kept', 'v', 60_000)
+    await sentinel.replica.kill()
+    const started = Date.now()
+    await t.rejects(store.set('unsure', 'v', 60_000), { name: 'StoreUnavailableError', message: /acknowledged by 0 of 1 replicas/ })
+    t.ok(Date.now() - started < 450, `bounded by the wait (${Date.now() - started} ms)`)
+    await t.rejects(store.take('kept'), { name: 'StoreUnavailableError' }, 'a take too: the caller does not get a value a failover could bring back')
+    t.equal(await store.get('unsure'), 'v', 'the write is on the primary all the same: waiting bounds the loss, it cannot undo')
+  })
+})
