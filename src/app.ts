@@ -9,6 +9,7 @@ import { AuditTrail } from './audit/events.js'
 import type { GatewayConfig } from './config/load.js'
 import { registerErrorHandling } from './http/error-handler.js'
 import { registerHealth, type HealthState } from './http/health.js'
+import { StoreHealth } from './http/store-health.js'
 import { registerSecurityHeaders } from './http/security-headers.js'
 import type { Keystore } from './keys/keystore.js'
 import type { RevocationList } from './keys/revocations.js'
@@ -36,11 +37,13 @@ export interface AppDeps {
   metrics?: GatewayMetrics
   /** Revoked grants, read by `verifier` and written by the authorization server (§11.4 REV-01). */
   revocations?: RevocationList
+  /** The store's health as the probes report it; main.ts starts its periodic check. */
+  storeHealth?: StoreHealth
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
-export async function buildApp({ config, store, verifier, keystore, logger, health, audit = new AuditTrail(), metrics, revocations }: AppDeps): Promise<FastifyInstance> {
+export async function buildApp({ config, store, verifier, keystore, logger, health, audit = new AuditTrail(), metrics, revocations, storeHealth }: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // Fastify takes a hop count too, though its type declaration omits it.
@@ -75,7 +78,7 @@ export async function buildApp({ config, store, verifier, keystore, logger, heal
 
   registerErrorHandling(app)
   registerSecurityHeaders(app)
-  registerHealth(app, store, health ?? { shuttingDown: false })
+  registerHealth(app, storeHealth ?? new StoreHealth(store, logger), health ?? { shuttingDown: false })
   const issuer = config.externalIssuer?.issuer ?? config.issuer
   await app.register(resourcePlugin, { config, issuer, store, verifier, audit, metrics, ...(keystore && { upstreamSigner: keystore.active }) })
   if (keystore) await app.register(oauthPlugin, { config, store, keystore, verifier, revocations, audit })

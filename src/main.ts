@@ -9,6 +9,7 @@ import { AuditTrail } from './audit/events.js'
 import { createAuditSink } from './audit/sink.js'
 import type { GatewayConfig } from './config/load.js'
 import type { HealthState } from './http/health.js'
+import { StoreHealth } from './http/store-health.js'
 import { loadKeystore, type Keystore } from './keys/keystore.js'
 import { RevocationList, revocationKeepMs } from './keys/revocations.js'
 import { AccessTokenVerifier } from './keys/tokens.js'
@@ -76,9 +77,11 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   }
 
   const health: HealthState = { shuttingDown: false }
+  const storeHealth = new StoreHealth(store, logger, metrics?.storeUp)
+  storeHealth.start()
   // Before the app is built: its hooks and the proxy are instrumented only when a tracer is installed.
   const tracer = await startTracing(config.tracing, logger)
-  const app = await buildApp({ config, store, verifier, keystore, logger, health, audit, metrics, ...(revocations && { revocations }) })
+  const app = await buildApp({ config, store, verifier, keystore, logger, health, audit, metrics, storeHealth, ...(revocations && { revocations }) })
   let metricsListener: MetricsListener | undefined
   // logrotate moves the file away and sends SIGHUP: the sink opens the path again.
   const reopenAudit = () => auditSink.reopen()
@@ -94,6 +97,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     await stopTracing(tracer)
     await app.close()
     revocations?.close()
+    storeHealth.close()
     await store.close()
     process.off('SIGHUP', reopenAudit)
     auditSink.close()
@@ -123,6 +127,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         clearTimeout(deadline)
         clearInterval(idleSweep)
         revocations?.close()
+        storeHealth.close()
         await store.close()
         process.off('SIGHUP', reopenAudit)
         auditSink.close()

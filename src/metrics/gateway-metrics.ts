@@ -72,6 +72,7 @@ export class GatewayMetrics {
   readonly rateLimited: Counter<'limit' | 'scope'>
   readonly storeOperations: Counter<'operation' | 'outcome'>
   readonly storeDuration: Histogram<'operation'>
+  readonly storeUp: Gauge
 
   constructor({ resourceIds, processMetrics = true }: GatewayMetricsOptions) {
     this.resourceIds = new Set(resourceIds)
@@ -144,6 +145,11 @@ export class GatewayMetrics {
       'operation',
       'outcome',
     ])
+    this.storeUp = new Gauge({
+      name: 'gatehouse_store_up',
+      help: 'Whether the store answered its last health check (1) or not (0); requests that need it answer 503 meanwhile.',
+      registers,
+    })
     this.storeDuration = new Histogram({
       name: 'gatehouse_store_operation_duration_seconds',
       help: 'Store operation latency (failed operations included).',

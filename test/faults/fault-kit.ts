@@ -96,9 +96,21 @@ export async function faultSetup(
   return { redis, gw, noStrayErrors }
 }
 
-/** Whether `gw` becomes ready (by itself) within 8 s. */
+/** The store's health as `gw` reports it on /healthz (which never waits for the store). */
+export const storeState = async (gw: TestGateway): Promise<string> => ((await (await fetch(`${gw.origin}/healthz`)).json()) as { store: string }).store
+
+/**
+ * Whether `gw` serves with its store again (by itself) within 8 s: its store answers, and
+ * /healthz says so (its state may lag a probe behind the store, never the other way round).
+ */
 export const readyAgain = (gw: TestGateway): Promise<boolean> =>
-  eventually(async () => (await fetch(`${gw.origin}/readyz`)).status === 200, 8000)
+  eventually(async () => {
+    await gw.gateway.store.ping()
+    return (await storeState(gw)) === 'up'
+  }, 8000)
+
+/** Whether `gw` reports its store down within 5 s. */
+export const storeReportedDown = (gw: TestGateway): Promise<boolean> => eventually(async () => (await storeState(gw)) === 'down', 5000)
 
 export interface FlowStart {
   verifier: string

@@ -28,6 +28,7 @@ import {
   timed,
   tokenRequest,
   USER,
+  storeReportedDown,
 } from './fault-kit.js'
 
 const upstream = await startSdk1Upstream({ stateful: true, jsonResponse: true })
@@ -162,9 +163,10 @@ for (const fault of ['down', 'hung'] as const) {
     const started = await timed(async () => faultGateway(t, redis, upstream.url, await configuredKey(t)))
     const gw = started.value
     t.ok(started.ms < 3000, `started in ${started.ms} ms`)
-    const notReady = await timed(() => fetch(`${gw.origin}/readyz`))
-    t.equal(notReady.value.status, 503, 'not ready')
-    t.ok(notReady.ms < BOUNDED_MS, `readiness answered in ${notReady.ms} ms`)
+    const ready = await timed(() => fetch(`${gw.origin}/readyz`))
+    t.equal(ready.value.status, 200, 'ready: the outage is not this replica\'s')
+    t.ok(ready.ms < BOUNDED_MS, `readiness answered in ${ready.ms} ms`)
+    t.ok(await storeReportedDown(gw), '/healthz reports the store down')
     const mcp = await postJsonRpc(gw.mcpUrl(), { jsonrpc: '2.0', id: 1, method: 'tools/list' }, {
       authorization: `Bearer ${await gw.mint()}`,
       'mcp-session-id': 'some-session',
