@@ -47,7 +47,7 @@ export function displayText(value: string, max = 80): string {
 export function page(title: string, body: string, formTargets: readonly string[] = []): Page {
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta name="referrer" content="no-referrer"><title>${escapeHtml(title)} · Gatehouse</title><style>${STYLE}</style></head>
+<meta name="referrer" content="same-origin"><title>${escapeHtml(title)} · Gatehouse</title><style>${STYLE}</style></head>
 <body><main>${body}</main></body></html>`
   const csp = [
     "default-src 'none'",

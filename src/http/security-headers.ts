@@ -1,12 +1,17 @@
 /**
  * Headers on every response the gateway writes itself: no sniffing, no referrer leaks
  * (BCP-16), never framed (BCP-14). Proxied MCP answers keep the upstream's headers.
+ *
+ * `same-origin` rather than `no-referrer`: no other site ever gets a Referer (BCP-16's point),
+ * and the gateway's own forms keep their Origin header. Under `no-referrer` a browser sends
+ * `Origin: null` on every POST (Fetch, "append a request Origin header"), so the pages could not
+ * tell their own forms from a cross-site one (src/http/origin-check.ts).
  */
 import type { FastifyInstance } from 'fastify'
 
 const HEADERS = {
   'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
+  'referrer-policy': 'same-origin',
   'x-frame-options': 'DENY',
   'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
 } as const

@@ -155,3 +155,30 @@ t.test('logout POST: refused without the gateway\'s own Origin (cross-site, miss
   const page = await replay.get(authorizeUrl('open'))
   t.match(page.html, /Sign in to continue/, 'the ended session id no longer signs anyone in')
 })
+
+// Last: it issues a code and leaves a remembered consent, which the tests above must not see.
+// (A POST without Origin is no browser's form: the CSRF checks above decide for it.)
+t.test('login and consent POSTs: a foreign or null Origin is refused even with the right token and cookies (issue 21, beside MCPS-02)', async (t) => {
+  const origins = ['https://evil.example', 'null', `${gw.origin}.evil.example`]
+  for (const origin of origins) {
+    const browser = new WebBrowser()
+    const page = await browser.get(authorizeUrl('open'))
+    const form = parseForm(page.html)
+    const login = await browser.post(`${gw.origin}${form.action}`, { ...form.fields, username: 'alice', password: 'alice-password' }, { origin })
+    t.equal(login.status, 403, `login from ${origin}: 403`)
+    t.match(login.html, /can only be sent from the gateway/, 'saying why')
+    t.notOk(browser.cookies(HOST).get(SESSION), `login from ${origin}: no session`)
+  }
+  const browser = new WebBrowser()
+  const page = await browser.get(authorizeUrl('open', { scope: 'admin' }))
+  const consent = await browser.submit(page, { username: 'bob', password: 'bob-password' })
+  t.equal(consent.status, 200, "the same form from the gateway's own page signs in")
+  const consentForm = parseForm(consent.html)
+  for (const origin of origins) {
+    const forged = await browser.post(`${gw.origin}${consentForm.action}`, { ...consentForm.fields, decision: 'allow' }, { origin })
+    t.equal(forged.status, 403, `consent from ${origin}: 403`)
+    t.notOk(codeOf(forged), 'no code')
+  }
+  const own = await browser.post(`${gw.origin}${consentForm.action}`, { ...consentForm.fields, decision: 'allow' })
+  t.ok(codeOf(own), "the consent from the gateway's own page issues the code: the refusals consumed nothing")
+})

@@ -55,7 +55,7 @@ function unframeable(t: Test, what: string, res: { headers: Headers }) {
   t.match(res.headers.get('content-security-policy'), /frame-ancestors 'none'/, `${what}: CSP frame-ancestors 'none' (BCP-14)`)
   t.equal(res.headers.get('x-frame-options'), 'DENY', `${what}: X-Frame-Options DENY (BCP-14)`)
   t.equal(res.headers.get('x-content-type-options'), 'nosniff', `${what}: nosniff`)
-  t.equal(res.headers.get('referrer-policy'), 'no-referrer', `${what}: no referrer (BCP-16)`)
+  t.equal(res.headers.get('referrer-policy'), 'same-origin', `${what}: no referrer to other sites (BCP-16)`)
 }
 
 t.test('BCP-14 / MCPS-02: login, consent, logout, refusal and error pages are all unframeable', async (t) => {

@@ -94,5 +94,15 @@ if (browser) {
     const answer = await consent
     t.equal(answer.status(), 403, 'cross-site consent refused: SameSite=Lax keeps the binding cookie home')
     t.equal(gw.logs.filter((l) => l.audit === 'code.issued').length, 0, 'no code issued')
+
+    // 4. The gateway's own sign-out page still works: the browser names the gateway as the form's
+    // Origin (under Referrer-Policy no-referrer it would send "null", and the sign-out was refused).
+    await page.goto(`${gw.origin}/oauth/logout`)
+    const own = page.waitForResponse((r) => r.url() === `${gw.origin}/oauth/logout` && r.request().method() === 'POST')
+    await page.getByRole('button', { name: 'Sign out' }).click()
+    const ownAnswer = await own
+    t.equal(ownAnswer.request().headers()['origin'], gw.origin, "the form's Origin is the gateway")
+    t.equal(ownAnswer.status(), 200, 'signed out from the gateway\'s own page')
+    t.notOk((await context.cookies()).find((c) => c.name === 'gatehouse-session')?.value, 'the session cookie is gone')
   })
 }

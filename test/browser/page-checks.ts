@@ -32,7 +32,7 @@ export async function checkPageHeaders(t: Test, response: Response, what: string
   t.equal(headers['x-frame-options'], 'DENY', `${what}: X-Frame-Options DENY`)
   t.match(headers['cache-control'], /(^|,\s*)no-store(,|$)/, `${what}: Cache-Control no-store`)
   t.equal(headers['x-content-type-options'], 'nosniff', `${what}: nosniff`)
-  t.equal(headers['referrer-policy'], 'no-referrer', `${what}: no referrer`)
+  t.equal(headers['referrer-policy'], 'same-origin', `${what}: no referrer to other sites`)
 }
 
 /** The page's inline style applied: its primary button has the accent colour, so the CSP style hash is right. */

@@ -6,8 +6,9 @@
  * provider is in upstream-login.ts.
  */
 import { randomBytes } from 'node:crypto'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { AccessDeniedError, OAuthError, PublicError } from '../../errors.js'
+import { refuseForeignOrigin } from '../../http/origin-check.js'
 import { hash, SESSION_COOKIE } from '../../login/sessions.js'
 import { storeKeys } from '../../store/keys.js'
 import { oauthPaths } from '../endpoints.js'
@@ -20,6 +21,8 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps, ste
   const { recordEvent, consents, currentSession, allowed, refuseAccess, continuing, consentStep, showLogin, issueCode } = steps
   const ttl = config.authorizationServer.requestTtlSeconds
   const pageRoute = { config: { errorFormat: 'html' as const } }
+  const ownOrigin = new URL(config.publicUrl).origin
+  const formRoute = { ...pageRoute, onRequest: async (request: FastifyRequest) => refuseForeignOrigin(request, ownOrigin) }
 
   app.get(oauthPaths.authorize, pageRoute, async (request, reply) => {
     const params = singleValued(request.query)
@@ -45,7 +48,7 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps, ste
     }
   })
 
-  app.post(`${oauthPaths.authorize}/login`, pageRoute, async (request, reply) => {
+  app.post(`${oauthPaths.authorize}/login`, formRoute, async (request, reply) => {
     const form = singleValued(request.body)
     const { id, pending, client } = await continuing(request, form)
     const provider = deps.login
@@ -69,7 +72,7 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps, ste
     return consentStep(reply, id, pending, client, identity, 303)
   })
 
-  app.post(`${oauthPaths.authorize}/consent`, pageRoute, async (request, reply) => {
+  app.post(`${oauthPaths.authorize}/consent`, formRoute, async (request, reply) => {
     const form = singleValued(request.body)
     const { id, pending, client } = await continuing(request, form)
     // The session as it is now (fresh, of a configured provider), not the one the page was shown

@@ -7,10 +7,11 @@
  * issues the code.
  */
 import { randomBytes } from 'node:crypto'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { AccessDeniedError, PublicError } from '../../errors.js'
 import { readCookie } from '../../http/cookies.js'
 import { UpstreamLoginError, type OidcLoginProvider, type UpstreamChecks } from '../../login/oidc.js'
+import { refuseForeignOrigin } from '../../http/origin-check.js'
 import { hash, SESSION_COOKIE } from '../../login/sessions.js'
 import { storeKeys } from '../../store/keys.js'
 import { oauthPaths } from '../endpoints.js'
@@ -35,13 +36,15 @@ export function registerUpstreamLogin(app: FastifyInstance, deps: AuthorizeDeps,
   const { config, store, clients, sessions, cookies, oidc } = deps
   const { recordEvent, consents, maxAge, allowed, refuseAccess, upstreamFailure, continuing, issueCode } = steps
   const pageRoute = { config: { errorFormat: 'html' as const } }
+  const ownOrigin = new URL(config.publicUrl).origin
+  const formRoute = { ...pageRoute, onRequest: async (request: FastifyRequest) => refuseForeignOrigin(request, ownOrigin) }
 
   /**
    * The approval of the consent shown before an upstream login (MCPS-01, MCPS-06): only here is
    * upstream state created and the state cookie set, and only from the browser and page that
    * the request started in (binding cookie + CSRF token).
    */
-  app.post(`${oauthPaths.authorize}/upstream`, pageRoute, async (request, reply) => {
+  app.post(`${oauthPaths.authorize}/upstream`, formRoute, async (request, reply) => {
     const form = singleValued(request.body)
     const { id, pending, client } = await continuing(request, form)
     if (form.decision === 'deny' || form.provider === undefined) {
