@@ -48,13 +48,20 @@ export const RateLimitsSchema = Type.Object(
     ),
     passwordLogin: Type.Object(
       {
+        perUsernameAndAddress: Limit(
+          'Failed password sign-ins per username from one source address, across replicas, before that name and ' +
+            'address wait: 2 s after the next failure, then 4, 8 … (at most the window). A guesser slows down ' +
+            'exponentially; nobody else\'s failures slow a person down at their own address. Only failures count.',
+          5,
+          900,
+        ),
         perUsername: Limit(
-          'Failed password sign-ins per username (static users), across replicas. Above it, sign-ins for that ' +
-            'name are refused until the window ends, before any password hash is computed: the per-address ' +
-            'limit alone does not stop guesses spread over many addresses. Only failures count; the short ' +
-            'window bounds how long a stranger who knows a username can keep that person out.',
-          10,
-          300,
+          'Failed password sign-ins per username from all addresses, across replicas: above it, sign-ins for that ' +
+            'name are refused until the window ends, before any password hash is computed. The backstop against ' +
+            'guessing spread over many addresses; high enough that one address, held back by its growing delays, ' +
+            'cannot reach it.',
+          100,
+          900,
         ),
       },
       { ...strict, default: {}, description: 'The password form of static users.' },

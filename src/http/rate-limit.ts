@@ -62,7 +62,7 @@ export function addressKey(ip: string): string {
   return `${prefix.join(':')}::/64`
 }
 
-const sha256Hex = (value: string) => createHash('sha256').update(value).digest('hex')
+export const sha256Hex = (value: string) => createHash('sha256').update(value).digest('hex')
 
 export class RateLimiter {
   #pausedUntil = 0
@@ -103,7 +103,7 @@ export class RateLimiter {
   }
 }
 
-function warn(log: FastifyBaseLogger, err: unknown): void {
+export function warn(log: FastifyBaseLogger, err: unknown): void {
   log.warn(
     { err, pauseMs: PAUSE_AFTER_FAILURE_MS },
     'rate limits not checked: the store failed; requests pass unlimited for a moment',
@@ -183,48 +183,3 @@ export async function limitMcpCall(
   if (!limits.enabled) return
   await limiter.enforce(request, [{ limit: 'mcp', scope: 'subject', key: subject, rule: limits.mcp.perSubject }])
 }
-
-/**
- * Failed password sign-ins per username (hashed), counted across replicas. The per-address
- * limit alone does not bound a guesser spread over many addresses. Only failures count, so a
- * person who signs in normally never meets it; once over the limit, attempts for that name are
- * refused before the password hash is computed, until the window ends. This is a lockout a
- * stranger can cause for a known username, which is why the window is short.
- *
- * Like every limit here it fails open when the store fails.
- */
-export class PasswordFailureLimit {
-  constructor(
-    private readonly store: Store,
-    private readonly audit: AuditTrail,
-    private readonly rule: RateLimitConfig,
-  ) {}
-
-  /** Seconds to wait when this username has used up its failures; undefined when it may try. */
-  async blocked(request: FastifyRequest, username: string): Promise<number | undefined> {
-    if (this.rule.requests === 0) return undefined
-    try {
-      const failures = Number((await this.store.get(this.#key(username))) ?? 0)
-      if (failures < this.rule.requests) return undefined
-    } catch (err) {
-      warn(request.log, err)
-      return undefined
-    }
-    this.audit.record({ type: 'rate_limited', limit: 'password', scope: 'subject' }, contextOf(request))
-    return this.rule.windowSeconds
-  }
-
-  async failed(request: FastifyRequest, username: string): Promise<void> {
-    if (this.rule.requests === 0) return
-    try {
-      await this.store.increment(this.#key(username), this.rule.windowSeconds * 1000)
-    } catch (err) {
-      warn(request.log, err)
-    }
-  }
-
-  #key(username: string): string {
-    return storeKeys.rateLimit('password', 'subject', sha256Hex(username))
-  }
-}
-

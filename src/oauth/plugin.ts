@@ -7,7 +7,8 @@ import type { FastifyInstance } from 'fastify'
 import { AuditTrail } from '../audit/events.js'
 import type { GatewayConfig } from '../config/load.js'
 import { CookieJar } from '../http/cookies.js'
-import { limitAuthorizationServer, PasswordFailureLimit, RateLimiter } from '../http/rate-limit.js'
+import { PasswordFailureLimit } from '../http/password-failures.js'
+import { limitAuthorizationServer, RateLimiter } from '../http/rate-limit.js'
 import type { Keystore } from '../keys/keystore.js'
 import type { RevocationList } from '../keys/revocations.js'
 import type { AccessTokenVerifier } from '../keys/tokens.js'
@@ -74,7 +75,7 @@ export async function oauthPlugin(
   app.get(oauthPaths.jwks, publicJson(jwks))
 
   const passwordFailures = config.rateLimits.enabled
-    ? new PasswordFailureLimit(store, audit, config.rateLimits.passwordLogin.perUsername)
+    ? new PasswordFailureLimit(store, audit, config.rateLimits.passwordLogin)
     : undefined
   const authorizeDeps = { config, store, clients, grants, sessions, login, oidc, cookies, audit, passwordFailures }
   const steps = authorizeSteps(authorizeDeps)

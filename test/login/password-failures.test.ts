@@ -9,6 +9,7 @@ import type { AuditEvent } from '../../src/audit/events.js'
 import { hashPassword } from '../../src/login/passwords.js'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
 import { redisForTests } from '../helpers/redis.js'
+import { parseForm } from '../helpers/form-browser.js'
 import { WebBrowser } from '../helpers/web-browser.js'
 
 const SECRET = 'alice-password'
@@ -87,3 +88,34 @@ t.test('SEC-35: failures on one replica count on the other (Redis)', async (t) =
   t.equal((await attempt(b, 'alice', SECRET)).status, 429, 'replica b refuses after failures on both')
   t.equal((await attempt(a, 'alice', SECRET)).status, 429, 'and so does replica a')
 })
+
+/** One attempt from `address` (the gateway trusts X-Forwarded-For here, as behind its ingress). */
+async function attemptFrom(gw: TestGateway, address: string, username: string, password: string) {
+  const browser = new WebBrowser()
+  const headers = { 'x-forwarded-for': address }
+  const page = await browser.get(authorizeUrl(gw), headers)
+  const form = parseForm(page.html)
+  return browser.post(`${gw.origin}${form.action}`, { ...form.fields, username, password }, headers)
+}
+
+t.test('per name and address: growing waits for the guesser; the person at another address is not slowed (issue 21)', async (t) => {
+  const gw = await gateway(t, {
+    trustProxy: true,
+    rateLimits: { passwordLogin: { perUsernameAndAddress: { requests: 2, windowSeconds: 900 }, perUsername: { requests: 50, windowSeconds: 900 } } },
+  })
+  const stranger = '203.0.113.9'
+  for (let i = 0; i < 2; i++) t.equal((await attemptFrom(gw, stranger, 'alice', `guess-${i}`)).status, 401, `free failure ${i + 1}`)
+  t.equal((await attemptFrom(gw, stranger, 'alice', 'guess-2')).status, 401, 'the third failure is counted…')
+  const held = await attemptFrom(gw, stranger, 'alice', SECRET)
+  t.equal(held.status, 429, '…and then that name waits at that address, even with the right password')
+  t.equal(held.headers.get('retry-after'), '2', 'for 2 s after the first failure over the limit')
+  t.match(held.html, /Try again in 2 seconds/)
+  await new Promise((r) => setTimeout(r, 2100))
+  t.equal((await attemptFrom(gw, stranger, 'alice', 'guess-3')).status, 401, 'after the wait, one more guess')
+  t.equal((await attemptFrom(gw, stranger, 'alice', 'guess-4')).headers.get('retry-after'), '4', 'and the wait doubles')
+  const alice = await attemptFrom(gw, '198.51.100.7', 'alice', SECRET)
+  t.equal(alice.status, 200, 'alice at her own address signs in: the stranger cannot keep her out')
+  t.match(alice.html, /name="decision"/)
+  t.equal((await attemptFrom(gw, stranger, 'bob', 'bob-password')).status, 200, 'another name from the stranger\'s address is not held')
+})
+

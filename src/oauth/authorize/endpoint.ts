@@ -57,7 +57,8 @@ export function registerAuthorize(app: FastifyInstance, deps: AuthorizeDeps, ste
     const wait = await deps.passwordFailures?.blocked(request, username)
     if (wait !== undefined) {
       reply.code(429).header('retry-after', String(wait))
-      return showLogin(reply, id, pending, client, `Too many failed sign-ins for this name. Try again in ${Math.ceil(wait / 60)} minutes.`, username)
+      const later = wait < 120 ? `${wait} seconds` : `${Math.ceil(wait / 60)} minutes`
+      return showLogin(reply, id, pending, client, `Too many failed sign-ins for this name. Try again in ${later}.`, username)
     }
     const identity = await provider.authenticate(username, form.password ?? '')
     if (!identity) {
