@@ -22,6 +22,9 @@ const COMMANDS = new Map<string, () => Promise<Command>>([
   ['workload', () => import('./workload.js')],
 ])
 
+/** The command words, for tests that go through every command. */
+export const COMMAND_WORDS: readonly string[] = [...COMMANDS.keys()]
+
 /** The top-level usage: every command's lines, in order. */
 export async function usageText(): Promise<string> {
   const commands = await Promise.all([...COMMANDS.values()].map((load) => load()))
