@@ -12,6 +12,9 @@
  *   gatehouse clients list|delete ...     dynamically registered clients of a deployment
  *   gatehouse cimd inspect|purge ...      one metadata-document client id's decision, step by step; empty the cache
  *   gatehouse workload inspect ...       why a workload token is accepted or refused, step by step
+ *   gatehouse [COMMAND] --help | -h       usage (of one command); gatehouse --version | -V
+ *
+ * Exit statuses: 0 done, 1 failed, 2 wrong invocation or configuration, 3 store unreachable.
  *
  * Each command lives in src/commands/ with its usage text; this file binds them to the process:
  * the command word, the real standard streams and environment, the exit code.

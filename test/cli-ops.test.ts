@@ -85,6 +85,22 @@ t.test('operator commands need only the configuration they read; serve and check
     const res = await run([...args, '--config', file], { ROBOT_SECRET: undefined, CORP_SECRET: undefined })
     t.equal(res.code, 0, `${args.join(' ')} without the client secrets: ${res.stderr}`)
   }
+  // URLs from the environment too (an IdP issuer, an upstream): checks that parse them must not trip.
+  const urls = join(dir, 'urls.yaml')
+  await writeFile(
+    urls,
+    [
+      'publicUrl: https://mcp.example.com',
+      `store: { type: redis, redis: { url: "${redis.url}", keyPrefix: "${redis.keyPrefix}" } }`,
+      'login:',
+      '  oidc: [{ id: corp, name: Corp, issuer: "${OIDC_ISSUER}", clientId: gh, clientSecret: "${CORP_SECRET}" }]',
+      'resources:',
+      '  - { id: a, name: A, path: /mcp, upstream: "${UPSTREAM}", access: { allowAnyUser: true } }',
+      '',
+    ].join('\n'),
+  )
+  const fromEnv = await run(['grants', 'list', '--config', urls], { OIDC_ISSUER: undefined, CORP_SECRET: undefined, UPSTREAM: undefined })
+  t.equal(fromEnv.code, 0, `unset URLs outside what grants reads: ${fromEnv.stderr}`)
   const strict = await run(['check-config', file], { ROBOT_SECRET: undefined, CORP_SECRET: undefined })
   t.equal(strict.code, 2, 'check-config still wants every secret')
   t.match(strict.stderr, /clients\[0\]\.secret: environment variable ROBOT_SECRET is not set/)

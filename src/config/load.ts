@@ -59,7 +59,7 @@ export interface LoadOptions {
    * Paths (as problems name them, e.g. `login.oidc[0].clientSecret`) where an unset `${VAR}` is
    * tolerated: operator commands read a few sections only, and must not need every client secret
    * in their environment to list grants. The value stays a placeholder, and problems at or below
-   * such a path are dropped: the command never reads it. Never printed, so no secret leaks.
+   * such a path are dropped: the command never reads it. Nothing of it is printed.
    */
   tolerateUnset?: (path: string) => boolean
 }
@@ -162,7 +162,9 @@ function substituteEnv(
       if (name === undefined) return '${'
       const v = env[name]
       if (v === undefined) {
-        if (tolerate(path)) return `unset-${name}`
+        // URL-shaped, under the reserved .invalid TLD (RFC 2606): checks that parse the value as a
+        // URL still run, and nothing could ever reach it.
+        if (tolerate(path)) return `https://unset.invalid/${name}`
         problems.push({ path, message: `environment variable ${name} is not set` })
         return match
       }
