@@ -4,7 +4,7 @@
  *
  *   gatehouse serve [--config FILE]       run the gateway (no file: the embedded demo)
  *   gatehouse check-config FILE           validate a configuration, listing every problem
- *   gatehouse token --config FILE ...     mint an access token (until the built-in AS issues them)
+ *   gatehouse token --config FILE --sub S  mint a development access token (capped, audited, revocable)
  *   gatehouse keys generate [--alg ES256] print a new private signing key (PKCS#8 PEM)
  *   gatehouse keys list|rotate ...        the configured signing keys; a new key and the steps to roll it in
  *   gatehouse hash-password               hash a password read from stdin, for login.static.users
