@@ -15,7 +15,7 @@ import { hashPassword } from '../src/login/passwords.js'
 import { startGateway } from '../src/main.js'
 import { runCli, runInProcess as run } from './helpers/cli.js'
 import { reservePort } from './helpers/ports.js'
-import { redisForTests } from './helpers/redis.js'
+import { redisForTests, redisServerForTests } from './helpers/redis.js'
 
 const dir = await mkdtemp(join(tmpdir(), 'gatehouse-cli-ops-'))
 const version = (JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
@@ -134,6 +134,23 @@ t.test('a store that cannot be reached: one plain line, no password, exit 3', as
     t.equal(res.stdout, '', `${what}: nothing on stdout (no reconnect log either)`)
     t.notMatch(res.stdout + res.stderr, /S3CRET|Stream isn't writeable|enableOfflineQueue/, `${what}: no password, no client internals`)
   }
+})
+
+t.test('a wrong password and a Redis that hangs, in plain words too', async (t) => {
+  const server = await redisServerForTests(t, { password: 'the-right-password' })
+  if (!server) return
+  const wrong = await deployment('wrong-password', `store: { type: redis, redis: { url: "redis://:${SECRET}@127.0.0.1:${server.port}" } }`)
+  const env = { ROBOT_SECRET: SECRET, CORP_SECRET: SECRET }
+  const refused = await run(['grants', 'list', '--config', wrong], env)
+  t.equal(refused.code, 3)
+  t.equal(refused.stderr, `gatehouse: cannot reach the store (Redis at 127.0.0.1:${server.port}): authentication failed (check the password)\n`)
+  const hung = await deployment('hung', `store: { type: redis, redis: { url: "${server.url}", commandTimeoutMs: 300, connectTimeoutMs: 300 } }`)
+  server.pause()
+  t.teardown(() => server.resume())
+  const silent = await run(['clients', 'list', '--config', hung], env)
+  t.equal(silent.code, 3)
+  t.match(silent.stderr, /^gatehouse: cannot reach the store \(Redis at 127\.0\.0\.1:\d+\): it did not answer in time\n$/)
+  t.notMatch(silent.stderr, /the-right-password|S3CRET/)
 })
 
 t.test('gatehouse token: guard rails, an audit event, and a grant that revocation takes back everywhere', async (t) => {

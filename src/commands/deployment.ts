@@ -70,7 +70,7 @@ export async function withReachableStore<T>(config: StoreConfig, work: (store: S
   const watcher = connectionWatcher()
   const store = createStore(config, watcher.log)
   const unreachable = (err: unknown) =>
-    err instanceof StoreUnavailableError ? new StoreUnreachableError(`cannot reach the store (${describeStore(config)}): ${watcher.cause()}`) : err
+    err instanceof StoreUnavailableError ? new StoreUnreachableError(`cannot reach the store (${describeStore(config)}): ${watcher.cause(err)}`) : err
   try {
     await store.ping().catch((err: unknown) => Promise.reject(unreachable(err)))
     return await work(store).catch((err: unknown) => Promise.reject(unreachable(err)))

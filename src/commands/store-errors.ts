@@ -29,7 +29,7 @@ export function describeStore(config: StoreConfig): string {
 }
 
 /** The connection errors the store logs, kept so the failure can name its cause. */
-export function connectionWatcher(): { log: StoreLog; cause(): string } {
+export function connectionWatcher(): { log: StoreLog; cause(failure: Error): string } {
   let last: string | undefined
   const note = (fields: object) => {
     const error = (fields as { error?: unknown }).error
@@ -37,7 +37,9 @@ export function connectionWatcher(): { log: StoreLog; cause(): string } {
   }
   return {
     log: { error: note, warn: () => {} },
-    cause: () => plainCause(last),
+    // The connection's own error first (refused, no such host, password); else the failed
+    // command's (a connected but silent Redis: a timeout).
+    cause: (failure) => plainCause(last ?? failure.message),
   }
 }
 
@@ -45,7 +47,9 @@ function plainCause(message: string | undefined): string {
   if (message === undefined) return 'it did not answer'
   if (/ECONNREFUSED/.test(message)) return 'connection refused'
   if (/ENOTFOUND|EAI_AGAIN/.test(message)) return 'no such host'
-  if (/ETIMEDOUT|timed? ?out/i.test(message)) return 'it did not answer in time'
+  // ioredis without its offline queue says "Stream isn't writeable" for a connection that was not
+  // ready by the connect timeout and logged no error of its own: a Redis that accepts but is silent.
+  if (/ETIMEDOUT|timed? ?out|isn't writeable/i.test(message)) return 'it did not answer in time'
   if (/WRONGPASS|NOAUTH|invalid (username-)?password/i.test(message)) return 'authentication failed (check the password)'
   if (/certificate|SSL|TLS|EPROTO/i.test(message)) return 'the TLS handshake failed'
   if (/ECONNRESET|EPIPE/.test(message)) return 'the connection was reset'
