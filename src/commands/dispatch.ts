@@ -40,8 +40,7 @@ function asksForHelp(args: string[]): boolean {
 /**
  * Runs the command named by `word` and returns the process's exit code: the command's own, 2
  * for a wrong invocation or configuration (a message, no stack trace), 3 when the store cannot be
- * reached, 1 for anything else;
- * KEEPS_RUNNING (-1) from a serve that runs. `help`, `--help`, `-h`: the usage on stdout, exit 0
+ * reached (a script can retry that one), 1 for anything else; KEEPS_RUNNING (-1) from a serve that runs. `help`, `--help`, `-h`: the usage on stdout, exit 0
  * (asked for, so it is the answer); no word: the usage on stderr, exit 0. `--version`, `-V`: the
  * package version. `COMMAND ... --help`: that command's usage, without running it.
  */

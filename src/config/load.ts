@@ -58,8 +58,8 @@ export interface LoadOptions {
   /**
    * Paths (as problems name them, e.g. `login.oidc[0].clientSecret`) where an unset `${VAR}` is
    * tolerated: operator commands read a few sections only, and must not need every client secret
-   * in their environment to list grants. The value stays a placeholder, and problems at or below
-   * such a path are dropped: the command never reads it. Nothing of it is printed.
+   * in their environment to list grants. The value becomes a placeholder, and problems at or
+   * below such a path are dropped: the command never reads it. Nothing of it is printed.
    */
   tolerateUnset?: (path: string) => boolean
 }
