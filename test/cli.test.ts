@@ -65,28 +65,29 @@ t.test('usage errors exit 2 with the usage text', async (t) => {
   t.match(missing.stderr, /needs --config/)
 })
 
-t.test('the usage text: every command\'s lines in order, unchanged since the commands moved into modules', async (t) => {
+t.test('the usage text: every command\'s lines in order', async (t) => {
   const expected = `usage:
   gatehouse serve [--config FILE]          (or GATEHOUSE_CONFIG=FILE; no file runs the embedded demo)
   gatehouse check-config FILE
-  gatehouse token --config FILE [--resource ID] [--sub SUBJECT] [--client-id ID] [--scope "A B"] [--ttl SECONDS]
+  gatehouse token --config FILE --sub SUBJECT [--resource ID] [--client-id ID] [--scope "A B"] [--ttl SECONDS]
+                  [--allow-long-ttl] [--any-subject] [--actor NAME]   (token on stdout, its grant id on stderr)
   gatehouse keys generate [--alg ES256|RS256|PS256|EdDSA]
   gatehouse keys list --config FILE        (kid, algorithm and role of each configured key)
-  gatehouse keys rotate --config FILE --out NEW_KEY_FILE [--alg ES256] [--kid KID]
+  gatehouse keys rotate --config FILE --out NEW_KEY_FILE [--alg ES256] [--kid KID] [--actor NAME]
   gatehouse hash-password                  (reads the password from standard input)
   gatehouse grants list --config FILE [--sub SUBJECT] [--client-id ID]
-  gatehouse grants revoke --config FILE GRANT_ID...
-  gatehouse grants revoke --config FILE --sub SUBJECT | --client-id ID   (every grant of a person or client)
+  gatehouse grants revoke --config FILE [--actor NAME] GRANT_ID...
+  gatehouse grants revoke --config FILE [--actor NAME] --sub SUBJECT | --client-id ID   (every grant of a person or client)
   gatehouse clients list --config FILE     (dynamically registered clients)
-  gatehouse clients delete --config FILE CLIENT_ID...
+  gatehouse clients delete --config FILE [--actor NAME] CLIENT_ID...
   gatehouse cimd inspect URL --config FILE (the decision for one client id URL, step by step; reads the cache, never writes it)
   gatehouse cimd purge [URL] --config FILE (empties the metadata document cache of a deployment, or one URL's records)
   gatehouse workload inspect TOKEN|FILE|- --config FILE [--resource URL] (why a workload token is accepted or refused, step by step; never spends it)`
   t.equal(await usageText(), expected)
   const help = await run(['help'])
   t.equal(help.code, 0)
-  t.equal(help.stderr, `${expected}\n`, 'help prints it on stderr')
-  t.equal(help.stdout, '', 'nothing on stdout')
+  t.equal(help.stdout, `${expected}\n`, 'asked-for help is the answer: stdout')
+  t.equal(help.stderr, '', 'nothing on stderr')
 })
 
 t.test('commands reach the process only through their io, so tests can run them in-process', async (t) => {
@@ -111,7 +112,8 @@ t.test('keys generate → a key file the gateway signs with; token mints for it'
     config,
     `publicUrl: https://mcp.example.com\nlisten: { host: 127.0.0.1, port: 0 }\nkeys: [{ file: ${keyFile}, kid: k1 }]\nresources:\n  - { id: a, name: A, path: /mcp, upstream: "http://127.0.0.1:1/mcp", scopes: [{ name: mcp }], requiredScopes: [mcp] }\n`,
   )
-  const minted = await run(['token', '--config', config, '--sub', 'carol', '--ttl', '120'])
+  // carol is no configured user: a development token for anyone needs --any-subject.
+  const minted = await run(['token', '--config', config, '--sub', 'carol', '--ttl', '120', '--any-subject'])
   t.equal(minted.code, 0, minted.stderr)
   const jwt = minted.stdout.trim()
   const [header, payload] = jwt.split('.').slice(0, 2).map((p) => JSON.parse(Buffer.from(p, 'base64url').toString()))
@@ -129,6 +131,7 @@ t.test('keys generate → a key file the gateway signs with; token mints for it'
   const refused = await run(['token', '--config', memoryOnly])
   t.equal(refused.code, 2)
   t.match(refused.stderr, /lives in that process only/)
+  t.match(minted.stderr, /memory store: no grant recorded/, 'says why this token cannot be revoked')
 })
 
 t.test('serve without a config: the embedded demo works end to end, SIGTERM stops it cleanly', async (t) => {
@@ -221,6 +224,11 @@ t.test('grants revoke --sub / --client-id revokes every grant of a person or cli
     [alice1, alice2, bob].map((g) => ['grant.revoked', g.grantId, 'operator']).sort(),
     'one grant.revoked event per grant, by operator, in the configured sink',
   )
+  t.same(
+    events.map((e) => [e.grantId, e.sub, e.clientId, typeof e.actor]).sort(),
+    [alice1, alice2, bob].map((g) => [g.grantId, g.sub, g.clientId, 'string']).sort(),
+    'each names the person and client it belonged to, and who revoked it',
+  )
 })
 
 t.test('clients list and delete work on the registered clients of a deployment (Redis), audited', async (t) => {
@@ -247,12 +255,12 @@ t.test('clients list and delete work on the registered clients of a deployment (
   t.match(rows.find((r) => r.clientId === conf.record.clientId), { name: null, authMethod: 'client_secret_basic' })
   t.notMatch(listed.stdout, /secretHash|registrationTokenHash|dedupeKey/, 'no secret digests in the listing')
 
-  const deleted = await run(['clients', 'delete', '--config', config, app.record.clientId, 'dcr.AAAAAAAAAAAAAAAAAAAAAA'])
+  const deleted = await run(['clients', 'delete', '--config', config, '--actor', 'alice@ops', app.record.clientId, 'dcr.AAAAAAAAAAAAAAAAAAAAAA'])
   t.equal(deleted.code, 1, 'an unknown id makes the command fail, after deleting the known one')
   t.match(deleted.stdout, `deleted ${app.record.clientId}`)
   t.match(deleted.stderr, /no registered client dcr\.AAAA/)
   const event = deleted.stderr.split('\n').find((l) => l.startsWith('{'))
-  t.match(JSON.parse(event ?? '{}'), { audit: 'client.deleted', clientId: app.record.clientId, by: 'operator' }, 'the event goes to stderr, not into the answer')
+  t.match(JSON.parse(event ?? '{}'), { audit: 'client.deleted', clientId: app.record.clientId, by: 'operator', actor: 'alice@ops' }, 'the event goes to stderr, not into the answer, and names the operator')
   t.notOk(await registered.get(app.record.clientId), 'gone from the store')
   t.ok(await registered.get(conf.record.clientId), 'the other stays')
 })

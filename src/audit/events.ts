@@ -28,7 +28,8 @@ export type AuditEvent =
   | { type: 'client.changed'; clientId: string; members: readonly string[] }
   | { type: 'client.registered'; clientId: string; authMethod: string }
   | { type: 'client.registration_refused'; reason: 'invalid_metadata' | 'invalid_redirect_uri' | 'unauthorized' | 'rate_limited' | 'capacity' }
-  | { type: 'client.deleted'; clientId: string; by: 'client' | 'operator' }
+  /** `actor`: the operator (--actor or the OS user) when `by` is operator. */
+  | { type: 'client.deleted'; clientId: string; by: 'client' | 'operator'; actor?: string }
   | { type: 'code.issued'; sub: string; clientId: string; resource: string; grantId: string; scopes: readonly string[] }
   | { type: 'code.replayed'; clientId: string; grantId: string }
   | {
@@ -46,7 +47,29 @@ export type AuditEvent =
   /** WIF-02..04: a workload token refused, by the check that refused it; `issuer` is a configured id or `untrusted`. */
   | { type: 'workload.refused'; issuer: string; check: string }
   | { type: 'refresh.reused'; clientId: string; grantId: string }
-  | { type: 'grant.revoked'; grantId: string; by: 'client' | 'operator' | 'code_replay' | 'refresh_reuse' | 'access_rules' }
+  /** With `by` operator: `actor` (--actor or the OS user) and the grant's `sub` and `clientId`. */
+  | {
+      type: 'grant.revoked'
+      grantId: string
+      by: 'client' | 'operator' | 'code_replay' | 'refresh_reuse' | 'access_rules'
+      actor?: string
+      sub?: string
+      clientId?: string
+    }
+  /** `gatehouse keys rotate` wrote a new signing key (not yet in use: the operator rolls it in). */
+  | { type: 'key.rotation_started'; kid: string; alg: string; actor: string }
+  /** `gatehouse token` minted an access token (a development tool); never the token itself. */
+  | {
+      type: 'token.minted'
+      actor: string
+      sub: string
+      clientId: string
+      resource: string
+      scopes: readonly string[]
+      ttl: number
+      /** Absent with the memory store: no gateway would see the grant. */
+      grantId?: string
+    }
   | { type: 'bearer.refused'; resource: string; reason: 'missing' | 'invalid' | 'expired' | 'audience' | 'malformed' }
   | {
       type: 'mcp.decision'

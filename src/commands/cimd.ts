@@ -11,7 +11,7 @@ import { SafeFetcher } from '../oauth/clients/cimd/fetch.js'
 import { inspectClientId } from '../oauth/clients/cimd/inspect.js'
 import { CimdClients } from '../oauth/clients/cimd/resolve.js'
 import { UsageError, type CommandIo } from './command.js'
-import { configFile, openStore, sharedStoreConfig } from './deployment.js'
+import { configFile, openStore, sharedStoreConfig, withReachableStore } from './deployment.js'
 
 export const usage = `  gatehouse cimd inspect URL --config FILE (the decision for one client id URL, step by step; reads the cache, never writes it)
   gatehouse cimd purge [URL] --config FILE (empties the metadata document cache of a deployment, or one URL's records)`
@@ -41,16 +41,13 @@ export async function run(args: string[], io: CommandIo): Promise<number> {
   if (action === 'purge') {
     if (ids.length > 1) throw new UsageError('cimd purge takes at most one client id URL')
     const config = await sharedStoreConfig(values.config, 'cimd purge', io)
-    const store = openStore(config.store, io)
-    try {
+    return withReachableStore(config.store, async (store) => {
       const noFetch = { fetchJson: () => Promise.reject(new Error('purge does not fetch')) }
       const clients = new CimdClients({ config: config.cimd, store, fetcher: noFetch, selfOrigin: new URL(config.issuer).origin })
       const n = await clients.purge(ids[0])
       io.stdout.write(`purged ${n} cache record(s)${ids[0] !== undefined ? ` for ${ids[0]}` : ''}\n`)
       return 0
-    } finally {
-      await store.close()
-    }
+    })
   }
   throw new UsageError('cimd inspect URL --config FILE | cimd purge [URL] --config FILE')
 }

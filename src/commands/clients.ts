@@ -7,13 +7,13 @@
 import { parseArgs } from 'node:util'
 import { RegisteredClients } from '../oauth/clients/registered.js'
 import { UsageError, type CommandIo } from './command.js'
-import { sharedStoreConfig, withOperatorStore } from './deployment.js'
+import { operatorName, sharedStoreConfig, withOperatorStore } from './deployment.js'
 
 export const usage = `  gatehouse clients list --config FILE     (dynamically registered clients)
-  gatehouse clients delete --config FILE CLIENT_ID...`
+  gatehouse clients delete --config FILE [--actor NAME] CLIENT_ID...`
 
 export async function run(args: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { config: { type: 'string' } } })
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { config: { type: 'string' }, actor: { type: 'string' } } })
   const [action, ...ids] = positionals
   if (action !== 'list' && action !== 'delete') throw new UsageError('clients list|delete --config FILE')
   if (action === 'delete' && ids.length === 0) throw new UsageError('clients delete needs at least one CLIENT_ID')
@@ -45,7 +45,7 @@ export async function run(args: string[], io: CommandIo): Promise<number> {
         continue
       }
       await registered.delete(record)
-      audit.record({ type: 'client.deleted', clientId: id, by: 'operator' })
+      audit.record({ type: 'client.deleted', clientId: id, by: 'operator', actor: operatorName(values.actor) })
       io.stdout.write(`deleted ${id}\n`)
     }
     return missing > 0 ? 1 : 0

@@ -3,17 +3,17 @@ import { parseArgs } from 'node:util'
 import { RevocationList, revocationKeepMs } from '../keys/revocations.js'
 import { Grants, type Grant } from '../oauth/grants/grants.js'
 import { UsageError, type CommandIo } from './command.js'
-import { sharedStoreConfig, withOperatorStore } from './deployment.js'
+import { operatorName, sharedStoreConfig, withOperatorStore } from './deployment.js'
 
 export const usage = `  gatehouse grants list --config FILE [--sub SUBJECT] [--client-id ID]
-  gatehouse grants revoke --config FILE GRANT_ID...
-  gatehouse grants revoke --config FILE --sub SUBJECT | --client-id ID   (every grant of a person or client)`
+  gatehouse grants revoke --config FILE [--actor NAME] GRANT_ID...
+  gatehouse grants revoke --config FILE [--actor NAME] --sub SUBJECT | --client-id ID   (every grant of a person or client)`
 
 export async function run(args: string[], io: CommandIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { config: { type: 'string' }, sub: { type: 'string' }, 'client-id': { type: 'string' } },
+    options: { config: { type: 'string' }, sub: { type: 'string' }, 'client-id': { type: 'string' }, actor: { type: 'string' } },
   })
   const [action, ...ids] = positionals
   if (action !== 'list' && action !== 'revoke') throw new UsageError('grants list|revoke --config FILE')
@@ -29,6 +29,13 @@ export async function run(args: string[], io: CommandIo): Promise<number> {
     // Written to the revocation log that every running replica reads (REV-01 of §11.4).
     const revocations = new RevocationList(store, revocationKeepMs(config.accessTokens))
     const grants = new Grants(store, config.authorizationServer, audit, revocations)
+    const actor = operatorName(values.actor)
+    // Revoked without `by` (Grants would record who, not whose): the event is recorded here, naming
+    // the operator and the person and client the grant belonged to.
+    const revoke = async (grant: Grant) => {
+      await grants.revoke(grant.grantId)
+      audit.record({ type: 'grant.revoked', grantId: grant.grantId, by: 'operator', actor, sub: grant.sub, clientId: grant.clientId })
+    }
     if (action === 'list') {
       for await (const grant of grants.list(filter)) io.stdout.write(`${JSON.stringify(grant)}\n`)
       return 0
@@ -38,7 +45,7 @@ export async function run(args: string[], io: CommandIo): Promise<number> {
       const matching: Grant[] = []
       for await (const grant of grants.list(filter)) matching.push(grant)
       for (const grant of matching) {
-        await grants.revoke(grant.grantId, 'operator')
+        await revoke(grant)
         io.stdout.write(`revoked ${grant.grantId}\n`)
       }
       io.stdout.write(`${matching.length} grant(s) revoked\n`)
@@ -46,8 +53,9 @@ export async function run(args: string[], io: CommandIo): Promise<number> {
     }
     let missing = 0
     for (const id of ids) {
-      if (await grants.get(id)) {
-        await grants.revoke(id, 'operator')
+      const grant = await grants.get(id)
+      if (grant) {
+        await revoke(grant)
         io.stdout.write(`revoked ${id}\n`)
       } else {
         io.stderr.write(`gatehouse: no grant ${id}\n`)

@@ -7,17 +7,17 @@ import { parseArgs } from 'node:util'
 import { calculateJwkThumbprint, exportJWK, exportPKCS8, generateKeyPair, importPKCS8 } from 'jose'
 import { loadKeystore } from '../keys/keystore.js'
 import { UsageError, type CommandIo } from './command.js'
-import { configFile, openStore } from './deployment.js'
+import { configFile, openStore, operatorName, recordOperatorEvent } from './deployment.js'
 
 export const usage = `  gatehouse keys generate [--alg ES256|RS256|PS256|EdDSA]
   gatehouse keys list --config FILE        (kid, algorithm and role of each configured key)
-  gatehouse keys rotate --config FILE --out NEW_KEY_FILE [--alg ES256] [--kid KID]`
+  gatehouse keys rotate --config FILE --out NEW_KEY_FILE [--alg ES256] [--kid KID] [--actor NAME]`
 
 export async function run(args: string[], io: CommandIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { alg: { type: 'string', default: 'ES256' }, config: { type: 'string' }, out: { type: 'string' }, kid: { type: 'string' } },
+    options: { alg: { type: 'string', default: 'ES256' }, config: { type: 'string' }, out: { type: 'string' }, kid: { type: 'string' }, actor: { type: 'string' } },
   })
   const action = positionals[0]
   if (action === 'list') return keysList(values.config, io)
@@ -31,12 +31,12 @@ export async function run(args: string[], io: CommandIo): Promise<number> {
     io.stdout.write(pem)
     return 0
   }
-  return keysRotate(values.config, values.out, values.alg, values.kid, pem, io)
+  return keysRotate(values.config, values.out, values.alg, values.kid, pem, io, operatorName(values.actor))
 }
 
 /** The configured signing keys as the gateway loads them: kid (given or thumbprint), algorithm, role. */
 async function keysList(file: string | undefined, io: CommandIo): Promise<number> {
-  const config = await configFile(file, 'keys list', io)
+  const config = await configFile(file, 'keys list', io, 'operator')
   if (config.externalIssuer) throw new UsageError('this gateway trusts an external issuer: it signs nothing')
   if (config.keys.length === 0) {
     io.stdout.write('no signing keys configured: the gateway signs with a generated development key kept in its store\n')
@@ -72,8 +72,9 @@ async function keysRotate(
   kidOption: string | undefined,
   pem: string,
   io: CommandIo,
+  actor: string,
 ): Promise<number> {
-  const config = await configFile(file, 'keys rotate', io)
+  const config = await configFile(file, 'keys rotate', io, 'operator')
   if (config.externalIssuer) throw new UsageError('this gateway trusts an external issuer: it signs nothing')
   if (!out) throw new UsageError('keys rotate needs --out FILE for the new private key')
   const store = openStore({ type: 'memory' }, io)
@@ -92,6 +93,7 @@ async function keysRotate(
   } catch (err) {
     throw new UsageError(`cannot write ${out} (${(err as NodeJS.ErrnoException).code}); it must not exist yet`)
   }
+  recordOperatorEvent(config, io, { type: 'key.rotation_started', kid, alg, actor })
   // The thumbprint reads only the public members (RFC 7638 §3.2).
   const thumbprint = await calculateJwkThumbprint(await exportJWK(await importPKCS8(pem, alg, { extractable: true })), 'sha256')
   const waitSeconds = config.accessTokens.ttlSeconds + config.accessTokens.clockToleranceSeconds

@@ -53,11 +53,22 @@ const validate = new Ajv({ useDefaults: true, allErrors: true, strict: true, str
   .addFormat('uri', (s: string) => URL.canParse(s))
   .compile<Config>(ConfigSchema)
 
+/** How strictly a configuration is loaded; the default is what `serve` and `check-config` need. */
+export interface LoadOptions {
+  /**
+   * Paths (as problems name them, e.g. `login.oidc[0].clientSecret`) where an unset `${VAR}` is
+   * tolerated: operator commands read a few sections only, and must not need every client secret
+   * in their environment to list grants. The value becomes a placeholder, and problems at or
+   * below such a path are dropped: the command never reads it. Nothing of it is printed.
+   */
+  tolerateUnset?: (path: string) => boolean
+}
+
 /** Far above any real configuration; a bound so a wrong path (/dev/zero, a disk image) fails fast. */
 const MAX_CONFIG_BYTES = 1024 * 1024
 
 /** Reads and loads a configuration file. */
-export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<GatewayConfig> {
+export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Promise<GatewayConfig> {
   let text: string
   try {
     text = await readBounded(file)
@@ -65,7 +76,7 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
     if (err instanceof ConfigError) throw err
     throw new ConfigError(file, [{ path: '', message: `cannot read the file (${(err as NodeJS.ErrnoException).code})` }])
   }
-  return loadConfigText(text, file, env)
+  return loadConfigText(text, file, env, options)
 }
 
 async function readBounded(file: string): Promise<string> {
@@ -88,7 +99,7 @@ async function readBounded(file: string): Promise<string> {
 }
 
 /** Loads configuration from YAML text; `source` names it in error messages. */
-export function loadConfigText(text: string, source: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+export function loadConfigText(text: string, source: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): GatewayConfig {
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true })
   if (doc.errors.length > 0) {
     throw new ConfigError(source, doc.errors.map((e) => ({ path: '', message: yamlMessage(e.message) })))
@@ -101,7 +112,7 @@ export function loadConfigText(text: string, source: string, env: NodeJS.Process
   } catch (err) {
     throw new ConfigError(source, [{ path: '', message: yamlMessage((err as Error).message) }])
   }
-  return loadConfigObject(raw ?? {}, source, env)
+  return loadConfigObject(raw ?? {}, source, env, options)
 }
 
 /**
@@ -116,15 +127,22 @@ function yamlMessage(message: string): string {
 }
 
 /** Loads configuration from an already parsed object (tests, the embedded demo). */
-export function loadConfigObject(raw: unknown, source: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+export function loadConfigObject(raw: unknown, source: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): GatewayConfig {
   const problems: ConfigProblem[] = []
-  const data = substituteEnv(structuredClone(raw), '', env, problems)
+  const tolerated: string[] = []
+  const data = substituteEnv(structuredClone(raw), '', env, problems, (path) => {
+    if (!options.tolerateUnset?.(path)) return false
+    tolerated.push(path)
+    return true
+  })
+  // A placeholder may fail the schema where the real value would not: not the command's concern.
+  const relevant = (p: ConfigProblem) => !tolerated.some((t) => p.path === t || p.path.startsWith(`${t}.`) || p.path.startsWith(`${t}[`))
   if (problems.length === 0 && !validate(data)) {
-    problems.push(...(validate.errors ?? []).filter((e) => e.keyword !== 'if').map(schemaProblem))
+    problems.push(...(validate.errors ?? []).filter((e) => e.keyword !== 'if').map(schemaProblem).filter(relevant))
   }
   if (problems.length > 0) throw new ConfigError(source, problems)
   const config = data as Config
-  problems.push(...semanticProblems(config))
+  problems.push(...semanticProblems(config).filter(relevant))
   if (problems.length > 0) throw new ConfigError(source, problems)
   return deepFreeze(derive(config))
 }
@@ -132,25 +150,34 @@ export function loadConfigObject(raw: unknown, source: string, env: NodeJS.Proce
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\$\{/g
 
 /** `${NAME}` in any string value is replaced by the environment variable; `$${` escapes. */
-function substituteEnv(value: unknown, path: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[]): unknown {
+function substituteEnv(
+  value: unknown,
+  path: string,
+  env: NodeJS.ProcessEnv,
+  problems: ConfigProblem[],
+  tolerate: (path: string) => boolean = () => false,
+): unknown {
   if (typeof value === 'string') {
     return value.replace(ENV_REF, (match, name: string | undefined) => {
       if (name === undefined) return '${'
       const v = env[name]
       if (v === undefined) {
+        // URL-shaped, under the reserved .invalid TLD (RFC 2606): checks that parse the value as a
+        // URL still run, and nothing could ever reach it.
+        if (tolerate(path)) return `https://unset.invalid/${name}`
         problems.push({ path, message: `environment variable ${name} is not set` })
         return match
       }
       return v
     })
   }
-  if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, `${path}[${i}]`, env, problems))
+  if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, `${path}[${i}]`, env, problems, tolerate))
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {}
     // defineProperty, not assignment: a `__proto__` key stays a key (and is reported as unknown)
     // instead of becoming the object's prototype, whose members the validator would read as set.
     for (const [k, v] of Object.entries(value)) {
-      const substituted = substituteEnv(v, path ? `${path}.${k}` : k, env, problems)
+      const substituted = substituteEnv(v, path ? `${path}.${k}` : k, env, problems, tolerate)
       Object.defineProperty(out, k, { value: substituted, enumerable: true, writable: true, configurable: true })
     }
     return out

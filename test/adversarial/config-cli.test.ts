@@ -63,7 +63,7 @@ t.test('every subcommand with missing or invalid arguments exits 2 with usage, n
   }
   const help = await runInProcess(['--help'])
   t.equal(help.code, 0, '--help exits 0')
-  t.match(help.stderr, /usage:/)
+  t.match(help.stdout, /usage:/, 'asked-for help is the answer: stdout')
 })
 
 t.test('configuration problems: every path listed, exit 2, for every command that reads one', async (t) => {

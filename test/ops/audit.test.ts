@@ -45,6 +45,8 @@ const EVERY_TYPE = {
   'workload.refused': true,
   'refresh.reused': true,
   'grant.revoked': true,
+  'key.rotation_started': true,
+  'token.minted': true,
   'bearer.refused': true,
   'mcp.decision': true,
   rate_limited: true,
