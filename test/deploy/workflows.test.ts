@@ -52,7 +52,7 @@ t.test('what a release does', async (t) => {
 const actionlint = findActionlint()
 if (!actionlint.path) {
   if (process.env.GATEHOUSE_REQUIRE_ACTIONLINT === '1') t.fail(`actionlint is required here: ${actionlint.why}`)
-  else t.skip(`workflow lint skipped: ${actionlint.why}`)
+  else t.test('actionlint', { skip: `workflow lint skipped: ${actionlint.why}` }, async () => {})
 } else {
   const lint = (file: string) => spawnSync(actionlint.path!, ['-no-color', file], { encoding: 'utf8' })
   t.test('actionlint accepts the workflows', async (t) => {
