@@ -4,17 +4,16 @@
  * Every problem is reported at once, each with its path and a hint.
  */
 import { open } from 'node:fs/promises'
-import { Ajv, type ErrorObject } from 'ajv'
+import { Ajv } from 'ajv'
 import { parseDocument } from 'yaml'
 import { cimdWarnings } from './cimd-checks.js'
+import { fileProblems } from './file-checks.js'
+import { schemaProblem, type ConfigProblem } from './problems.js'
 import { semanticProblems } from './semantic-checks.js'
 import { loginWarnings } from './login-schema.js'
 import { ConfigSchema, type Config, type ResourceConfig } from './schema.js'
 
-export interface ConfigProblem {
-  path: string
-  message: string
-}
+export type { ConfigProblem } from './problems.js'
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError'
@@ -49,15 +48,24 @@ export interface GatewayConfig extends Omit<Config, 'resources' | 'issuer' | 'pu
   readonly warnings: readonly string[]
 }
 
-const validate = new Ajv({ useDefaults: true, allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true })
+// verbose: errors carry the offending value and the schema, for "got …" and "did you mean …".
+const validate = new Ajv({ useDefaults: true, allErrors: true, verbose: true, strict: true, strictRequired: false, allowUnionTypes: true })
   .addFormat('uri', (s: string) => URL.canParse(s))
   .compile<Config>(ConfigSchema)
 
 /** Far above any real configuration; a bound so a wrong path (/dev/zero, a disk image) fails fast. */
 const MAX_CONFIG_BYTES = 1024 * 1024
 
+export interface LoadOptions {
+  /**
+   * Also check the files and key variables `serve` reads at start (keys, CA bundles, JWKS files).
+   * Off for administrative commands, which need none of them.
+   */
+  readonly checkFiles?: boolean
+}
+
 /** Reads and loads a configuration file. */
-export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<GatewayConfig> {
+export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Promise<GatewayConfig> {
   let text: string
   try {
     text = await readBounded(file)
@@ -65,7 +73,7 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
     if (err instanceof ConfigError) throw err
     throw new ConfigError(file, [{ path: '', message: `cannot read the file (${(err as NodeJS.ErrnoException).code})` }])
   }
-  return loadConfigText(text, file, env)
+  return loadConfigText(text, file, env, options)
 }
 
 async function readBounded(file: string): Promise<string> {
@@ -88,7 +96,7 @@ async function readBounded(file: string): Promise<string> {
 }
 
 /** Loads configuration from YAML text; `source` names it in error messages. */
-export function loadConfigText(text: string, source: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+export function loadConfigText(text: string, source: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): GatewayConfig {
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true })
   if (doc.errors.length > 0) {
     throw new ConfigError(source, doc.errors.map((e) => ({ path: '', message: yamlMessage(e.message) })))
@@ -101,7 +109,7 @@ export function loadConfigText(text: string, source: string, env: NodeJS.Process
   } catch (err) {
     throw new ConfigError(source, [{ path: '', message: yamlMessage((err as Error).message) }])
   }
-  return loadConfigObject(raw ?? {}, source, env)
+  return loadConfigObject(raw ?? {}, source, env, options)
 }
 
 /**
@@ -115,18 +123,41 @@ function yamlMessage(message: string): string {
     .replace(/^(Unresolved alias \(the anchor must be set before the alias\)):.*$/, '$1')
 }
 
-/** Loads configuration from an already parsed object (tests, the embedded demo). */
-export function loadConfigObject(raw: unknown, source: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+/**
+ * Loads configuration from an already parsed object (tests, the embedded demo).
+ * One report holds every problem: unset variables, schema errors, impossible combinations and,
+ * with checkFiles, unreadable files. A schema error where an unset variable stands is left out
+ * (it follows from the variable), and so is any combination check that cannot run on a file
+ * whose shape is wrong.
+ */
+export function loadConfigObject(raw: unknown, source: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): GatewayConfig {
   const problems: ConfigProblem[] = []
   const data = substituteEnv(structuredClone(raw), '', env, problems)
-  if (problems.length === 0 && !validate(data)) {
-    problems.push(...(validate.errors ?? []).filter((e) => e.keyword !== 'if').map(schemaProblem))
+  const unset = problems.map((p) => p.path)
+  const follows = (p: ConfigProblem) => unset.some((u) => p.path === u || p.path.startsWith(`${u}.`) || p.path.startsWith(`${u}[`))
+  const valid = validate(data)
+  const shape = valid ? [] : (validate.errors ?? []).filter((e) => e.keyword !== 'if').map(schemaProblem).filter((p) => !follows(p))
+  problems.push(...shape)
+  // A value the schema refused already has its problem; a combination check would repeat it.
+  const refused = new Set(shape.map((p) => p.path))
+  problems.push(...combinationProblems(data, valid).filter((p) => !follows(p) && !refused.has(p.path)))
+  if (options.checkFiles) problems.push(...fileProblems(data, env))
+  if (problems.length > 0) throw new ConfigError(source, problems)
+  return deepFreeze(derive(data as Config))
+}
+
+/**
+ * The semantic checks are written for a valid configuration; on an invalid one they still find
+ * most mistakes (defaults are filled in either way), and where the shape is too wrong for them
+ * to run, the schema errors already say why.
+ */
+function combinationProblems(data: unknown, valid: boolean): ConfigProblem[] {
+  if (valid) return semanticProblems(data as Config)
+  try {
+    return semanticProblems(data as Config)
+  } catch {
+    return []
   }
-  if (problems.length > 0) throw new ConfigError(source, problems)
-  const config = data as Config
-  problems.push(...semanticProblems(config))
-  if (problems.length > 0) throw new ConfigError(source, problems)
-  return deepFreeze(derive(config))
 }
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\$\{/g
@@ -157,30 +188,6 @@ function substituteEnv(value: unknown, path: string, env: NodeJS.ProcessEnv, pro
   }
   return value
 }
-
-function schemaProblem(e: ErrorObject): ConfigProblem {
-  const path = e.instancePath
-    .split('/')
-    .slice(1)
-    .map((seg) => (/^\d+$/.test(seg) ? `[${seg}]` : `.${seg.replace(/~1/g, '/').replace(/~0/g, '~')}`))
-    .join('')
-    .replace(/^\./, '')
-  switch (e.keyword) {
-    case 'additionalProperties':
-      return { path, message: `unknown key "${String(e.params.additionalProperty)}"` }
-    case 'enum':
-      return { path, message: `must be one of ${(e.params.allowedValues as unknown[]).join(', ')}` }
-    case 'const':
-      return { path, message: `must be ${JSON.stringify(e.params.allowedValue)}` }
-    case 'oneOf':
-      return { path, message: 'give exactly one of the alternatives (for a key: `file` or `env`)' }
-    case 'anyOf':
-      return { path, message: 'does not match any allowed form' }
-    default:
-      return { path, message: e.message ?? e.keyword }
-  }
-}
-
 
 function derive(c: Config): GatewayConfig {
   const publicUrl = c.publicUrl.replace(/\/$/, '')

@@ -45,7 +45,7 @@ export function referenceText(): string {
     '# Configuration reference',
     '',
     'Generated from `src/config/schema.ts` by `npm run schema`; do not edit by hand.',
-    'Validate a file with `gatehouse check-config FILE`; editors can use `gatehouse.schema.json`.',
+    'Validate a file with `gatehouse check-config FILE` (every problem in one report, files `serve` reads included); editors can use `gatehouse.schema.json`.',
     'Any string value may contain `${NAME}`, replaced by the environment variable NAME (`$${` for a literal `${`).',
     '',
     '| key | type | default | meaning |',
