@@ -90,6 +90,14 @@ Paths inside the container (the image documents the same ones).
 Replicas and the store. The memory store lives in one process: more than one pod would split
 every session, code and grant between pods that cannot see each other's.
 */}}
+{{/*
+"true" when the chart spreads the replicas itself: several of them (or an autoscaler) and
+spreadReplicas on. Each of affinity and topologySpreadConstraints given by hand replaces its default.
+*/}}
+{{- define "gatehouse.spread" -}}
+{{- if and .Values.spreadReplicas (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) -}}true{{- end -}}
+{{- end }}
+
 {{- define "gatehouse.storeType" -}}
 {{- .Values.store.type }}
 {{- end }}
