@@ -8,7 +8,7 @@ import { Ajv } from 'ajv'
 import { parseDocument } from 'yaml'
 import { cimdWarnings } from './cimd-checks.js'
 import { fileProblems } from './file-checks.js'
-import { schemaProblem, type ConfigProblem } from './problems.js'
+import { schemaProblem, withoutImpliedRequired, type ConfigProblem } from './problems.js'
 import { semanticProblems } from './semantic-checks.js'
 import { loginWarnings } from './login-schema.js'
 import { ConfigSchema, type Config, type ResourceConfig } from './schema.js'
@@ -62,6 +62,11 @@ export interface LoadOptions {
    * Off for administrative commands, which need none of them.
    */
   readonly checkFiles?: boolean
+  /**
+   * What another layer finds in the substituted configuration, reported with the rest: the
+   * keystore's reading of the key files (config/ may not import keys/). Only loadConfigFile.
+   */
+  readonly moreProblems?: (data: unknown) => Promise<ConfigProblem[]>
 }
 
 /** Reads and loads a configuration file. */
@@ -73,7 +78,13 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
     if (err instanceof ConfigError) throw err
     throw new ConfigError(file, [{ path: '', message: `cannot read the file (${(err as NodeJS.ErrnoException).code})` }])
   }
-  return loadConfigText(text, file, env, options)
+  const { data, problems } = collect(parseText(text, file), env, options)
+  if (options.moreProblems) {
+    // A key already reported (missing file, unset variable, wrong shape) is not read again.
+    const more = await options.moreProblems(data)
+    problems.push(...more.filter((m) => !problems.some((p) => p.path.startsWith(m.path))))
+  }
+  return finish(file, data, problems)
 }
 
 async function readBounded(file: string): Promise<string> {
@@ -97,6 +108,10 @@ async function readBounded(file: string): Promise<string> {
 
 /** Loads configuration from YAML text; `source` names it in error messages. */
 export function loadConfigText(text: string, source: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): GatewayConfig {
+  return loadConfigObject(parseText(text, source), source, env, options)
+}
+
+function parseText(text: string, source: string): unknown {
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true })
   if (doc.errors.length > 0) {
     throw new ConfigError(source, doc.errors.map((e) => ({ path: '', message: yamlMessage(e.message) })))
@@ -109,7 +124,7 @@ export function loadConfigText(text: string, source: string, env: NodeJS.Process
   } catch (err) {
     throw new ConfigError(source, [{ path: '', message: yamlMessage((err as Error).message) }])
   }
-  return loadConfigObject(raw ?? {}, source, env, options)
+  return raw ?? {}
 }
 
 /**
@@ -131,17 +146,27 @@ function yamlMessage(message: string): string {
  * whose shape is wrong.
  */
 export function loadConfigObject(raw: unknown, source: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): GatewayConfig {
+  const { data, problems } = collect(raw, env, options)
+  return finish(source, data, problems)
+}
+
+function collect(raw: unknown, env: NodeJS.ProcessEnv, options: LoadOptions): { data: unknown; problems: ConfigProblem[] } {
   const problems: ConfigProblem[] = []
   const data = substituteEnv(structuredClone(raw), '', env, problems)
   const unset = problems.map((p) => p.path)
   const follows = (p: ConfigProblem) => unset.some((u) => p.path === u || p.path.startsWith(`${u}.`) || p.path.startsWith(`${u}[`))
   const valid = validate(data)
-  const shape = valid ? [] : (validate.errors ?? []).filter((e) => e.keyword !== 'if').map(schemaProblem).filter((p) => !follows(p))
+  const errors = valid ? [] : (validate.errors ?? []).filter((e) => e.keyword !== 'if')
+  const shape = withoutImpliedRequired(errors.map(schemaProblem)).filter((p) => !follows(p))
   problems.push(...shape)
   // A value the schema refused already has its problem; a combination check would repeat it.
   const refused = new Set(shape.map((p) => p.path))
   problems.push(...combinationProblems(data, valid).filter((p) => !follows(p) && !refused.has(p.path)))
   if (options.checkFiles) problems.push(...fileProblems(data, env))
+  return { data, problems }
+}
+
+function finish(source: string, data: unknown, problems: readonly ConfigProblem[]): GatewayConfig {
   if (problems.length > 0) throw new ConfigError(source, problems)
   return deepFreeze(derive(data as Config))
 }

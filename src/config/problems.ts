@@ -81,3 +81,20 @@ function editDistance(a: string, b: string): number {
   }
   return previous[b.length]!
 }
+
+/**
+ * "must have required property 'upstream'" beside `unknown key "upstreem" (did you mean
+ * "upstream"?)` at the same path is one mistake, not two: the suggestion says it all.
+ */
+export function withoutImpliedRequired(problems: readonly ConfigProblem[]): ConfigProblem[] {
+  const suggested = new Set(
+    problems.flatMap((p) => {
+      const near = /\(did you mean "([^"]+)"\?\)$/.exec(p.message)
+      return near ? [`${p.path}\u0000${near[1]}`] : []
+    }),
+  )
+  return problems.filter((p) => {
+    const missing = /^must have required property '([^']+)'$/.exec(p.message)
+    return !(missing && suggested.has(`${p.path}\u0000${missing[1]}`))
+  })
+}

@@ -225,3 +225,17 @@ t.test('check-config reports every problem at once and everything serve would re
   t.equal(parsed.code, 2)
   t.match(parsed.stderr, /keys\[0\]: key file .* is not a ES256 private key/)
 })
+
+t.test('check-config: a key file that holds no key is reported with the other problems', async (t) => {
+  const notAKey = join(dir, 'not-a-key-2.pem')
+  await writeFile(notAKey, 'hello\n')
+  const file = join(dir, 'keys-and-more.yaml')
+  await writeFile(file, `${BODY}keys: [{ file: ${notAKey}, active: true }, { file: ${join(dir, 'absent.pem')} }]\nregistraton: {}\n`)
+  const res = await runInProcess(['check-config', file])
+  t.equal(res.code, 2)
+  t.match(res.stderr, /: 3 problems/)
+  t.match(res.stderr, /unknown key "registraton" \(did you mean "registration"\?\)/)
+  t.match(res.stderr, /keys\[0\]: key file .*not-a-key-2\.pem is not a ES256 private key/)
+  t.match(res.stderr, /keys\[1\]\.file: ".*absent\.pem" does not exist/)
+  t.notMatch(res.stderr, /keys\[1\]: /, 'a missing file is reported once, not read again')
+})

@@ -239,3 +239,10 @@ t.test('a URL password in an offending value is masked', async (t) => {
   t.match(problems, [{ path: 'store.redis.url', message: /got "http:\/\/:\*\*\*\*@redis:6379"/ }])
   t.notMatch(JSON.stringify(problems), /pw-XYZ/)
 })
+
+t.test('a misspelled required key is one problem, with its suggestion', async (t) => {
+  const problems = problemsOf(() => loadConfigObject({ ...minimal(), resources: [{ id: 'a', name: 'A', path: '/mcp', upstreem: 'http://f:1/mcp' }] }, 'test'))
+  t.same(problems, [{ path: 'resources[0]', message: 'unknown key "upstreem" (did you mean "upstream"?)' }])
+  const missing = problemsOf(() => loadConfigObject({ ...minimal(), resources: [{ id: 'a', name: 'A', path: '/mcp' }] }, 'test'))
+  t.same(missing, [{ path: 'resources[0]', message: "must have required property 'upstream'" }], 'a key simply missing is still reported')
+})
