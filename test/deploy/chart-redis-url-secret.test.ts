@@ -54,4 +54,28 @@ if (helmPath) {
       t.match(r.stderr, message, `${what}: says why`)
     }
   })
+
+  t.test('every other secret can come from Secrets you manage too: client secrets, signing keys', async (t) => {
+    const values = {
+      ...fromSecret,
+      config: {
+        ...minimal.config,
+        clients: [{ clientId: 'ci-bot', name: 'CI bot', grantTypes: ['client_credentials'], tokenEndpointAuthMethod: 'client_secret_basic', secret: '${CI_BOT_SECRET}' }],
+      },
+      secretEnv: { existingSecret: 'gatehouse-client-secrets' },
+      extraEnvFrom: [{ secretRef: { name: 'more-secrets' } }],
+      signingKeys: { existingSecret: 'gatehouse-signing-keys', keys: [{ file: 'es256.pem', active: true }] },
+    }
+    const objects = render(helmPath, { values })
+    t.same(await validateAll(objects), [], 'valid Kubernetes objects')
+    const pod = mustFind(objects, 'Deployment', 'gh-gatehouse').spec.template.spec
+    t.same(pod.containers[0].envFrom, [{ secretRef: { name: 'gatehouse-client-secrets' } }, { secretRef: { name: 'more-secrets' } }])
+    t.ok(
+      JSON.stringify(pod.volumes).includes('"secret":{"name":"gatehouse-signing-keys"'),
+      'signing keys mounted from the operator\'s Secret',
+    )
+    t.notOk(find(objects, 'Secret'), 'nothing secret in a chart-made Secret')
+    const text = mustFind(objects, 'ConfigMap').data['gatehouse.yaml'] as string
+    t.notMatch(text, /redis:\/\/|BEGIN|[A-Za-z0-9]{32}/, 'no secret in the ConfigMap')
+  })
 }
