@@ -23,7 +23,7 @@ export async function run(args: string[], io: CommandIo): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string' } } })
   const file = values.config ?? io.env.GATEHOUSE_CONFIG
   if (file) {
-    const config = await loadConfigFile(file, io.env)
+    const config = await loadConfigFile(file, io.env, { checkFiles: true })
     const logger = createLogger(config.log.level)
     const gateway = await startGateway(config, { logger, env: io.env })
     closeOnSignals(gateway, logger)

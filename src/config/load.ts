@@ -4,17 +4,16 @@
  * Every problem is reported at once, each with its path and a hint.
  */
 import { open } from 'node:fs/promises'
-import { Ajv, type ErrorObject } from 'ajv'
+import { Ajv } from 'ajv'
 import { parseDocument } from 'yaml'
 import { cimdWarnings } from './cimd-checks.js'
+import { fileProblems } from './file-checks.js'
+import { schemaProblem, withoutImpliedRequired, type ConfigProblem } from './problems.js'
 import { semanticProblems } from './semantic-checks.js'
 import { loginWarnings } from './login-schema.js'
 import { ConfigSchema, type Config, type ResourceConfig } from './schema.js'
 
-export interface ConfigProblem {
-  path: string
-  message: string
-}
+export type { ConfigProblem } from './problems.js'
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError'
@@ -49,11 +48,12 @@ export interface GatewayConfig extends Omit<Config, 'resources' | 'issuer' | 'pu
   readonly warnings: readonly string[]
 }
 
-const validate = new Ajv({ useDefaults: true, allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true })
+// verbose: errors carry the offending value and the schema, for "got …" and "did you mean …".
+const validate = new Ajv({ useDefaults: true, allErrors: true, verbose: true, strict: true, strictRequired: false, allowUnionTypes: true })
   .addFormat('uri', (s: string) => URL.canParse(s))
   .compile<Config>(ConfigSchema)
 
-/** How strictly a configuration is loaded; the default is what `serve` and `check-config` need. */
+/** How a configuration is loaded: strict by default; serve and check-config add the file checks, operator commands tolerate secrets they never read. */
 export interface LoadOptions {
   /**
    * Paths (as problems name them, e.g. `login.oidc[0].clientSecret`) where an unset `${VAR}` is
@@ -61,7 +61,17 @@ export interface LoadOptions {
    * in their environment to list grants. The value becomes a placeholder, and problems at or
    * below such a path are dropped: the command never reads it. Nothing of it is printed.
    */
-  tolerateUnset?: (path: string) => boolean
+  readonly tolerateUnset?: (path: string) => boolean
+  /**
+   * Also check the files and key variables `serve` reads at start (keys, CA bundles, JWKS files).
+   * Off for administrative commands, which need none of them.
+   */
+  readonly checkFiles?: boolean
+  /**
+   * What another layer finds in the substituted configuration, reported with the rest: the
+   * keystore's reading of the key files (config/ may not import keys/). Only loadConfigFile.
+   */
+  readonly moreProblems?: (data: unknown) => Promise<ConfigProblem[]>
 }
 
 /** Far above any real configuration; a bound so a wrong path (/dev/zero, a disk image) fails fast. */
@@ -76,7 +86,13 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
     if (err instanceof ConfigError) throw err
     throw new ConfigError(file, [{ path: '', message: `cannot read the file (${(err as NodeJS.ErrnoException).code})` }])
   }
-  return loadConfigText(text, file, env, options)
+  const { data, problems } = collect(parseText(text, file), env, options)
+  if (options.moreProblems) {
+    // A key already reported (missing file, unset variable, wrong shape) is not read again.
+    const more = await options.moreProblems(data)
+    problems.push(...more.filter((m) => !problems.some((p) => p.path.startsWith(m.path))))
+  }
+  return finish(file, data, problems)
 }
 
 async function readBounded(file: string): Promise<string> {
@@ -100,6 +116,10 @@ async function readBounded(file: string): Promise<string> {
 
 /** Loads configuration from YAML text; `source` names it in error messages. */
 export function loadConfigText(text: string, source: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): GatewayConfig {
+  return loadConfigObject(parseText(text, source), source, env, options)
+}
+
+function parseText(text: string, source: string): unknown {
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true })
   if (doc.errors.length > 0) {
     throw new ConfigError(source, doc.errors.map((e) => ({ path: '', message: yamlMessage(e.message) })))
@@ -112,7 +132,7 @@ export function loadConfigText(text: string, source: string, env: NodeJS.Process
   } catch (err) {
     throw new ConfigError(source, [{ path: '', message: yamlMessage((err as Error).message) }])
   }
-  return loadConfigObject(raw ?? {}, source, env, options)
+  return raw ?? {}
 }
 
 /**
@@ -126,8 +146,19 @@ function yamlMessage(message: string): string {
     .replace(/^(Unresolved alias \(the anchor must be set before the alias\)):.*$/, '$1')
 }
 
-/** Loads configuration from an already parsed object (tests, the embedded demo). */
+/**
+ * Loads configuration from an already parsed object (tests, the embedded demo).
+ * One report holds every problem: unset variables, schema errors, impossible combinations and,
+ * with checkFiles, unreadable files. A schema error where an unset variable stands is left out
+ * (it follows from the variable), and so is any combination check that cannot run on a file
+ * whose shape is wrong.
+ */
 export function loadConfigObject(raw: unknown, source: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): GatewayConfig {
+  const { data, problems } = collect(raw, env, options)
+  return finish(source, data, problems)
+}
+
+function collect(raw: unknown, env: NodeJS.ProcessEnv, options: LoadOptions): { data: unknown; problems: ConfigProblem[] } {
   const problems: ConfigProblem[] = []
   const tolerated: string[] = []
   const data = substituteEnv(structuredClone(raw), '', env, problems, (path) => {
@@ -135,16 +166,38 @@ export function loadConfigObject(raw: unknown, source: string, env: NodeJS.Proce
     tolerated.push(path)
     return true
   })
-  // A placeholder may fail the schema where the real value would not: not the command's concern.
-  const relevant = (p: ConfigProblem) => !tolerated.some((t) => p.path === t || p.path.startsWith(`${t}.`) || p.path.startsWith(`${t}[`))
-  if (problems.length === 0 && !validate(data)) {
-    problems.push(...(validate.errors ?? []).filter((e) => e.keyword !== 'if').map(schemaProblem).filter(relevant))
+  // What an unset variable (reported, or tolerated by an operator command) stands for: a
+  // placeholder may fail the schema where the real value would not.
+  const unset = [...problems.map((p) => p.path), ...tolerated]
+  const follows = (p: ConfigProblem) => unset.some((u) => p.path === u || p.path.startsWith(`${u}.`) || p.path.startsWith(`${u}[`))
+  const valid = validate(data)
+  const errors = valid ? [] : (validate.errors ?? []).filter((e) => e.keyword !== 'if')
+  const shape = withoutImpliedRequired(errors.map(schemaProblem)).filter((p) => !follows(p))
+  problems.push(...shape)
+  // A value the schema refused already has its problem; a combination check would repeat it.
+  const refused = new Set(shape.map((p) => p.path))
+  problems.push(...combinationProblems(data, valid).filter((p) => !follows(p) && !refused.has(p.path)))
+  if (options.checkFiles) problems.push(...fileProblems(data, env))
+  return { data, problems }
+}
+
+function finish(source: string, data: unknown, problems: readonly ConfigProblem[]): GatewayConfig {
+  if (problems.length > 0) throw new ConfigError(source, problems)
+  return deepFreeze(derive(data as Config))
+}
+
+/**
+ * The semantic checks are written for a valid configuration; on an invalid one they still find
+ * most mistakes (defaults are filled in either way), and where the shape is too wrong for them
+ * to run, the schema errors already say why.
+ */
+function combinationProblems(data: unknown, valid: boolean): ConfigProblem[] {
+  if (valid) return semanticProblems(data as Config)
+  try {
+    return semanticProblems(data as Config)
+  } catch {
+    return []
   }
-  if (problems.length > 0) throw new ConfigError(source, problems)
-  const config = data as Config
-  problems.push(...semanticProblems(config).filter(relevant))
-  if (problems.length > 0) throw new ConfigError(source, problems)
-  return deepFreeze(derive(config))
 }
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\$\{/g
@@ -184,30 +237,6 @@ function substituteEnv(
   }
   return value
 }
-
-function schemaProblem(e: ErrorObject): ConfigProblem {
-  const path = e.instancePath
-    .split('/')
-    .slice(1)
-    .map((seg) => (/^\d+$/.test(seg) ? `[${seg}]` : `.${seg.replace(/~1/g, '/').replace(/~0/g, '~')}`))
-    .join('')
-    .replace(/^\./, '')
-  switch (e.keyword) {
-    case 'additionalProperties':
-      return { path, message: `unknown key "${String(e.params.additionalProperty)}"` }
-    case 'enum':
-      return { path, message: `must be one of ${(e.params.allowedValues as unknown[]).join(', ')}` }
-    case 'const':
-      return { path, message: `must be ${JSON.stringify(e.params.allowedValue)}` }
-    case 'oneOf':
-      return { path, message: 'give exactly one of the alternatives (for a key: `file` or `env`)' }
-    case 'anyOf':
-      return { path, message: 'does not match any allowed form' }
-    default:
-      return { path, message: e.message ?? e.keyword }
-  }
-}
-
 
 function derive(c: Config): GatewayConfig {
   const publicUrl = c.publicUrl.replace(/\/$/, '')

@@ -63,15 +63,18 @@ export function semanticProblems(c: Config): { path: string; message: string }[]
       add(`${at}.path`, 'must not end with "/" (MCPA-50: the canonical URI has no trailing slash)')
     }
     if (/(^|\/)\.\.?(\/|$)/.test(r.path)) add(`${at}.path`, 'must not contain . or .. segments')
-    const upstream = new URL(r.upstream)
-    if (upstream.protocol !== 'http:' && upstream.protocol !== 'https:') add(`${at}.upstream`, 'must be http or https')
-    if (upstream.username || upstream.password) add(`${at}.upstream`, 'must not carry credentials')
-    if (upstream.hash) add(`${at}.upstream`, 'must not have a fragment')
-    // SEC-05's rule for client ids, applied to upstreams: the gateway never proxies to itself.
-    const upstreamPort = Number(upstream.port || (upstream.protocol === 'https:' ? 443 : 80))
-    const ownListener =
-      c.listen.port !== 0 && upstreamPort === c.listen.port && (isLoopbackHost(upstream.hostname) || upstream.hostname === c.listen.host)
-    if (upstream.origin === publicUrl.origin || ownListener) add(`${at}.upstream`, 'points at the gateway itself')
+    // Not a URL only when the schema refused it already (load.ts still runs these checks then).
+    const upstream = URL.canParse(r.upstream) ? new URL(r.upstream) : undefined
+    if (upstream) {
+      if (upstream.protocol !== 'http:' && upstream.protocol !== 'https:') add(`${at}.upstream`, 'must be http or https')
+      if (upstream.username || upstream.password) add(`${at}.upstream`, 'must not carry credentials')
+      if (upstream.hash) add(`${at}.upstream`, 'must not have a fragment')
+      // SEC-05's rule for client ids, applied to upstreams: the gateway never proxies to itself.
+      const upstreamPort = Number(upstream.port || (upstream.protocol === 'https:' ? 443 : 80))
+      const ownListener =
+        c.listen.port !== 0 && upstreamPort === c.listen.port && (isLoopbackHost(upstream.hostname) || upstream.hostname === c.listen.host)
+      if (upstream.origin === publicUrl.origin || ownListener) add(`${at}.upstream`, 'points at the gateway itself')
+    }
     const known = new Set(r.scopes.map((s) => s.name))
     if (known.size !== r.scopes.length) add(`${at}.scopes`, 'lists a scope twice')
     for (const s of r.requiredScopes) {

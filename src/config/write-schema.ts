@@ -3,12 +3,22 @@
  * config/gatehouse.schema.json for editors and config/REFERENCE.md for people.
  * A test keeps both in sync with the source.
  */
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
+import { helmConfigSchema } from './helm-schema.js'
 import { jsonSchema } from './schema.js'
 
 export const SCHEMA_FILE = fileURLToPath(new URL('../../config/gatehouse.schema.json', import.meta.url))
 export const REFERENCE_FILE = fileURLToPath(new URL('../../config/REFERENCE.md', import.meta.url))
+
+export const HELM_VALUES_SCHEMA_FILE = fileURLToPath(new URL('../../helm/gatehouse/values.schema.json', import.meta.url))
+
+/** The chart's values schema with properties.config replaced by the configuration schema. */
+export function helmValuesSchemaText(current: string): string {
+  const values = JSON.parse(current) as { properties: Record<string, unknown> }
+  values.properties.config = helmConfigSchema()
+  return `${JSON.stringify(values, null, 2)}\n`
+}
 
 export function schemaFileText(): string {
   return `${JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', ...jsonSchema() }, null, 2)}\n`
@@ -45,7 +55,7 @@ export function referenceText(): string {
     '# Configuration reference',
     '',
     'Generated from `src/config/schema.ts` by `npm run schema`; do not edit by hand.',
-    'Validate a file with `gatehouse check-config FILE`; editors can use `gatehouse.schema.json`.',
+    'Validate a file with `gatehouse check-config FILE` (every problem in one report, files `serve` reads included); editors can use `gatehouse.schema.json`.',
     'Any string value may contain `${NAME}`, replaced by the environment variable NAME (`$${` for a literal `${`).',
     '',
     '| key | type | default | meaning |',
@@ -72,5 +82,6 @@ function defaultOf(node: Node): string {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await writeFile(SCHEMA_FILE, schemaFileText())
   await writeFile(REFERENCE_FILE, referenceText())
-  process.stdout.write(`wrote ${SCHEMA_FILE}\nwrote ${REFERENCE_FILE}\n`)
+  await writeFile(HELM_VALUES_SCHEMA_FILE, helmValuesSchemaText(await readFile(HELM_VALUES_SCHEMA_FILE, 'utf8')))
+  process.stdout.write(`wrote ${SCHEMA_FILE}\nwrote ${REFERENCE_FILE}\nwrote ${HELM_VALUES_SCHEMA_FILE} (properties.config)\n`)
 }

@@ -56,6 +56,26 @@ export async function loadKeystore(
   return { ...keystoreOf([active, ...keys.filter((k) => k !== active)]), generated: false }
 }
 
+/**
+ * What loadKeystore would refuse, as configuration problems, without a store: `check-config`
+ * runs it so that a key file that is not a key fails there and not at `serve`'s start.
+ */
+export async function configuredKeyProblems(configured: readonly SigningKeyConfig[], env: NodeJS.ProcessEnv): Promise<{ path: string; message: string }[]> {
+  const problems: { path: string; message: string }[] = []
+  const kids = new Map<string, number>()
+  for (const [i, config] of configured.entries()) {
+    try {
+      const key = await loadConfiguredKey(config, env)
+      const other = kids.get(key.kid)
+      if (other !== undefined) problems.push({ path: `keys[${i}]`, message: `has the same kid as keys[${other}] (${key.kid})` })
+      kids.set(key.kid, i)
+    } catch (err) {
+      problems.push({ path: `keys[${i}]`, message: (err as Error).message })
+    }
+  }
+  return problems
+}
+
 function keystoreOf(keys: SigningKey[]): Omit<Keystore, 'generated'> {
   return { active: keys[0]!, jwks: { keys: keys.map((k) => k.publicJwk) } }
 }

@@ -183,3 +183,59 @@ t.test('the binary reads standard input to its end: closed, it refuses (exit 2);
   t.ok(await verifyPassword('correct horse battery staple', piped.stdout.trim()), 'the hash is of the password without its newline')
   t.notMatch(piped.stdout + piped.stderr, /horse/, 'the password is not echoed')
 })
+
+t.test('check-config reports every problem at once and everything serve would refuse at start (issue 21)', async (t) => {
+  const file = join(dir, 'three.yaml')
+  await writeFile(
+    file,
+    [
+      'publicUrl: https://gw.example.com',
+      'store: { type: redis, redis: { url: "rediss://:${REDIS_PASSWORD}@redis:6380/0", tls: { caFile: /nonexistent/ca.pem } } }',
+      'keys: [{ file: /nonexistent/key.pem }]',
+      'workloadIdentity: { issuers: [{ id: k8s, issuer: "https://k8s.example.com", jwksFile: /nonexistent/jwks.json, rules: [] }] }',
+      'resources:',
+      '  - { id: a, name: A, path: /mcp, upstreem: "http://127.0.0.1:3000/mcp" }',
+      '  - { id: b, name: B, path: /b, upstream: "htp//bad url" }',
+      '',
+    ].join('\n'),
+  )
+  for (const command of [['check-config', file], ['serve', '--config', file]]) {
+    const res = await runInProcess(command)
+    const what = command[0]!
+    t.equal(res.code, 2, `${what}: exit 2`)
+    t.match(res.stderr, /store\.redis\.url: environment variable REDIS_PASSWORD is not set/, `${what}: the unset variable`)
+    t.match(res.stderr, /resources\[0\]: unknown key "upstreem" \(did you mean "upstream"\?\)/, `${what}: the misspelled key, with a suggestion`)
+    t.match(res.stderr, /resources\[1\]\.upstream: must match format "uri" \(got "htp\/\/bad url"\)/, `${what}: the bad URL with its value`)
+    t.match(res.stderr, /keys\[0\]\.file: "\/nonexistent\/key\.pem" does not exist/, `${what}: the missing key file`)
+    t.match(res.stderr, /store\.redis\.tls\.caFile: "\/nonexistent\/ca\.pem" does not exist/, `${what}: the missing CA bundle`)
+    t.match(res.stderr, /workloadIdentity\.issuers\[0\]\.jwksFile: "\/nonexistent\/jwks\.json" does not exist/, `${what}: the missing JWKS file`)
+    for (const line of res.stderr.trim().split('\n').slice(1)) t.match(line, /^\s+- [\w.[\]]*: \S/, `one line per problem, path: message (${line})`)
+    noStack(t, what, res)
+  }
+  const notAKey = join(dir, 'not-a-key.pem')
+  await writeFile(notAKey, 'hello\n')
+  const keyFile = join(dir, 'key-content.yaml')
+  await writeFile(keyFile, `${BODY}keys: [{ file: ${notAKey} }, { env: GATEHOUSE_TEST_UNSET_KEY }]\n`)
+  const res = await runInProcess(['check-config', keyFile])
+  t.equal(res.code, 2, 'a key file that holds no key fails check-config, not only serve')
+  t.match(res.stderr, /keys\[1\]\.env: environment variable GATEHOUSE_TEST_UNSET_KEY is not set/)
+  const content = join(dir, 'key-content-only.yaml')
+  await writeFile(content, `${BODY}keys: [{ file: ${notAKey} }]\n`)
+  const parsed = await runInProcess(['check-config', content])
+  t.equal(parsed.code, 2)
+  t.match(parsed.stderr, /keys\[0\]: key file .* is not a ES256 private key/)
+})
+
+t.test('check-config: a key file that holds no key is reported with the other problems', async (t) => {
+  const notAKey = join(dir, 'not-a-key-2.pem')
+  await writeFile(notAKey, 'hello\n')
+  const file = join(dir, 'keys-and-more.yaml')
+  await writeFile(file, `${BODY}keys: [{ file: ${notAKey}, active: true }, { file: ${join(dir, 'absent.pem')} }]\nregistraton: {}\n`)
+  const res = await runInProcess(['check-config', file])
+  t.equal(res.code, 2)
+  t.match(res.stderr, /: 3 problems/)
+  t.match(res.stderr, /unknown key "registraton" \(did you mean "registration"\?\)/)
+  t.match(res.stderr, /keys\[0\]: key file .*not-a-key-2\.pem is not a ES256 private key/)
+  t.match(res.stderr, /keys\[1\]\.file: ".*absent\.pem" does not exist/)
+  t.notMatch(res.stderr, /keys\[1\]: /, 'a missing file is reported once, not read again')
+})

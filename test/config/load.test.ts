@@ -192,3 +192,57 @@ t.test('policy rules are checked against the resource at load', async (t) => {
   t.match(semantic, /rules\[1\]\.name: tools\/list calls have no name/)
   t.match(semantic, /rules\[2\]: a deny rule takes no scopes or users/)
 })
+
+t.test('one report: unset variables, schema errors with values, suggestions, combinations, files (issue 21)', async (t) => {
+  const problems = problemsOf(() =>
+    loadConfigObject(
+      {
+        publicUrl: 'https://mcp.example.com',
+        lisen: { port: 80 },
+        store: { type: 'redis', redis: { url: 'redis://:hunter2hunter2@redis:6379', keyPrefx: 'x', tls: { caFile: '/nonexistent/ca.pem' } } },
+        keys: [{ file: '/nonexistent/k.pem', active: true }, { env: 'UNSET_KEY_VAR', active: true }],
+        resources: [
+          { id: 'files', name: 'F', path: '/mcp', upstream: '${UPSTREAM}' },
+          { id: 'files', name: 'G', path: '/g', upstream: 'http://g/mcp', maxBodyBytes: 'big' },
+        ],
+        clients: [{ clientId: 'c', secret: 'short-secret-value', tokenEndpointAuthMethod: 'client_secret_basic' }],
+      },
+      'test',
+      {},
+      { checkFiles: true },
+    ),
+  )
+  const text = problems.map((p) => `${p.path}: ${p.message}`).join('\n')
+  t.match(text, /^resources\[0\]\.upstream: environment variable UPSTREAM is not set$/m, 'the unset variable')
+  t.notMatch(text, /resources\[0\]\.upstream: must/, 'no schema error for the value an unset variable stands for')
+  t.match(text, /^: unknown key "lisen" \(did you mean "listen"\?\)$/m, 'top-level suggestion')
+  t.match(text, /^store\.redis: unknown key "keyPrefx" \(did you mean "keyPrefix"\?\)$/m, 'nested suggestion')
+  t.match(text, /^resources\[1\]\.maxBodyBytes: must be integer \(got "big"\)$/m, 'the offending value')
+  t.match(text, /^resources\[1\]\.id: "files" is already used by resources\[0\]$/m, 'combination checks run beside schema errors')
+  t.match(text, /^keys: /m, 'two active keys')
+  t.match(text, /^keys\[0\]\.file: "\/nonexistent\/k\.pem" does not exist$/m)
+  t.match(text, /^keys\[1\]\.env: environment variable UNSET_KEY_VAR is not set or empty$/m)
+  t.match(text, /^store\.redis\.tls\.caFile: "\/nonexistent\/ca\.pem" does not exist$/m)
+  t.match(text, /clients\[0\]\.secret: .*\(got "\*\*\*\*"\)$/m, 'a secret is masked')
+  t.notMatch(text, /short-secret-value|hunter2/, 'no secret in the report')
+  t.notMatch(text, /did you mean "[^"]*"\?\).*did you mean/, 'one suggestion per key')
+})
+
+t.test('no suggestion for a key nothing resembles; file checks only when asked', async (t) => {
+  const problems = problemsOf(() => loadConfigObject({ ...minimal(), zebra: 1 }, 'test'))
+  t.same(problems, [{ path: '', message: 'unknown key "zebra"' }])
+  t.doesNotThrow(() => loadConfigObject({ ...minimal(), keys: [{ file: '/nonexistent/k.pem' }] }, 'test'), 'administrative commands need no key files')
+})
+
+t.test('a URL password in an offending value is masked', async (t) => {
+  const problems = problemsOf(() => loadConfigObject({ ...minimal(), store: { type: 'redis', redis: { url: 'http://:pw-XYZ@redis:6379' } } }, 'test'))
+  t.match(problems, [{ path: 'store.redis.url', message: /got "http:\/\/:\*\*\*\*@redis:6379"/ }])
+  t.notMatch(JSON.stringify(problems), /pw-XYZ/)
+})
+
+t.test('a misspelled required key is one problem, with its suggestion', async (t) => {
+  const problems = problemsOf(() => loadConfigObject({ ...minimal(), resources: [{ id: 'a', name: 'A', path: '/mcp', upstreem: 'http://f:1/mcp' }] }, 'test'))
+  t.same(problems, [{ path: 'resources[0]', message: 'unknown key "upstreem" (did you mean "upstream"?)' }])
+  const missing = problemsOf(() => loadConfigObject({ ...minimal(), resources: [{ id: 'a', name: 'A', path: '/mcp' }] }, 'test'))
+  t.same(missing, [{ path: 'resources[0]', message: "must have required property 'upstream'" }], 'a key simply missing is still reported')
+})

@@ -90,6 +90,14 @@ Paths inside the container (the image documents the same ones).
 Replicas and the store. The memory store lives in one process: more than one pod would split
 every session, code and grant between pods that cannot see each other's.
 */}}
+{{/*
+"true" when the chart spreads the replicas itself: several of them (or an autoscaler) and
+spreadReplicas on. Each of affinity and topologySpreadConstraints given by hand replaces its default.
+*/}}
+{{- define "gatehouse.spread" -}}
+{{- if and .Values.spreadReplicas (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) -}}true{{- end -}}
+{{- end }}
+
 {{- define "gatehouse.storeType" -}}
 {{- .Values.store.type }}
 {{- end }}
@@ -106,11 +114,21 @@ every session, code and grant between pods that cannot see each other's.
 {{- fail "redis.enabled deploys a Redis, but store.type is memory, so Gatehouse would not use it. Set store.type=redis." -}}
 {{- end -}}
 {{- if eq $store "redis" -}}
-{{- if and .Values.redis.enabled .Values.store.redis.url -}}
-{{- fail "give either store.redis.url (an external Redis) or redis.enabled=true (the in-chart Redis), not both." -}}
+{{- $urlSecret := .Values.store.redis.urlSecret.name -}}
+{{- if and .Values.redis.enabled (or .Values.store.redis.url $urlSecret) -}}
+{{- fail "give either store.redis.url or store.redis.urlSecret (an external Redis) or redis.enabled=true (the in-chart Redis), not both." -}}
 {{- end -}}
-{{- if not (or .Values.redis.enabled .Values.store.redis.url) -}}
-{{- fail "store.type is redis: set store.redis.url to your Redis (e.g. rediss://redis.example.com:6380/0), or redis.enabled=true for the in-chart Redis (trials only)." -}}
+{{- if not (or .Values.redis.enabled .Values.store.redis.url $urlSecret) -}}
+{{- fail "store.type is redis: set store.redis.url to your Redis (e.g. rediss://redis.example.com:6380/0), or store.redis.urlSecret to a Secret holding that URL, or redis.enabled=true for the in-chart Redis (trials only)." -}}
+{{- end -}}
+{{- if and .Values.store.redis.url $urlSecret -}}
+{{- fail "give either store.redis.url or store.redis.urlSecret.name, not both." -}}
+{{- end -}}
+{{- if and $urlSecret (or .Values.store.redis.username .Values.store.redis.password .Values.store.redis.passwordSecret.name) -}}
+{{- fail "the URL in store.redis.urlSecret carries its own credentials: leave store.redis.username, store.redis.password and store.redis.passwordSecret.name empty." -}}
+{{- end -}}
+{{- if and $urlSecret (hasKey .Values.secretEnv.values "REDIS_URL") -}}
+{{- fail "secretEnv.values.REDIS_URL clashes with store.redis.urlSecret, which the chart injects as REDIS_URL; remove one." -}}
 {{- end -}}
 {{- with .Values.store.redis.url -}}
 {{- if not (regexMatch "^rediss?://" .) -}}
@@ -240,6 +258,9 @@ The gateway configuration: config from the values, plus listen, store and keys.
 {{- $url := "" -}}
 {{- if .Values.redis.enabled -}}
 {{- $url = printf "redis://%s:6379/0" (include "gatehouse.redis.fullname" .) -}}
+{{- else if .Values.store.redis.urlSecret.name -}}
+{{- /* The whole URL, credentials included, stays in the Secret: the pod gets it as REDIS_URL. */ -}}
+{{- $url = "${REDIS_URL}" -}}
 {{- else -}}
 {{- $url = .Values.store.redis.url -}}
 {{- end -}}
