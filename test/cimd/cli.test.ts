@@ -177,8 +177,8 @@ t.test('usage: purge needs a shared store, inspect exactly one URL', async (t) =
   t.equal(bare.code, 2)
   t.match(bare.stderr, /cimd inspect URL --config FILE \| cimd purge/)
   const help = await run(['help'])
-  t.match(help.stderr, /gatehouse cimd inspect URL --config FILE/)
-  t.match(help.stderr, /gatehouse cimd purge \[URL\] --config FILE/)
+  t.match(help.stdout, /gatehouse cimd inspect URL --config FILE/, 'help is asked for: stdout')
+  t.match(help.stdout, /gatehouse cimd purge \[URL\] --config FILE/)
 })
 
 t.test('on Redis: inspect shows the shared cache without writing it; purge empties one URL or everything', async (t) => {
