@@ -141,6 +141,8 @@ t.test('inspect: refusals name their step and rule, exit 1; trust refuses before
   const off = await run(['cimd', 'inspect', url(GOOD), '--config', privateOff])
   t.equal(off.code, 1)
   t.match(off.stdout, /^url {8}refused: url\.ip-literal$/m)
+  t.match(off.stdout, /^hint {7}.*cimd\.allowPrivateAddresses: true$/m, 'the refusal names the development switch (issue 21)')
+  t.notMatch(bot.stdout, /^hint/m, 'no hint where the switch would not help')
   t.equal(hits(GOOD), before, 'nothing fetched with the switch off')
 
   const disabled = await configFile('disabled.json', { cimd: { ...cimd, enabled: false } })

@@ -115,6 +115,11 @@ export async function inspectClientId(
     lines.push(row('result', `REFUSED (invalid_client) at step ${refusal.step}, rule ${refusal.rule}`))
     lines.push(row('', `shown to the user: ${refusal.description}`))
     if (refusal.detail !== undefined) lines.push(row('', `log detail: ${refusal.detail}`))
+    // The refusal is right in production; on a developer's machine the document server is often
+    // on loopback, and the switch that allows it should not have to be looked up.
+    if (/not_allowed_address|ip-literal/.test(refusal.rule) && !cimd.allowPrivateAddresses) {
+      lines.push(row('hint', 'for a document server on this machine or a private network in DEVELOPMENT: cimd.allowPrivateAddresses: true'))
+    }
     return { accepted: false, lines }
   }
   const c = client!
