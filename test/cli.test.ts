@@ -170,8 +170,9 @@ t.test('grants list and revoke work on the Redis store of a deployment', async (
   )
   const listed = await run(['grants', 'list', '--config', config, '--sub', 'static:alice'])
   t.equal(listed.code, 0, listed.stderr)
-  const lines = listed.stdout.trim().split('\n').map((l) => JSON.parse(l) as { grantId: string; sub: string })
+  const lines = listed.stdout.trim().split('\n').map((l) => JSON.parse(l) as { grantId: string; sub: string; createdAt: string })
   t.same(lines.map((g) => g.grantId), [mine.grantId], 'only the asked-for subject')
+  t.equal(lines[0]!.createdAt, new Date(mine.createdAt * 1000).toISOString(), 'an ISO date, as clients list prints')
 
   const revoked = await run(['grants', 'revoke', '--config', config, mine.grantId])
   t.equal(revoked.code, 0)

@@ -37,7 +37,10 @@ export async function run(args: string[], io: CommandIo): Promise<number> {
       audit.record({ type: 'grant.revoked', grantId: grant.grantId, by: 'operator', actor, sub: grant.sub, clientId: grant.clientId })
     }
     if (action === 'list') {
-      for await (const grant of grants.list(filter)) io.stdout.write(`${JSON.stringify(grant)}\n`)
+      // ISO dates, as `clients list` prints them; the store keeps seconds since the epoch.
+      for await (const grant of grants.list(filter)) {
+        io.stdout.write(`${JSON.stringify({ ...grant, createdAt: new Date(grant.createdAt * 1000).toISOString() })}\n`)
+      }
       return 0
     }
     if (ids.length === 0) {
