@@ -28,7 +28,7 @@ export const STORE_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.0
 /** How an upstream hop ended; `ok` means response headers arrived (any status). */
 export type UpstreamOutcome = 'ok' | 'timeout' | 'connection_refused' | 'error'
 
-export type StoreOperation = 'get' | 'set' | 'set_if_absent' | 'take' | 'compare_and_set' | 'increment' | 'delete' | 'keys' | 'append' | 'read_log' | 'ping'
+export type StoreOperation = 'get' | 'set' | 'set_if_absent' | 'take' | 'compare_and_set' | 'increment' | 'delete' | 'keys' | 'append' | 'read_log' | 'add_member' | 'members' | 'remove_member' | 'ping'
 
 /** Label value of a metric that does not belong to one resource (Prometheus treats "" as absent). */
 export const NO_RESOURCE = ''

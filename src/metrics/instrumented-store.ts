@@ -62,6 +62,18 @@ export class InstrumentedStore implements Store {
     return this.#timed('read_log', () => this.inner.readLog(key, afterId, limit))
   }
 
+  addMember(key: string, member: string, ttlMs: number): Promise<void> {
+    return this.#timed('add_member', () => this.inner.addMember(key, member, ttlMs))
+  }
+
+  members(key: string): Promise<string[]> {
+    return this.#timed('members', () => this.inner.members(key))
+  }
+
+  removeMember(key: string, member: string): Promise<void> {
+    return this.#timed('remove_member', () => this.inner.removeMember(key, member))
+  }
+
   ping(): Promise<void> {
     return this.#timed('ping', () => this.inner.ping())
   }

@@ -17,6 +17,11 @@ export interface MemoryStoreOptions {
   sweepIntervalMs?: number
 }
 
+interface MemberSet {
+  members: Set<string>
+  expiresAt: number
+}
+
 interface Log {
   entries: (LogEntry & { at: number })[]
   expiresAt: number
@@ -25,6 +30,7 @@ interface Log {
 export class MemoryStore implements Store {
   readonly #entries = new Map<string, Entry>()
   readonly #logs = new Map<string, Log>()
+  readonly #sets = new Map<string, MemberSet>()
   #logSequence = 0
   readonly #sweeper: NodeJS.Timeout
 
@@ -112,12 +118,32 @@ export class MemoryStore implements Store {
       .map(({ id, value }) => ({ id, value }))
   }
 
+  async addMember(key: string, member: string, ttlMs: number): Promise<void> {
+    checkTtl(ttlMs)
+    const until = performance.now() + ttlMs
+    const set = this.#liveSet(key) ?? { members: new Set<string>(), expiresAt: until }
+    set.members.add(member)
+    set.expiresAt = Math.max(set.expiresAt, until)
+    this.#sets.set(key, set)
+  }
+
+  async members(key: string): Promise<string[]> {
+    return [...(this.#liveSet(key)?.members ?? [])]
+  }
+
+  async removeMember(key: string, member: string): Promise<void> {
+    const set = this.#liveSet(key)
+    set?.members.delete(member)
+    if (set?.members.size === 0) this.#sets.delete(key)
+  }
+
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {
     clearInterval(this.#sweeper)
     this.#entries.clear()
     this.#logs.clear()
+    this.#sets.clear()
   }
 
   /** The entry when present and unexpired; an expired one is removed on the way. */
@@ -128,6 +154,15 @@ export class MemoryStore implements Store {
       return undefined
     }
     return entry
+  }
+
+  #liveSet(key: string): MemberSet | undefined {
+    const set = this.#sets.get(key)
+    if (set && set.expiresAt <= performance.now()) {
+      this.#sets.delete(key)
+      return undefined
+    }
+    return set
   }
 
   #liveLog(key: string): Log | undefined {
@@ -143,6 +178,7 @@ export class MemoryStore implements Store {
     const now = performance.now()
     for (const [key, entry] of this.#entries) if (entry.expiresAt <= now) this.#entries.delete(key)
     for (const [key, log] of this.#logs) if (log.expiresAt <= now) this.#logs.delete(key)
+    for (const [key, set] of this.#sets) if (set.expiresAt <= now) this.#sets.delete(key)
   }
 }
 

@@ -21,7 +21,16 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`
 
+/** SADD; the set's TTL only grows (a shorter one would drop members that still need it). */
+export const ADD_MEMBER_SCRIPT = `
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1`
+
 export interface Scripted {
+  gatehouseAddMember(key: string, member: string, ttlMs: number): Promise<number>
   gatehouseIncrement(key: string, ttlMs: number): Promise<[number, number]>
   gatehouseCompareAndSet(key: string, expected: string, value: string, ttlMs: number): Promise<number>
   gatehouseAppend(key: string, value: string, keepMs: number): Promise<string>

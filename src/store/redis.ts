@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs'
 import type { ConnectionOptions } from 'node:tls'
 import { Cluster, Redis, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { RedisStoreConfig } from '../config/schema.js'
-import { APPEND_SCRIPT, COMPARE_AND_SET_SCRIPT, INCREMENT_SCRIPT, type Scripted } from './redis-scripts.js'
+import { ADD_MEMBER_SCRIPT, APPEND_SCRIPT, COMPARE_AND_SET_SCRIPT, INCREMENT_SCRIPT, type Scripted } from './redis-scripts.js'
 import { connectEveryNode, firstConnectionAttempt, logConnectionTrouble, type StoreLog } from './redis-connection.js'
 import { checkTtl, StoreUnavailableError, type LogEntry, type Store } from './store.js'
 
@@ -132,6 +132,7 @@ export class RedisStore implements Store {
     this.#client.defineCommand('gatehouseIncrement', { numberOfKeys: 1, lua: INCREMENT_SCRIPT })
     this.#client.defineCommand('gatehouseAppend', { numberOfKeys: 1, lua: APPEND_SCRIPT })
     this.#client.defineCommand('gatehouseCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET_SCRIPT })
+    this.#client.defineCommand('gatehouseAddMember', { numberOfKeys: 1, lua: ADD_MEMBER_SCRIPT })
     logConnectionTrouble(this.#client, log)
     if (this.#client instanceof Cluster) connectEveryNode(this.#client)
     this.#firstAttempt = firstConnectionAttempt(this.#client, config.connectTimeoutMs)
@@ -202,6 +203,20 @@ export class RedisStore implements Store {
   async readLog(key: string, afterId: string, limit: number): Promise<LogEntry[]> {
     const entries = await this.#run('XRANGE', (c) => c.xrange(key, afterId === '' ? '-' : `(${afterId}`, '+', 'COUNT', limit))
     return entries.map(([id, fields]) => ({ id, value: fields[fields.indexOf('v') + 1] ?? '' }))
+  }
+
+  /** SADD and the TTL in one script on one key (any cluster slot). */
+  async addMember(key: string, member: string, ttlMs: number): Promise<void> {
+    checkTtl(ttlMs)
+    await this.#write('SADD', (c) => (c as unknown as Scripted).gatehouseAddMember(key, member, Math.ceil(ttlMs)))
+  }
+
+  async members(key: string): Promise<string[]> {
+    return this.#run('SMEMBERS', (c) => c.smembers(key))
+  }
+
+  async removeMember(key: string, member: string): Promise<void> {
+    await this.#write('SREM', (c) => c.srem(key, member))
   }
 
   async ping(): Promise<void> {

@@ -44,6 +44,16 @@ export interface Store {
   append(key: string, value: string, keepMs: number): Promise<string>
   /** At most `limit` entries of the log at `key` that came after `afterId` (`''`: from the oldest kept), oldest first. */
   readLog(key: string, afterId: string, limit: number): Promise<LogEntry[]>
+  /**
+   * Adds `member` to the set at `key`, which then lives at least ttlMs longer (never shorter than
+   * it already would). An index a request path reads by one key: a person's grants (the account
+   * page), without walking the key space. Members may outlive what they name; readers check.
+   */
+  addMember(key: string, member: string, ttlMs: number): Promise<void>
+  /** The members of the set at `key`; empty when absent or expired. */
+  members(key: string): Promise<string[]>
+  /** Removes `member` from the set at `key`; absent sets and members are not an error. */
+  removeMember(key: string, member: string): Promise<void>
   /** Resolves when the backing service answers; rejects with StoreUnavailableError otherwise. */
   ping(): Promise<void>
   /** Releases connections and timers. The store must not be used afterwards. */

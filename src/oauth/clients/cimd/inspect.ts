@@ -43,6 +43,9 @@ export function readOnlyStore(store: Store): Store {
     keys: (prefix) => store.keys(prefix),
     append: async () => '',
     readLog: (key, afterId, limit) => store.readLog(key, afterId, limit),
+    addMember: async () => {},
+    members: (key) => store.members(key),
+    removeMember: async () => {},
     ping: () => store.ping(),
     close: async () => {},
   }
