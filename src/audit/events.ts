@@ -47,11 +47,11 @@ export type AuditEvent =
   /** WIF-02..04: a workload token refused, by the check that refused it; `issuer` is a configured id or `untrusted`. */
   | { type: 'workload.refused'; issuer: string; check: string }
   | { type: 'refresh.reused'; clientId: string; grantId: string }
-  /** With `by` operator: `actor` (--actor or the OS user) and the grant's `sub` and `clientId`. */
+  /** With `by` operator: `actor` (--actor or the OS user); with operator or user (the account page): the grant's `sub` and `clientId`. */
   | {
       type: 'grant.revoked'
       grantId: string
-      by: 'client' | 'operator' | 'code_replay' | 'refresh_reuse' | 'access_rules'
+      by: 'client' | 'operator' | 'user' | 'code_replay' | 'refresh_reuse' | 'access_rules'
       actor?: string
       sub?: string
       clientId?: string

@@ -14,7 +14,7 @@ h1{font-size:1.35rem;margin:0 0 1rem}p{margin:.5rem 0}.muted{color:var(--muted);
 dl{margin:1rem 0;display:grid;grid-template-columns:auto 1fr;gap:.35rem 1rem}dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}
 ul.scopes{padding-left:1.2rem}ul.scopes li{margin:.25rem 0}.new{font-weight:600}.badge{font-size:.75rem;border:1px solid var(--line);border-radius:999px;padding:0 .5rem;margin-left:.35rem}
 .warning{background:var(--warn-bg);border:1px solid var(--warn-line);border-radius:8px;padding:.75rem;margin:1rem 0}
-.error{color:var(--err)}label{display:block;margin:.75rem 0 .25rem;font-weight:600}
+.error{color:var(--err)}h2{font-size:1.1rem;margin:.5rem 0}ul.grants{list-style:none;padding:0}li.grant{border-top:1px solid var(--line);padding:.75rem 0}label{display:block;margin:.75rem 0 .25rem;font-weight:600}
 input[type=text],input[type=password]{width:100%;padding:.6rem;border:1px solid var(--field);border-radius:6px;background:var(--bg);color:var(--fg);font:inherit}
 .actions{display:flex;gap:.75rem;margin-top:1.5rem}button,a.button{font:inherit;padding:.6rem 1.2rem;border-radius:6px;border:1px solid var(--field);background:var(--card);color:var(--fg);cursor:pointer;text-decoration:none;display:inline-block}
 button.primary{background:var(--btn);border-color:var(--btn);color:#fff}button:focus-visible,a.button:focus-visible,input:focus-visible{outline:3px solid var(--accent);outline-offset:2px}

@@ -162,7 +162,8 @@ export function limitAuthorizationServer(app: FastifyInstance, limiter: RateLimi
   }
   app.addHook('onRoute', (route) => {
     const hook =
-      route.url === '/oauth/authorize' || route.url.startsWith('/oauth/authorize/')
+      // The account page signs people in too: the same per-address limit as the login forms.
+      route.url === '/oauth/authorize' || route.url.startsWith('/oauth/authorize/') || route.url === '/account' || route.url.startsWith('/account/')
         ? authorize
         : route.url === '/oauth/token'
           ? token

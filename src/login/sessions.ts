@@ -42,6 +42,20 @@ export class LoginSessions {
   }
 }
 
+/** What makes a stored session count for a page: its provider still configured, its login recent enough. */
+export interface SessionRules {
+  passwordLogin: boolean
+  oidcProviderIds: readonly string[]
+  /** login.session.maxAgeSeconds; undefined: any age. */
+  maxAgeSeconds: number | undefined
+}
+
+/** A session of a provider no longer configured does not count; nor one older than max age. */
+export function sessionCounts(session: LoginSession, rules: SessionRules): boolean {
+  const known = session.identity.provider === 'static' ? rules.passwordLogin : rules.oidcProviderIds.includes(session.identity.provider)
+  return known && isFresh(session, rules.maxAgeSeconds)
+}
+
 /** Whether a login is recent enough to reuse (login.session.maxAgeSeconds; undefined: any age). */
 export function isFresh(session: LoginSession, maxAgeSeconds: number | undefined, nowSeconds = Date.now() / 1000): boolean {
   return maxAgeSeconds === undefined || nowSeconds - session.authTime <= maxAgeSeconds

@@ -10,6 +10,8 @@ export const oauthPaths = {
   introspect: '/oauth/introspect',
   register: '/oauth/register',
   logout: '/oauth/logout',
+  /** A person's own page: the applications they allowed, each revocable. */
+  account: '/account',
 } as const
 
 /** The token endpoint URL; also an accepted client assertion audience (RFC 7523 §3). */

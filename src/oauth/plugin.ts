@@ -16,6 +16,7 @@ import { OidcLoginProvider } from '../login/oidc.js'
 import { LoginSessions } from '../login/sessions.js'
 import { StaticLoginProvider } from '../login/static.js'
 import type { Store } from '../store/store.js'
+import { registerAccount } from './account/routes.js'
 import { registerAuthorize } from './authorize/endpoint.js'
 import { registerLogout } from './authorize/logout.js'
 import { authorizeSteps } from './authorize/steps.js'
@@ -82,6 +83,7 @@ export async function oauthPlugin(
   registerAuthorize(app, authorizeDeps, steps)
   registerUpstreamLogin(app, authorizeDeps, steps)
   registerLogout(app, { config, sessions, cookies })
+  registerAccount(app, { config, store, grants, clients, sessions, login, oidc, cookies, audit, passwordFailures })
   registerToken(app, { config, clients, grants, keystore, store, assertions, audit })
   registerRevokeIntrospect(app, { config, clients, grants, verifier, assertions })
   if (config.registration.enabled) await app.register(registrationRoutes, { config, registered, limiter, audit })

@@ -19,6 +19,8 @@ export const storeKeys = {
   redeemedCode: (codeHash: string) => `code-redeemed:${codeHash}`,
   /** A grant: what one user allowed one client on one resource; refresh tokens live while it does. */
   grant: (grantId: string) => `grant:${grantId}`,
+  /** The ids of one person's grants (a set), so the account page lists them by one key; stale ids are dropped on read. */
+  grantsOfSubject: (subHash: string) => `grants-of:${subHash}`,
   /** A revoked grant's marker, kept through the code-replay window: a grant stored after its revocation is undone. */
   revokedGrant: (grantId: string) => `grant-revoked:${grantId}`,
   /** The log of revoked grants (a Redis stream) every replica reads into memory (§11.4 REV-01, REV-02). */

@@ -15,7 +15,7 @@ import { sendPage } from '../../http/html.js'
 import type { PasswordFailureLimit } from '../../http/password-failures.js'
 import type { OidcLoginProvider, UpstreamLoginError } from '../../login/oidc.js'
 import type { Identity, LoginProvider } from '../../login/provider.js'
-import { hash, isFresh, SESSION_COOKIE, type LoginSession, type LoginSessions } from '../../login/sessions.js'
+import { hash, SESSION_COOKIE, sessionCounts, type LoginSession, type LoginSessions } from '../../login/sessions.js'
 import { mayAccess } from '../../policy/access-rules.js'
 import { storeKeys } from '../../store/keys.js'
 import type { Store } from '../../store/store.js'
@@ -62,10 +62,8 @@ export function authorizeSteps(deps: AuthorizeDeps) {
   /** The session of this browser, if it is still good for a new authorization. */
   async function currentSession(request: FastifyRequest): Promise<LoginSession | undefined> {
     const session = await sessions.get(readCookie(request.headers.cookie, cookies.name(SESSION_COOKIE)))
-    if (!session) return undefined
-    // A session of a provider no longer configured does not count; nor one older than max age.
-    const known = session.identity.provider === 'static' ? deps.login !== undefined : oidc.some((p) => p.id === session.identity.provider)
-    return known && isFresh(session, maxAge) ? session : undefined
+    const rules = { passwordLogin: deps.login !== undefined, oidcProviderIds: oidc.map((p) => p.id), maxAgeSeconds: maxAge }
+    return session && sessionCounts(session, rules) ? session : undefined
   }
 
   /** The resource's access rules (checked after login, before consent is remembered or a code issued). */

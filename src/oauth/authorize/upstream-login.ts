@@ -4,13 +4,14 @@
  * single use, 10 minutes) and sets the state cookie that binds it to this browser, just before
  * the redirect to the IdP. The callback checks both exactly, lets openid-client validate the
  * answer, applies the resource's access rules, starts the session, remembers the consent and
- * issues the code.
+ * issues the code. A sign-in started on the account page comes back here too, without a request.
  */
-import { randomBytes } from 'node:crypto'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { AccessDeniedError, PublicError } from '../../errors.js'
 import { readCookie } from '../../http/cookies.js'
-import { UpstreamLoginError, type OidcLoginProvider, type UpstreamChecks } from '../../login/oidc.js'
+import { sendPage } from '../../http/html.js'
+import { UpstreamLoginError, type OidcLoginProvider } from '../../login/oidc.js'
+import { saveUpstreamState, STATE_COOKIE, UPSTREAM_STATE_TTL_SECONDS, type UpstreamState } from '../../login/upstream-state.js'
 import { refuseForeignOrigin } from '../../http/origin-check.js'
 import { hash, SESSION_COOKIE } from '../../login/sessions.js'
 import { storeKeys } from '../../store/keys.js'
@@ -18,19 +19,7 @@ import { oauthPaths } from '../endpoints.js'
 import { singleValued } from '../params.js'
 import { errorRedirect, type PendingRequest } from './request.js'
 import { BINDING_COOKIE, expired, type AuthorizeDeps, type AuthorizeSteps } from './steps.js'
-
-/** One upstream login the person approved, between the redirect to the IdP and its callback. */
-interface UpstreamState extends UpstreamChecks {
-  providerId: string
-  /** The pending authorization request it continues. */
-  requestId: string
-  /** Hash of the state cookie's value: the browser that approved (MCPS-05). */
-  binding: string
-}
-
-const STATE_COOKIE = 'oidc-state'
-/** MCPS-05: upstream state is short-lived. Also how long a pending request waits for the IdP. */
-const UPSTREAM_STATE_TTL_SECONDS = 600
+import { returnPage } from './views.js'
 
 export function registerUpstreamLogin(app: FastifyInstance, deps: AuthorizeDeps, steps: AuthorizeSteps): void {
   const { config, store, clients, sessions, cookies, oidc } = deps
@@ -65,11 +54,8 @@ export function registerUpstreamLogin(app: FastifyInstance, deps: AuthorizeDeps,
       reply.header('set-cookie', cookies.clear(BINDING_COOKIE))
       return upstreamFailure(reply, pending, provider, err)
     }
-    // MCPS-05: random per request, stored only now (after approval), bound to this browser by a
-    // fresh value in the state cookie, single use (taken at the callback), ten minutes.
-    const browserValue = randomBytes(32).toString('base64url')
-    const record: UpstreamState = { ...start.checks, providerId: provider.id, requestId: id, binding: hash(browserValue) }
-    await store.set(storeKeys.upstreamLoginState(hash(record.state)), JSON.stringify(record), UPSTREAM_STATE_TTL_SECONDS * 1000)
+    // MCPS-05: stored only now (after approval), bound to this browser by the state cookie.
+    const browserValue = await saveUpstreamState(store, provider.id, start.checks, id)
     // The person may take a while at the IdP: the pending request waits as long as the state does.
     await store.set(storeKeys.authorizationRequest(id), JSON.stringify(pending), UPSTREAM_STATE_TTL_SECONDS * 1000)
     request.log.info({ clientId: client.clientId, resource: pending.resourceId, provider: provider.id }, 'consent granted, upstream login started')
@@ -98,6 +84,7 @@ export function registerUpstreamLogin(app: FastifyInstance, deps: AuthorizeDeps,
     if ((await store.take(key)) === undefined) throw badCallback('state used concurrently')
     // The state cookie is single use like its record: gone whatever happens next.
     reply.header('set-cookie', cookies.clear(STATE_COOKIE))
+    if (record.requestId === undefined) return accountSignIn(request, reply, record)
     const pendingText = await store.take(storeKeys.authorizationRequest(record.requestId))
     if (pendingText === undefined) throw expired()
     reply.header('set-cookie', cookies.clear(BINDING_COOKIE))
@@ -105,12 +92,9 @@ export function registerUpstreamLogin(app: FastifyInstance, deps: AuthorizeDeps,
     const client = await clients.find(pending.clientId)
     const provider = oidc.find((p) => p.id === record.providerId)
     if (!client || !provider) throw expired()
-    // The URL the IdP redirected to, rebuilt from publicUrl (never from Host): openid-client
-    // derives the token request's redirect_uri from it.
-    const queryString = request.url.includes('?') ? request.url.slice(request.url.indexOf('?')) : ''
     let login: Awaited<ReturnType<OidcLoginProvider['complete']>>
     try {
-      login = await provider.complete(new URL(provider.redirectUri + queryString), record)
+      login = await provider.complete(returnedTo(request, provider), record)
     } catch (err) {
       if (!(err instanceof UpstreamLoginError)) throw err
       request.log.info({ clientId: client.clientId, provider: provider.id, failure: err.failure, detail: err.detail }, 'login failed')
@@ -128,6 +112,35 @@ export function registerUpstreamLogin(app: FastifyInstance, deps: AuthorizeDeps,
     recordEvent(reply, { type: 'consent.granted', sub: identity.sub, clientId: client.clientId, resource: pending.resourceId, scopes: pending.scopes, remembered: false })
     return issueCode(reply, pending, client, identity, 303)
   })
+
+  /** A sign-in started on the account page: no client, no consent; the session, then back there. */
+  async function accountSignIn(request: FastifyRequest, reply: FastifyReply, record: UpstreamState) {
+    const provider = oidc.find((p) => p.id === record.providerId)
+    if (!provider) throw badCallback('provider no longer configured')
+    let login: Awaited<ReturnType<OidcLoginProvider['complete']>>
+    try {
+      login = await provider.complete(returnedTo(request, provider), record)
+    } catch (err) {
+      if (!(err instanceof UpstreamLoginError)) throw err
+      const reason = err.failure === 'denied' ? 'cancelled' : err.failure === 'unavailable' ? 'idp_unreachable' : 'idp_error'
+      recordEvent(reply, { type: 'login.failed', provider: provider.id, reason })
+      reply.code(err.failure === 'denied' ? 403 : 502)
+      return sendPage(reply, returnPage({ title: 'Sign-in failed', message: `The sign-in at ${provider.name} did not complete. Try again from your account page.` }))
+    }
+    recordEvent(reply, { type: 'login.succeeded', sub: login.identity.sub, provider: login.identity.provider })
+    const sessionId = await sessions.create(login.identity, login.authTime)
+    reply.header('set-cookie', cookies.serialize(SESSION_COOKIE, sessionId, config.authorizationServer.sessionTtlSeconds))
+    return reply.header('cache-control', 'no-store').redirect(oauthPaths.account, 303)
+  }
+}
+
+/**
+ * The URL the IdP redirected to, rebuilt from publicUrl (never from Host): openid-client derives
+ * the token request's redirect_uri from it.
+ */
+function returnedTo(request: FastifyRequest, provider: OidcLoginProvider): URL {
+  const queryString = request.url.includes('?') ? request.url.slice(request.url.indexOf('?')) : ''
+  return new URL(provider.redirectUri + queryString)
 }
 
 /** MCPS-05: a callback that does not continue a login this browser approved. Nothing is issued. */

@@ -30,6 +30,8 @@ export interface Grant {
   groups?: string[]
   /** Seconds since the epoch. */
   createdAt: number
+  /** When a token was last issued for it (sign-in or refresh), seconds since the epoch; absent until the first refresh. */
+  lastUsedAt?: number
   /** A public client's refresh tokens are bound to the DPoP key of its first token (RFC 9449 §5, DPOP-04). */
   dpopJkt?: string
 }
@@ -127,6 +129,7 @@ export class Grants {
    */
   async start(grant: Grant, withRefreshToken: boolean): Promise<string | undefined> {
     await this.store.set(storeKeys.grant(grant.grantId), JSON.stringify(grant), this.timings.refreshTokenTtlSeconds * 1000)
+    await this.#index(grant)
     if ((await this.store.get(storeKeys.revokedGrant(grant.grantId))) !== undefined) {
       await this.store.delete(storeKeys.grant(grant.grantId))
       throw new InvalidGrantError('the code was already used', { detail: 'grant revoked by a concurrent replay of its code' })
@@ -137,6 +140,21 @@ export class Grants {
   async get(grantId: string): Promise<Grant | undefined> {
     const stored = await this.store.get(storeKeys.grant(grantId))
     return stored === undefined ? undefined : (JSON.parse(stored) as Grant)
+  }
+
+  /**
+   * The live grants of one person, newest first, by the index of their grant ids (one key, no walk
+   * of the store): the account page. Ids whose grant expired or was revoked are dropped from it.
+   */
+  async ofSubject(sub: string): Promise<Grant[]> {
+    const key = storeKeys.grantsOfSubject(hash(sub))
+    const ids = await this.store.members(key)
+    const found = await Promise.all(ids.map(async (id) => ({ id, grant: await this.get(id) })))
+    const stale = found.filter(({ grant }) => grant === undefined || grant.sub !== sub)
+    await Promise.all(stale.map(({ id }) => this.store.removeMember(key, id)))
+    return found
+      .flatMap(({ grant }) => (grant !== undefined && grant.sub === sub ? [grant] : []))
+      .sort((a, b) => b.createdAt - a.createdAt)
   }
 
   /** Every live grant, optionally of one subject or client (operator tools only: walks the store). */
@@ -221,14 +239,21 @@ export class Grants {
    * catches that (as in start), so a grant never outlives its revocation.
    */
   async #liveGrant(grantId: string): Promise<Grant | undefined> {
-    const grant = await this.get(grantId)
-    if (!grant) return undefined
+    const stored = await this.get(grantId)
+    if (!stored) return undefined
+    const grant: Grant = { ...stored, lastUsedAt: Math.floor(Date.now() / 1000) }
     await this.store.set(storeKeys.grant(grantId), JSON.stringify(grant), this.timings.refreshTokenTtlSeconds * 1000)
+    await this.#index(grant)
     if (await this.#revokedMeanwhile(grantId)) {
       await this.store.delete(storeKeys.grant(grantId))
       return undefined
     }
     return grant
+  }
+
+  /** The person's index outlives each of their grants: its TTL follows the newest write. */
+  async #index(grant: Grant): Promise<void> {
+    await this.store.addMember(storeKeys.grantsOfSubject(hash(grant.sub)), grant.grantId, this.timings.refreshTokenTtlSeconds * 1000)
   }
 
   async #revokedMeanwhile(grantId: string): Promise<boolean> {
