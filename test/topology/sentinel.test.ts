@@ -7,6 +7,7 @@
  * is still there. Concurrent code exchanges and refreshes during the failover never issue twice.
  * A Client ID Metadata Document cached before the failover is served from the cache after it.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { RedisStore } from '../../src/store/redis.js'
@@ -23,9 +24,26 @@ const log = { warn: () => {}, error: () => {} }
 const upstream = await startSdk1Upstream({ stateful: true, jsonResponse: true })
 t.teardown(() => upstream.close())
 
-t.test('Sentinel: the store contract through the sentinels', async (t) => {
-  const sentinel = await sentinelForTests(t, { password: 'sentinel-data-pw' })
+t.test('Sentinel: the store contract through sentinels that require a password of their own', async (t) => {
+  const sentinel = await sentinelForTests(t, { password: 'sentinel-data-pw', sentinelPassword: 'sentinel-own-pw' })
   if (!sentinel) return
+  /** Whether a write through `config` succeeds within 2 s (the first ones fail while it connects). */
+  const writes = async (config: ReturnType<typeof sentinel.storeConfig>) => {
+    const store = new RedisStore(config, log)
+    try {
+      for (const deadline = Date.now() + 2000; Date.now() < deadline; await sleep(100)) {
+        if (await store.set('k', 'v', 1000).then(() => true, () => false)) return true
+      }
+      return false
+    } finally {
+      await store.close()
+    }
+  }
+  t.test('sentinelPassword is what lets the store find the master', async (t) => {
+    const { sentinelPassword: _, ...withoutIt } = sentinel.storeConfig({ keyPrefix: 'contract:' })
+    t.equal(await writes(withoutIt), false, 'without it the sentinels refuse to name the master: no write')
+    t.equal(await writes(sentinel.storeConfig({ keyPrefix: 'contract:' })), true, 'with it, writes go through')
+  })
   storeContract(t, async () => new RedisStore(sentinel.storeConfig({ keyPrefix: 'contract:' }), log))
 })
 
