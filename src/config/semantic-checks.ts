@@ -42,6 +42,9 @@ export function semanticProblems(c: Config): { path: string; message: string }[]
   if (c.store.type === 'redis' && c.store.redis?.sentinels && !c.store.redis.sentinelMasterName) {
     add('store.redis.sentinelMasterName', 'is required with sentinels')
   }
+  if (c.store.redis?.sentinelPassword && !c.store.redis.sentinels) {
+    add('store.redis.sentinelPassword', 'is the password of sentinels: it needs store.redis.sentinels')
+  }
   if (c.store.redis?.sentinels && c.store.redis.clusterNodes) {
     add('store.redis', 'give sentinels or clusterNodes, not both')
   }

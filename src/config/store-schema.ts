@@ -27,6 +27,14 @@ export const RedisStore = Type.Object(
       }),
     ),
     sentinelMasterName: Type.Optional(Type.String({ description: 'The Sentinel master group name.' })),
+    sentinelPassword: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'Password of the sentinels themselves (their requirepass), when they require one, e.g. ${SENTINEL_PASSWORD}. ' +
+          "The primary's and replicas' password stays in the URL.",
+      }),
+    ),
     clusterNodes: Type.Optional(
       Type.Array(Type.Object({ host: Type.String(), port: Type.Integer({ minimum: 1, maximum: 65535 }) }, strict), {
         minItems: 1,

@@ -100,6 +100,7 @@ export function redisClientPlan(config: RedisStoreConfig): RedisClientPlan {
         ...common,
         sentinels: config.sentinels,
         name: config.sentinelMasterName,
+        sentinelPassword: config.sentinelPassword,
         // TLS, when on, covers the sentinels too; the servername names the primary only.
         enableTLSForSentinelMode: tls !== undefined,
         sentinelTLS: tls && { ...tls, servername: undefined },

@@ -145,6 +145,16 @@ t.test('signing keys: exactly one active when several; file or env, not both', a
   t.equal(one.keys[0]!.active, true, 'a single key is the active one')
 })
 
+t.test('store.redis.sentinelPassword belongs to sentinels', async (t) => {
+  const redis = { url: 'redis://gatehouse/0', sentinelPassword: '${SENTINEL_PASSWORD}' }
+  t.match(problemsOf(() => loadConfigObject({ ...minimal(), store: { type: 'redis', redis } }, 'test', { SENTINEL_PASSWORD: 'pw' })), [
+    { path: 'store.redis.sentinelPassword', message: /needs store\.redis\.sentinels/ },
+  ])
+  const sentinels = [{ host: 's1', port: 26379 }]
+  const ok = loadConfigObject({ ...minimal(), store: { type: 'redis', redis: { ...redis, sentinels, sentinelMasterName: 'g' } } }, 'test', { SENTINEL_PASSWORD: 'pw' })
+  t.equal(ok.store.redis?.sentinelPassword, 'pw', 'from the environment, like every secret')
+})
+
 t.test('missing file is a ConfigError naming the file', async (t) => {
   await t.rejects(loadConfigFile('/nonexistent/gatehouse.yaml'), { name: 'ConfigError', message: /ENOENT/ })
 })

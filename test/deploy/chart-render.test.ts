@@ -11,7 +11,7 @@ import { validateAll } from './kube-schema.js'
 const helmPath = helmOrSkip(t)
 
 // Values of the ${NAME} references the chart writes into the config (Secrets in a cluster).
-const secretEnv = { REDIS_PASSWORD: 'test-password' }
+const secretEnv = { REDIS_PASSWORD: 'test-password', SENTINEL_PASSWORD: 'test-sentinel-password' }
 
 // The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and Helm's default (newest).
 const kubeVersions = ['1.29.0', undefined]

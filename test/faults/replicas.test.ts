@@ -6,7 +6,6 @@
  * crashed replica stored is in Redis, its streams end for their clients (who reconnect), and
  * the streams of the other replicas never notice.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net'
 import { join } from 'node:path'
@@ -17,8 +16,8 @@ import { Agent, fetch as undiciFetch } from 'undici'
 import { connectSdk1Client, readSseEvents } from '../fixtures/mcp-clients.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { FormBrowser } from '../helpers/form-browser.js'
+import { childReplica } from '../helpers/child-replica.js'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
-import { reservePort } from '../helpers/ports.js'
 import { redisServerForTests } from '../helpers/redis.js'
 import { watchStrayErrors } from '../helpers/stray-errors.js'
 import {
@@ -32,8 +31,6 @@ import {
   tokenRequest,
   USER,
 } from './fault-kit.js'
-
-const CLI = new URL('../../src/cli.ts', import.meta.url).pathname
 
 /**
  * One public origin in front of the replicas, balancing connections as a Kubernetes Service does
@@ -60,32 +57,6 @@ async function loadBalancer(t: Test) {
     server.close()
   })
   return { origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, to: (port: number) => void (target = port) }
-}
-
-interface ChildReplica {
-  port: number
-  /** SIGKILL: a crash. */
-  crash(): Promise<void>
-}
-
-/** A replica in a child process (`gatehouse serve`), so that it can really crash. */
-async function childReplica(t: Test, dir: string, config: Record<string, unknown>): Promise<ChildReplica> {
-  const port = await reservePort(t)
-  const file = join(dir, `replica-${port}.json`)
-  await writeFile(file, JSON.stringify({ ...config, listen: { host: '127.0.0.1', port }, log: { level: 'warn' } }))
-  const child: ChildProcess = spawn(process.execPath, ['--import=tsx', CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  child.stdout!.on('data', (c: Buffer) => (output += c))
-  child.stderr!.on('data', (c: Buffer) => (output += c))
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  const crash = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    await exited
-  }
-  t.teardown(crash)
-  const ready = await eventually(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, 30_000, 100)
-  if (!ready) throw new Error(`the child replica did not become ready: ${output}`)
-  return { port, crash }
 }
 
 async function replicas(t: Test) {

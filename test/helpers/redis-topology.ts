@@ -141,7 +141,8 @@ export interface TestSentinel {
   admin(port: number): Redis
 }
 
-export async function sentinelForTests(t: Test, { password }: { password?: string } = {}): Promise<TestSentinel | undefined> {
+/** `password`: the data nodes' requirepass; `sentinelPassword`: the sentinels' own requirepass. */
+export async function sentinelForTests(t: Test, { password, sentinelPassword }: { password?: string; sentinelPassword?: string } = {}): Promise<TestSentinel | undefined> {
   if (!(await redisServerInstalled(t))) return undefined
   const procs = new Processes(t)
   const [masterPort, replicaPort] = [await reservePort(t), await reservePort(t)]
@@ -172,11 +173,13 @@ export async function sentinelForTests(t: Test, { password }: { password?: strin
       `sentinel failover-timeout ${MASTER_NAME} 5000`,
       `sentinel parallel-syncs ${MASTER_NAME} 1`,
       ...(password ? [`sentinel auth-pass ${MASTER_NAME} ${password}`] : []),
+      // A sentinel that requires a password needs it from the other sentinels too.
+      ...(sentinelPassword ? [`requirepass ${sentinelPassword}`, `sentinel sentinel-pass ${sentinelPassword}`] : []),
     ]
     await writeFile(conf, lines.join('\n') + '\n')
     sentinels.push(await procs.start([conf, '--sentinel'], port, dir))
   }
-  const sentinelClient = procs.client(sentinels[0]!.port)
+  const sentinelClient = procs.client(sentinels[0]!.port, sentinelPassword)
   const masterPortNow = async (): Promise<number> => {
     const [, port] = (await sentinelClient.call('SENTINEL', 'get-master-addr-by-name', MASTER_NAME)) as [string, string]
     return Number(port)
@@ -202,6 +205,7 @@ export async function sentinelForTests(t: Test, { password }: { password?: strin
       keyPrefix: 'sentinel:',
       sentinels: sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })),
       sentinelMasterName: MASTER_NAME,
+      ...(sentinelPassword && { sentinelPassword }),
       connectTimeoutMs: 2000,
       commandTimeoutMs: 500,
       ...overrides,

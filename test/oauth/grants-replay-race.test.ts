@@ -22,6 +22,38 @@ async function raceOn(t: Test, store: Store) {
     t.equal(await grants.get(grant.grantId), undefined, 'the grant is not left behind')
   })
 
+  await t.test('O21-08: a redemption while another is between its take and its next step is a replay', async (t) => {
+    // The first redemption stops right after its take, as a slow replica would; the second runs whole meanwhile.
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    let first = true
+    const pausing = new Proxy(store, {
+      get(target, prop) {
+        if (prop === 'take') {
+          return async (key: string) => {
+            const value = await target.take(key)
+            if (first) {
+              first = false
+              await gate
+            }
+            return value
+          }
+        }
+        const value = Reflect.get(target, prop) as unknown
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    const slow = new Grants(pausing, timings)
+    const record = { grant: slow.newGrant({ sub: 'carol', clientId: 'c', resourceId: 'r', scopes: ['mcp'] }), redirectUri: 'http://127.0.0.1/cb', redirectUriGiven: true, codeChallenge: 'x', refreshAllowed: true }
+    const code = await slow.issueCode(record)
+    const winner = slow.redeemCode(code)
+    while (first) await new Promise((resolve) => setImmediate(resolve))
+    const replay = await slow.redeemCode(code)
+    release()
+    t.match(await winner, { replayed: false }, 'the first redemption gets the code')
+    t.match(replay, { replayed: true, record: { grant: { grantId: record.grant.grantId } } }, 'the second is seen as a replay, not as an unknown code')
+  })
+
   await t.test('a grant nobody revoked starts normally', async (t) => {
     const other = grants.newGrant({ sub: 'bob', clientId: 'c', resourceId: 'r', scopes: ['mcp'] })
     t.type(await grants.start(other, true), 'string', 'a refresh token')

@@ -129,10 +129,12 @@ t.test('client options from the configuration', async (t) => {
       tls: { servername: 'primary.example' },
       sentinels,
       sentinelMasterName: 'gatehouse',
+      sentinelPassword: 'sentinel-pw',
     })
     t.match(plan.options, {
       sentinels,
       name: 'gatehouse',
+      sentinelPassword: 'sentinel-pw',
       password: 'pw',
       db: 2,
       keyPrefix: 'gh:',

@@ -5,12 +5,18 @@
  * the replica, and meanwhile every request is answered 200 or 503 with Retry-After (never a hang,
  * a 500 or a wrong answer); then flows complete again and what was written before the failover
  * is still there. Concurrent code exchanges and refreshes during the failover never issue twice.
+ * A Client ID Metadata Document cached before the failover is served from the cache after it.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { RedisStore } from '../../src/store/redis.js'
 import { storeContract } from '../store/contract.js'
 import { sentinelForTests } from '../helpers/redis-topology.js'
+import { startTestGateway } from '../helpers/gateway.js'
+import { FormBrowser } from '../helpers/form-browser.js'
+import { json, startHttpDocServer } from '../cimd/servers.js'
+import { AS_CONFIG, REDIRECT } from '../faults/fault-kit.js'
 import { checkEverything, checkProbes, codeFlow, failoverGateway, prepareRaces, probeUntilRecovered, register, unexpectedErrors, writeEverything } from './failover-kit.js'
 
 t.setTimeout(180_000)
@@ -18,9 +24,26 @@ const log = { warn: () => {}, error: () => {} }
 const upstream = await startSdk1Upstream({ stateful: true, jsonResponse: true })
 t.teardown(() => upstream.close())
 
-t.test('Sentinel: the store contract through the sentinels', async (t) => {
-  const sentinel = await sentinelForTests(t, { password: 'sentinel-data-pw' })
+t.test('Sentinel: the store contract through sentinels that require a password of their own', async (t) => {
+  const sentinel = await sentinelForTests(t, { password: 'sentinel-data-pw', sentinelPassword: 'sentinel-own-pw' })
   if (!sentinel) return
+  /** Whether a write through `config` succeeds within 2 s (the first ones fail while it connects). */
+  const writes = async (config: ReturnType<typeof sentinel.storeConfig>) => {
+    const store = new RedisStore(config, log)
+    try {
+      for (const deadline = Date.now() + 2000; Date.now() < deadline; await sleep(100)) {
+        if (await store.set('k', 'v', 1000).then(() => true, () => false)) return true
+      }
+      return false
+    } finally {
+      await store.close()
+    }
+  }
+  t.test('sentinelPassword is what lets the store find the master', async (t) => {
+    const { sentinelPassword: _, ...withoutIt } = sentinel.storeConfig({ keyPrefix: 'contract:' })
+    t.equal(await writes(withoutIt), false, 'without it the sentinels refuse to name the master: no write')
+    t.equal(await writes(sentinel.storeConfig({ keyPrefix: 'contract:' })), true, 'with it, writes go through')
+  })
   storeContract(t, async () => new RedisStore(sentinel.storeConfig({ keyPrefix: 'contract:' }), log))
 })
 
@@ -94,4 +117,46 @@ t.test('Sentinel with waitForReplicas: writes wait for the replica; without one 
     await t.rejects(store.take('kept'), { name: 'StoreUnavailableError' }, 'a take too: the caller does not get a value a failover could bring back')
     t.equal(await store.get('unsure'), 'v', 'the write is on the primary all the same: waiting bounds the loss, it cannot undo')
   })
+})
+
+t.test('Sentinel: a metadata document cached before the failover is served from the cache after it (CIMD)', async (t) => {
+  const sentinel = await sentinelForTests(t)
+  if (!sentinel) return
+  const docs = await startHttpDocServer()
+  t.teardown(() => docs.close())
+  // A host name, not an IP literal (CIMD-06); plain HTTP on loopback needs the development switches.
+  const clientId = `http://localhost:${docs.port}/client.json`
+  docs.routes.set('/client.json', json({ client_id: clientId, client_name: 'Cached Before Failover', redirect_uris: [REDIRECT], grant_types: ['authorization_code'], token_endpoint_auth_method: 'none' }))
+  const gw = await startTestGateway(t, {
+    store: { type: 'redis', redis: sentinel.storeConfig() },
+    resources: [{ upstream: upstream.url }],
+    config: { ...AS_CONFIG, cimd: { enabled: true, allowHttp: true, allowPrivateAddresses: true, trust: { any: true } } },
+  })
+  const page = async () => {
+    const browser = new FormBrowser(gw.origin)
+    const url = new URL(`${gw.origin}/oauth/authorize`)
+    const query = { response_type: 'code', client_id: clientId, redirect_uri: REDIRECT, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', resource: gw.mcpUrl(), scope: 'mcp' }
+    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v)
+    return browser.get(url.href)
+  }
+  const first = await page()
+  t.equal(first.status, 200, 'the login page for the metadata-document client')
+  t.match(first.html, /Cached Before Failover/, 'naming the client from its document')
+  t.equal(docs.hits.get('/client.json'), 1, 'the document was fetched once, and cached')
+  const master = sentinel.admin(await sentinel.masterPort())
+  // Replication is asynchronous: the cache entry must have reached the replica to survive (README: what a failover can lose).
+  t.ok(Number(await master.call('WAIT', 1, 2000)) >= 1, 'the replica acknowledged the cache entry')
+
+  const oldPort = await sentinel.masterPort()
+  await sentinel.master.kill()
+  await sentinel.promoted(oldPort)
+  docs.routes.delete('/client.json') // a fetch now would fail: only the cache can answer
+  let after = await page()
+  for (const deadline = Date.now() + 20_000; after.status === 503 && Date.now() < deadline; ) {
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    after = await page()
+  }
+  t.equal(after.status, 200, 'after the failover the client is still known')
+  t.match(after.html, /Cached Before Failover/, 'from the document cached before it')
+  t.equal(docs.hits.get('/client.json'), 1, 'without fetching the document again')
 })

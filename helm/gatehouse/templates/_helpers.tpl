@@ -145,6 +145,12 @@ spreadReplicas on. Each of affinity and topologySpreadConstraints given by hand 
 {{- if and $r.sentinels (not $r.sentinelMasterName) -}}
 {{- fail "store.redis.sentinels needs store.redis.sentinelMasterName, the master group name the sentinels monitor." -}}
 {{- end -}}
+{{- if and $r.sentinelPasswordSecret.name (not $r.sentinels) -}}
+{{- fail "store.redis.sentinelPasswordSecret is the password of sentinels: it needs store.redis.sentinels." -}}
+{{- end -}}
+{{- if and $r.sentinelPasswordSecret.name (hasKey .Values.secretEnv.values "SENTINEL_PASSWORD") -}}
+{{- fail "secretEnv.values.SENTINEL_PASSWORD clashes with store.redis.sentinelPasswordSecret, which the chart injects as SENTINEL_PASSWORD; remove one." -}}
+{{- end -}}
 {{- if and .Values.redis.enabled (or $r.sentinels $r.clusterNodes) -}}
 {{- fail "the in-chart Redis (redis.enabled) is one standalone server: it has no sentinels or cluster nodes." -}}
 {{- end -}}
@@ -283,6 +289,9 @@ The gateway configuration: config from the values, plus listen, store and keys.
 {{- with .Values.store.redis.sentinels -}}
 {{- $_ := set $redis "sentinels" . -}}
 {{- $_ := set $redis "sentinelMasterName" $.Values.store.redis.sentinelMasterName -}}
+{{- if $.Values.store.redis.sentinelPasswordSecret.name -}}
+{{- $_ := set $redis "sentinelPassword" "${SENTINEL_PASSWORD}" -}}
+{{- end -}}
 {{- end -}}
 {{- with .Values.store.redis.clusterNodes -}}
 {{- $_ := set $redis "clusterNodes" . -}}

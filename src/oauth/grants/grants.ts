@@ -112,14 +112,18 @@ export class Grants {
    */
   async redeemCode(code: string): Promise<{ record: CodeRecord; replayed: boolean } | undefined> {
     const codeHash = hash(code)
+    // The marker is written before the take, not after it: a concurrent redemption that finds the
+    // code gone always finds the marker too, so it is seen as the replay it is (RFC 9700 §4.14.2).
+    // Marked after the take, one landing between the two writes was refused as an unknown code and
+    // the grant lived on (found by test/topology/soak.test.ts racing exchanges at two replicas).
+    const live = await this.store.get(storeKeys.authorizationCode(codeHash))
+    if (live !== undefined) await this.store.set(storeKeys.redeemedCode(codeHash), live, this.#replayWindowMs())
     const stored = await this.store.take(storeKeys.authorizationCode(codeHash))
     if (stored === undefined) {
       const redeemed = await this.store.get(storeKeys.redeemedCode(codeHash))
       return redeemed === undefined ? undefined : { record: JSON.parse(redeemed) as CodeRecord, replayed: true }
     }
-    const record = JSON.parse(stored) as CodeRecord
-    await this.store.set(storeKeys.redeemedCode(codeHash), stored, this.#replayWindowMs())
-    return { record, replayed: false }
+    return { record: JSON.parse(stored) as CodeRecord, replayed: false }
   }
 
   /**
