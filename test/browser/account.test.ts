@@ -52,6 +52,7 @@ async function suite(browser: Browser): Promise<void> {
   async function signIn(page: Page, username: string): Promise<void> {
     const shown = await page.goto(`${gw.origin}/account`)
     await checkPageHeaders(t, shown!, 'the sign-in page')
+    await checkStyleApplied(t, page)
     await page.getByLabel('Username', { exact: true }).fill(username)
     await page.getByLabel('Password', { exact: true }).fill(PASSWORD)
     const answer = await clicking(page, '/account/login', page.getByRole('button', { name: 'Sign in' }))
@@ -72,7 +73,6 @@ async function suite(browser: Browser): Promise<void> {
     t.equal(await alice.page.locator('li.grant').count(), 2, 'two applications')
     const notesItem = alice.page.locator(`li[data-grant="${claims(notes.access_token).grant_id}"]`)
     t.match(await notesItem.innerText(), /The notes-app[\s\S]*registered by the operator[\s\S]*mcp admin/)
-    await checkStyleApplied(t, alice.page)
     await screenshot(t, alice.page, 'account-list')
 
     const bob = await newPage(t)

@@ -42,7 +42,7 @@ export function accountPage(options: { user: string; lines: readonly AccessLine[
 <dt>Key-bound</dt><dd>${line.dpopBound ? 'yes: its tokens work only with the key it holds (DPoP)' : 'no'}</dd>
 </dl>
 <form method="post" action="/account/revoke">${hidden('csrf', options.csrf)}${hidden('grant_id', line.grantId)}
-<div class="actions"><button type="submit">Revoke access</button></div></form>
+<div class="actions"><button type="submit" aria-label="Revoke access of ${escapeHtml(displayText(line.clientName))}">Revoke access</button></div></form>
 </li>`,
     )
     .join('\n')

@@ -161,7 +161,7 @@ export function logoutPage(options: { signedIn: boolean; done: boolean }): Page 
   return page(
     'Sign out',
     `<h1>Sign out of the gateway?</h1>
-<p>${options.signedIn ? 'Applications you allowed keep their access until it expires or you revoke it; you will sign in again before allowing another.' : 'You are not signed in.'}</p>
+<p>${options.signedIn ? 'Applications you allowed keep their access until it expires or you revoke it on <a href="/account">your account page</a>; you will sign in again before allowing another.' : 'You are not signed in.'}</p>
 <form method="post" action="/oauth/logout"><div class="actions"><button class="primary" type="submit">Sign out</button></div></form>`,
   )
 }
