@@ -204,6 +204,21 @@ t.test('DPOP-04, 08: authorization code with dpop_jkt, and a public client\'s re
   t.equal(refreshed.body.token_type, 'DPoP')
   t.equal((claimsOf(refreshed.body.access_token as string).cnf as { jkt: string }).jkt, key.jkt)
 
+  // After the grace window (1 s here), the rotated token comes back. Without the key it proves
+  // nothing: a thief of the token alone must not be able to end the person's grant.
+  await new Promise((r) => setTimeout(r, 1_200))
+  const thief = await redeem(refreshForm)
+  t.equal(thief.body.error, 'invalid_dpop_proof', 'reuse without a proof by the bound key: refused')
+  t.equal((await redeem(refreshForm, other)).body.error, 'invalid_dpop_proof', 'and with another key')
+  const current = { grant_type: 'refresh_token', refresh_token: refreshed.body.refresh_token as string }
+  const stillLive = await redeem(current, key)
+  t.equal(stillLive.status, 200, '... and revoked nothing: the current refresh token still works')
+  // With the key, the old token's return is a real reuse (RFC 9700 §4.14.2): the grant ends.
+  const reuse = await redeem(refreshForm, key)
+  t.equal(reuse.body.error, 'invalid_grant', 'reuse by the key holder after the window')
+  const after = await redeem({ grant_type: 'refresh_token', refresh_token: stillLive.body.refresh_token as string }, key)
+  t.equal(after.body.error, 'invalid_grant', '... revoked the grant')
+
   const badJkt = await h.browser.get(
     `${h.gw.origin}/oauth/authorize?${new URLSearchParams({ response_type: 'code', client_id: PUBLIC.id, redirect_uri: REDIRECT, code_challenge: 'a'.repeat(43), code_challenge_method: 'S256', dpop_jkt: 'not a thumbprint' })}`,
   )

@@ -278,12 +278,14 @@ export class Grants {
    * The grant behind a refresh token, for revocation, introspection and the token endpoint's
    * checks. A live token only, unless `rotated`: then also one rotated inside the grace window,
    * which still refreshes (REF-01), so its bindings are checked and it can revoke its grant.
+   * `rotated: 'any'` also finds one rotated before the window: the token endpoint checks its
+   * DPoP binding before its reuse may revoke the grant.
    */
-  async refreshTokenInfo(presented: string, { rotated = false } = {}): Promise<{ grant: Grant; scopes: string[] } | undefined> {
+  async refreshTokenInfo(presented: string, { rotated = false }: { rotated?: boolean | 'any' } = {}): Promise<{ grant: Grant; scopes: string[] } | undefined> {
     const read = await this.#chain.read(presented)
     if (read.state === 'absent') return undefined
     const { record } = read
-    if (record.rotatedAt !== undefined) {
+    if (record.rotatedAt !== undefined && rotated !== 'any') {
       if (!rotated || Date.now() - record.rotatedAt > this.timings.refreshReuseGraceSeconds * 1000) return undefined
     }
     const grant = await this.get(record.grantId)

@@ -20,7 +20,10 @@ export function refreshTokenGrant(config: GatewayConfig, grants: Grants, issuer:
     const scopes = form.scope?.split(' ').filter(Boolean)
     // RI-07 and the DPoP binding, checked before the rotation so that a refused request leaves the
     // token working; for a token rotated inside the grace window too, since it still refreshes (REF-02).
-    const info = await grants.refreshTokenInfo(form.refresh_token, { rotated: true })
+    // And for one rotated before it: only the key's holder can show that a usable copy leaked, so
+    // reuse without a proof by the bound key is refused and revokes nothing (else a thief of the
+    // token alone could end the person's grant; RFC 9449 §5 makes the token useless without the key).
+    const info = await grants.refreshTokenInfo(form.refresh_token, { rotated: 'any' })
     const ours = info !== undefined && info.grant.clientId === client.clientId
     if (form.resource !== undefined) {
       if (ours) issuer.checkResourceParam(form.resource, issuer.resourceFor(info.grant))
