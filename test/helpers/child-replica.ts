@@ -3,6 +3,7 @@
  * leaves no graceful shutdown, its connections to clients, upstream and Redis simply vanish.
  * Listens on a loopback port reserved for the test (./ports.ts); killed by PID at teardown.
  */
+import { guardChild } from './orphan-guard.js'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -26,7 +27,7 @@ export async function childReplica(t: Test, dir: string, config: Record<string, 
   const port = await reservePort(t)
   const file = join(dir, `replica-${port}.json`)
   await writeFile(file, JSON.stringify({ ...config, listen: { host: '127.0.0.1', port }, log: { level: logLevel } }))
-  const child: ChildProcess = spawn(process.execPath, ['--import=tsx', CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child: ChildProcess = guardChild(spawn(process.execPath, ['--import=tsx', CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] }))
   let output = ''
   child.stdout!.on('data', (c: Buffer) => (output += c))
   child.stderr!.on('data', (c: Buffer) => (output += c))

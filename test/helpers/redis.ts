@@ -4,6 +4,7 @@
  * is skipped with the reason, or fails when GATEHOUSE_REQUIRE_REDIS=1 (CI, where a silently
  * skipped Redis suite would hide regressions).
  */
+import { guardChild } from './orphan-guard.js'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -167,7 +168,7 @@ export async function redisServerForTests(
 
 /** Spawns redis-server and resolves once its port accepts connections. Also used by ./redis-topology.ts. */
 export async function launch(args: string[], port: number, cwd: string): Promise<ChildProcess> {
-  const child = spawn('redis-server', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = guardChild(spawn('redis-server', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] }))
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
   const failed = new Promise<never>((_, reject) => {
