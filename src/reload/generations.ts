@@ -1,0 +1,101 @@
+/**
+ * The live configuration of a listening gateway (issue 17): one Fastify app per configuration
+ * ("generation"), one listening socket. Every request is handed to the generation current when
+ * it arrives and stays there to its end, so a call or an event stream opened before a reload
+ * finishes under the configuration it started with, while the next request sees the new one.
+ * Building a whole app per configuration, instead of making each module re-read its settings,
+ * swaps everything a configuration decides at once (routes of added or removed resources
+ * included) and costs the hot path one reference read.
+ */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+
+interface Generation {
+  readonly app: FastifyInstance
+  /** Requests handed to this generation and not yet ended (responses not closed). */
+  open: number
+  retired: boolean
+  readonly release: () => void
+}
+
+export class AppGenerations {
+  #current: Generation
+  readonly #retired = new Set<Generation>()
+  readonly #closing = new Set<Promise<void>>()
+
+  /**
+   * `listening` owns the socket: main.ts listens and closes through it, so it is closed only at
+   * shutdown, also once retired (its routes then see no new request).
+   */
+  constructor(
+    private readonly listening: FastifyInstance,
+    private readonly logger: Logger,
+  ) {
+    this.#current = this.#generation(listening)
+  }
+
+  /** The app new requests go to. */
+  get current(): FastifyInstance {
+    return this.#current.app
+  }
+
+  /** Takes over the listening server's requests: each one goes to the generation current at its arrival. */
+  dispatch(server: Server): void {
+    for (const listener of server.listeners('request')) server.off('request', listener as () => void)
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const generation = this.#current
+      generation.open++
+      res.once('close', generation.release)
+      generation.app.routing(req, res)
+    })
+  }
+
+  /** Makes `next` (ready, not listening) current; the previous generation closes once its requests end. */
+  swap(next: FastifyInstance): void {
+    const previous = this.#current
+    this.#current = this.#generation(next)
+    previous.retired = true
+    this.#retired.add(previous)
+    this.#closeIfDrained(previous)
+  }
+
+  /**
+   * Shutdown: closes every generation but the listening one, concurrently with it (main.ts), so
+   * that each ends its own notification streams and the socket can close.
+   */
+  async closeAll(): Promise<void> {
+    const others = [this.#current, ...this.#retired].filter((g) => g.app !== this.listening)
+    this.#retired.clear()
+    await Promise.all([...others.map((g) => this.#close(g)), ...this.#closing])
+  }
+
+  #generation(app: FastifyInstance): Generation {
+    const generation: Generation = {
+      app,
+      open: 0,
+      retired: false,
+      release: () => {
+        generation.open--
+        this.#closeIfDrained(generation)
+      },
+    }
+    return generation
+  }
+
+  #closeIfDrained(generation: Generation): void {
+    if (!generation.retired || generation.open > 0 || generation.app === this.listening) return
+    if (!this.#retired.delete(generation)) return
+    const closing = this.#close(generation)
+    this.#closing.add(closing)
+    void closing.finally(() => this.#closing.delete(closing))
+  }
+
+  async #close(generation: Generation): Promise<void> {
+    try {
+      await generation.app.close()
+    } catch (err) {
+      this.logger.error({ err }, 'closing a retired configuration failed')
+    }
+  }
+}
