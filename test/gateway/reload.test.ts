@@ -181,3 +181,22 @@ t.test('a ConfigMap update (the ..data symlink swapped) is noticed', async (t) =
   t.match(await gw.waitForReload(2), { type: 'config.reload', result: 'refused', trigger: 'file' }, 'an invalid update is refused')
   t.match(await client.callTool({ name: 'whoami', arguments: {} }), { content: [{}] }, 'and changes nothing')
 })
+
+t.test('SIGHUP reloads with the audit trail in the log (it ended the process before, issue 17)', async (t) => {
+  const gw = await fileGateway(t, [])
+  await gw.write(gw.document([denyEcho]))
+  process.kill(process.pid, 'SIGHUP')
+  t.match(await gw.waitForReload(1), { type: 'config.reload', result: 'applied', trigger: 'signal' })
+  const client = await gw.connect()
+  t.teardown(() => client.close().catch(() => undefined))
+  await t.rejects(client.callTool({ name: 'echo', arguments: { text: 'x' } }), 'the new policy applies')
+
+  // Shutdown ends the notification streams of the generation built by the reload too.
+  await gw.upstream.waitForGetStreams(1)
+  const started = Date.now()
+  await gw.gateway.close()
+  t.ok(Date.now() - started < 1500, `closed in ${Date.now() - started} ms, not at the 2 s grace deadline`)
+  const deadline = Date.now() + 2000
+  while (gw.upstream.openGetStreams() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  t.equal(gw.upstream.openGetStreams(), 0, 'the standalone GET stream was ended')
+})
