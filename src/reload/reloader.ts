@@ -12,6 +12,8 @@ import type { Logger } from 'pino'
 import type { AuditTrail } from '../audit/events.js'
 import { ConfigError, loadConfigFile, type ConfigProblem, type GatewayConfig } from '../config/load.js'
 import { restartOnlyChanges, withRunningRestartOnly } from '../config/restart-only.js'
+import type { Config } from '../config/schema.js'
+import { semanticProblems } from '../config/semantic-checks.js'
 import type { AppGenerations } from './generations.js'
 import { watchConfigFile, type ConfigWatch, type ConfigWatchOptions } from './watch.js'
 
@@ -90,6 +92,13 @@ export class ConfigReloader {
     }
     const restartRequired = restartOnlyChanges(this.#running, next)
     const effective = withRunningRestartOnly(this.#running, next)
+    // The file was checked with its own restart-only values; what will run mixes in the running
+    // ones, so the combination checks run again on that (e.g. an upstream that is the running listener).
+    const mixed = restartRequired.length > 0 ? semanticProblems(effective as unknown as Config) : []
+    if (mixed.length > 0) {
+      const kept = `with the running ${restartRequired.join(', ')} (they need a restart)`
+      return this.#refused(trigger, mixed.map((p) => ({ path: p.path, message: `${p.message}, ${kept}` })))
+    }
     try {
       app = await this.options.build(effective)
     } catch (err) {

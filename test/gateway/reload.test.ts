@@ -156,6 +156,18 @@ t.test('restart-only settings are named in the log and keep their running values
   await t.rejects(client.callTool({ name: 'echo', arguments: { text: 'x' } }), 'the policy change applied, with the running token audience')
 })
 
+t.test('a file valid only with its own restart-only values is refused: the running ones are what would run', async (t) => {
+  const gw = await fileGateway(t, [])
+  const otherPort = await reservePort(t)
+  const runningPort = new URL(gw.origin).port
+  const document = JSON.parse(gw.document([], { listen: { host: '127.0.0.1', port: otherPort } })) as { resources: Record<string, unknown>[] }
+  document.resources.push({ id: 'loop', name: 'Loop', path: '/loop/mcp', upstream: `http://localhost:${runningPort}/mcp`, scopes: [{ name: 'mcp' }] })
+  await gw.write(JSON.stringify(document))
+  const outcome = await gw.gateway.reload()
+  t.match(outcome, { result: 'refused', problems: [{ path: 'resources[1].upstream', message: /points at the gateway itself, with the running listen/ }] })
+  t.equal((await fetch(`${gw.origin}/.well-known/oauth-protected-resource/loop/mcp`)).status, 404, 'nothing changed')
+})
+
 t.test('a file written in place is noticed, and reloaded once per content', async (t) => {
   const gw = await fileGateway(t, [], { watch: { pollMs: 100, settleMs: 50 } })
   await gw.write(gw.document([denyEcho]))
