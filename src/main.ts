@@ -94,10 +94,13 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   storeHealth.start()
   // Before the app is built: its hooks and the proxy are instrumented only when a tracer is installed.
   const tracer = await startTracing(config.tracing, logger)
-  const build = (live: GatewayConfig) =>
-    buildApp({ config: live, store, verifier, keystore, logger, health, audit, metrics, storeHealth, ...(revocations && { revocations }) })
-  const app = await build(config)
-  const generations = new AppGenerations(app, logger)
+  // Ready, not listening: the generations' listener hands it the requests.
+  const build = async (live: GatewayConfig) => {
+    const built = await buildApp({ config: live, store, verifier, keystore, logger, health, audit, metrics, storeHealth, ...(revocations && { revocations }) })
+    await built.ready()
+    return built
+  }
+  const generations = new AppGenerations(await build(config), logger)
   const reloader = options.configFile
     ? new ConfigReloader({
         file: options.configFile,
@@ -106,11 +109,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         audit,
         running: config,
         generations,
-        build: async (live) => {
-          const next = await build(live)
-          await next.ready()
-          return next
-        },
+        build,
         watch: options.watchConfig ?? true,
       })
     : undefined
@@ -128,13 +127,12 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       metricsListener = await startMetricsListener(metrics, { ...config.metrics.listen, path: config.metrics.path })
       logger.info({ address: metricsListener.address, path: config.metrics.path }, 'metrics listener')
     }
-    await app.listen({ host: config.listen.host, port: config.listen.port })
-    generations.dispatch(app.server)
+    await generations.listen({ host: config.listen.host, port: config.listen.port })
   } catch (err) {
     reloader?.close()
     await metricsListener?.close()
     await stopTracing(tracer)
-    await app.close()
+    await generations.close()
     revocations?.close()
     storeHealth.close()
     await store.close()
@@ -142,7 +140,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     auditSink.close()
     throw err
   }
-  const bound = app.server.address()
+  const server = generations.server
+  const bound = server.address()
   const address =
     typeof bound === 'object' && bound
       ? `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`
@@ -155,16 +154,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       reloader?.close()
       logger.info({ graceSeconds: config.shutdown.graceSeconds }, 'shutting down')
       // Requests still running after the grace period are cut rather than holding the process.
-      const deadline = setTimeout(() => app.server.closeAllConnections(), config.shutdown.graceSeconds * 1000)
+      const deadline = setTimeout(() => server.closeAllConnections(), config.shutdown.graceSeconds * 1000)
       // Keep-alive sockets whose last request finishes during shutdown would otherwise hold
       // the server open until their idle timeout.
-      const idleSweep = setInterval(() => app.server.closeIdleConnections(), 100)
+      const idleSweep = setInterval(() => server.closeIdleConnections(), 100)
       deadline.unref()
       idleSweep.unref()
       try {
-        // Together: the listening app's close waits for the sockets, which streams of later
-        // generations hold until their own close ends them.
-        await Promise.all([app.close(), generations.closeAll()])
+        await generations.close()
       } finally {
         clearTimeout(deadline)
         clearInterval(idleSweep)

@@ -8,7 +8,7 @@
  * included) and costs the hot path one reference read.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
-import type { FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 
 interface Generation {
@@ -20,19 +20,21 @@ interface Generation {
 }
 
 export class AppGenerations {
+  /**
+   * Owns the socket and nothing else: its routes never see a request. Its server has Fastify's
+   * defaults (keep-alive and request timeouts), as the gateway's apps would have had listening.
+   */
+  readonly #listener: FastifyInstance
   #current: Generation
   readonly #retired = new Set<Generation>()
   readonly #closing = new Set<Promise<void>>()
 
-  /**
-   * `listening` owns the socket: main.ts listens and closes through it, so it is closed only at
-   * shutdown, also once retired (its routes then see no new request).
-   */
   constructor(
-    private readonly listening: FastifyInstance,
+    first: FastifyInstance,
     private readonly logger: Logger,
   ) {
-    this.#current = this.#generation(listening)
+    this.#listener = Fastify({ loggerInstance: logger as FastifyBaseLogger, forceCloseConnections: 'idle' })
+    this.#current = this.#generation(first)
   }
 
   /** The app new requests go to. */
@@ -40,8 +42,14 @@ export class AppGenerations {
     return this.#current.app
   }
 
-  /** Takes over the listening server's requests: each one goes to the generation current at its arrival. */
-  dispatch(server: Server): void {
+  get server(): Server {
+    return this.#listener.server
+  }
+
+  /** Listens, then hands each request to the generation current at its arrival. */
+  async listen(address: { host: string; port: number }): Promise<void> {
+    await this.#listener.listen(address)
+    const server = this.#listener.server
     for (const listener of server.listeners('request')) server.off('request', listener as () => void)
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       const generation = this.#current
@@ -61,13 +69,14 @@ export class AppGenerations {
   }
 
   /**
-   * Shutdown: closes every generation but the listening one, concurrently with it (main.ts), so
-   * that each ends its own notification streams and the socket can close.
+   * Shutdown: every generation and the listener close together. Each generation ends its own
+   * notification streams (and answers 503 to a request arriving meanwhile); the listener's close
+   * waits for the sockets, which those streams hold.
    */
-  async closeAll(): Promise<void> {
-    const others = [this.#current, ...this.#retired].filter((g) => g.app !== this.listening)
+  async close(): Promise<void> {
+    const generations = [this.#current, ...this.#retired]
     this.#retired.clear()
-    await Promise.all([...others.map((g) => this.#close(g)), ...this.#closing])
+    await Promise.all([this.#listener.close(), ...generations.map((g) => this.#close(g)), ...this.#closing])
   }
 
   #generation(app: FastifyInstance): Generation {
@@ -84,8 +93,7 @@ export class AppGenerations {
   }
 
   #closeIfDrained(generation: Generation): void {
-    if (!generation.retired || generation.open > 0 || generation.app === this.listening) return
-    if (!this.#retired.delete(generation)) return
+    if (!generation.retired || generation.open > 0 || !this.#retired.delete(generation)) return
     const closing = this.#close(generation)
     this.#closing.add(closing)
     void closing.finally(() => this.#closing.delete(closing))
@@ -95,7 +103,7 @@ export class AppGenerations {
     try {
       await generation.app.close()
     } catch (err) {
-      this.logger.error({ err }, 'closing a retired configuration failed')
+      this.logger.error({ err }, 'closing a configuration generation failed')
     }
   }
 }
