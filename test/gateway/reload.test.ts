@@ -18,10 +18,17 @@ import { startGateway, type StartOptions } from '../../src/main.js'
 import { connectSdk1Client } from '../fixtures/mcp-clients.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { reservePort } from '../helpers/ports.js'
+import { redisForTests } from '../helpers/redis.js'
 
 type Rule = Record<string, unknown>
 
-async function fileGateway(t: Test, rules: Rule[], options: { watch?: StartOptions['watchConfig']; layout?: 'plain' | 'configmap' } = {}) {
+interface FileGatewayOptions {
+  watch?: StartOptions['watchConfig']
+  layout?: 'plain' | 'configmap'
+  store?: Record<string, unknown>
+}
+
+async function fileGateway(t: Test, rules: Rule[], options: FileGatewayOptions = {}) {
   const upstream = await startSdk1Upstream({ stateful: true, jsonResponse: false })
   t.teardown(() => upstream.close())
   const port = await reservePort(t)
@@ -33,6 +40,7 @@ async function fileGateway(t: Test, rules: Rule[], options: { watch?: StartOptio
       publicUrl: origin,
       listen: { host: '127.0.0.1', port },
       shutdown: { graceSeconds: 2 },
+      ...(options.store && { store: options.store }),
       ...more,
       resources: [
         { id: 'files', name: 'Files', path: '/mcp', upstream: upstream.url, scopes: [{ name: 'mcp' }], requiredScopes: ['mcp'], policy: { rules: policyRules } },
@@ -86,32 +94,37 @@ async function fileGateway(t: Test, rules: Rule[], options: { watch?: StartOptio
 
 const denyEcho: Rule = { id: 'no-echo', method: 'tools/call', name: 'echo', action: 'deny' }
 
-t.test('a stream open across a reload keeps flowing and ends normally; new calls see the new policy', async (t) => {
-  const gw = await fileGateway(t, [])
-  const client = await gw.connect()
-  t.teardown(() => client.close().catch(() => undefined))
-  t.match(await client.callTool({ name: 'echo', arguments: { text: 'before' } }), { content: [{ text: 'before' }] }, 'echo allowed before')
+for (const storeType of ['memory', 'redis'] as const) {
+  t.test(`${storeType} store: a stream open across a reload keeps flowing and ends normally; new calls see the new policy`, async (t) => {
+    const redis = storeType === 'redis' ? await redisForTests(t) : undefined
+    if (storeType === 'redis' && !redis) return
+    // The session the client opened before the reload is bound in the store, which every generation shares.
+    const gw = await fileGateway(t, [], redis ? { store: { type: 'redis', redis: redis.storeConfig() } } : {})
+    const client = await gw.connect()
+    t.teardown(() => client.close().catch(() => undefined))
+    t.match(await client.callTool({ name: 'echo', arguments: { text: 'before' } }), { content: [{ text: 'before' }] }, 'echo allowed before')
 
-  const progress: number[] = []
-  let reloadedAt = Infinity
-  const running = client.callTool({ name: 'countdown', arguments: { count: 6, intervalMs: 150 } }, undefined, {
-    onprogress: (p) => void progress.push(p.progress),
+    const progress: number[] = []
+    let reloadedAt = Infinity
+    const running = client.callTool({ name: 'countdown', arguments: { count: 6, intervalMs: 150 } }, undefined, {
+      onprogress: (p) => void progress.push(p.progress),
+    })
+    while (progress.length < 2) await new Promise((r) => setTimeout(r, 10))
+    // The new policy also denies the countdown that is running: the running call must not care.
+    await gw.write(gw.document([denyEcho, { id: 'no-countdown', method: 'tools/call', name: 'countdown', action: 'deny' }]))
+    t.match(await gw.gateway.reload(), { result: 'applied', restartRequired: [] })
+    reloadedAt = progress.length
+    t.match(await running, { content: [{ text: 'countdown of 6 done' }] }, 'the running call ended normally, with its result')
+    t.equal(progress.length, 6, 'every progress notification of the stream arrived')
+    t.ok(reloadedAt < 6, `the stream was open across the reload (${reloadedAt} of 6 notifications before it)`)
+
+    await t.rejects(client.callTool({ name: 'echo', arguments: { text: 'after' } }), 'echo denied after the reload, in the same session')
+    await t.rejects(client.callTool({ name: 'countdown', arguments: { count: 1, intervalMs: 10 } }), 'countdown denied for a new call')
+    t.match(await client.callTool({ name: 'whoami', arguments: {} }), { content: [{}] }, 'what the new policy allows still passes')
+    t.match(gw.reloads(), [{ type: 'config.reload', result: 'applied', trigger: 'signal' }], 'audited: applied')
+    t.ok(gw.logs().some((l) => l.msg === 'configuration reloaded; requests and streams already running keep the previous one'), 'logged')
   })
-  while (progress.length < 2) await new Promise((r) => setTimeout(r, 10))
-  // The new policy also denies the countdown that is running: the running call must not care.
-  await gw.write(gw.document([denyEcho, { id: 'no-countdown', method: 'tools/call', name: 'countdown', action: 'deny' }]))
-  t.match(await gw.gateway.reload(), { result: 'applied', restartRequired: [] })
-  reloadedAt = progress.length
-  t.match(await running, { content: [{ text: 'countdown of 6 done' }] }, 'the running call ended normally, with its result')
-  t.equal(progress.length, 6, 'every progress notification of the stream arrived')
-  t.ok(reloadedAt < 6, `the stream was open across the reload (${reloadedAt} of 6 notifications before it)`)
-
-  await t.rejects(client.callTool({ name: 'echo', arguments: { text: 'after' } }), 'echo denied after the reload, in the same session')
-  await t.rejects(client.callTool({ name: 'countdown', arguments: { count: 1, intervalMs: 10 } }), 'countdown denied for a new call')
-  t.match(await client.callTool({ name: 'whoami', arguments: {} }), { content: [{}] }, 'what the new policy allows still passes')
-  t.match(gw.reloads(), [{ type: 'config.reload', result: 'applied', trigger: 'signal' }], 'audited: applied')
-  t.ok(gw.logs().some((l) => l.msg === 'configuration reloaded; requests and streams already running keep the previous one'), 'logged')
-})
+}
 
 t.test('an invalid file changes nothing, and the log names every problem', async (t) => {
   const gw = await fileGateway(t, [])
