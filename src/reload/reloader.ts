@@ -109,7 +109,11 @@ export class ConfigReloader {
       return { result: 'unchanged' }
     }
     this.options.generations.swap(app)
+    const previous = this.#running
     this.#running = effective
+    for (const warning of effective.warnings) {
+      if (!previous.warnings.includes(warning)) logger.warn(`DEVELOPMENT SETTING: ${warning}`)
+    }
     logger.info({ file, trigger }, 'configuration reloaded; requests and streams already running keep the previous one')
     if (restartRequired.length > 0) {
       logger.warn(

@@ -7,7 +7,7 @@
  * the content really changed; this only says "look again".
  */
 import { watch, watchFile, unwatchFile, type FSWatcher, type Stats } from 'node:fs'
-import { dirname } from 'node:path'
+import { basename, dirname } from 'node:path'
 import type { Logger } from 'pino'
 
 export interface ConfigWatchOptions {
@@ -30,9 +30,15 @@ export function watchConfigFile(file: string, onChange: () => void, logger: Logg
     timer.unref()
   }
 
+  // The file itself, or the kubelet's `..data` swap; not the other files of the directory (an
+  // audit file written beside the configuration would otherwise have it re-read per event).
+  const name = basename(file)
+  const relevant = (_event: string, changedName: string | null) => {
+    if (changedName === null || changedName === name || changedName.startsWith('..')) changed()
+  }
   let directory: FSWatcher | undefined
   try {
-    directory = watch(dirname(file), { persistent: false }, changed)
+    directory = watch(dirname(file), { persistent: false }, relevant)
     directory.on('error', (err) => logger.warn({ err, file }, 'configuration directory watch failed; the file is still polled'))
   } catch (err) {
     logger.warn({ err, file }, 'cannot watch the configuration directory; the file is polled')
