@@ -100,20 +100,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     await built.ready()
     return built
   }
-  const generations = new AppGenerations(await build(config), logger)
-  const reloader = options.configFile
-    ? new ConfigReloader({
-        file: options.configFile,
-        env: options.env ?? process.env,
-        logger,
-        audit,
-        running: config,
-        generations,
-        build,
-        watch: options.watchConfig ?? true,
-      })
-    : undefined
   let metricsListener: MetricsListener | undefined
+  let generations: AppGenerations | undefined
+  let reloader: ConfigReloader | undefined
   // SIGHUP (logrotate, a closed terminal, an operator) never ends the gateway: it reopens an audit
   // file logrotate moved away, and reloads the configuration file.
   const onHangup = () => {
@@ -123,6 +112,19 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   }
   process.on('SIGHUP', onHangup)
   try {
+    generations = new AppGenerations(await build(config), logger)
+    if (options.configFile) {
+      reloader = new ConfigReloader({
+        file: options.configFile,
+        env: options.env ?? process.env,
+        logger,
+        audit,
+        running: config,
+        generations,
+        build,
+        watch: options.watchConfig ?? true,
+      })
+    }
     if (metrics) {
       metricsListener = await startMetricsListener(metrics, { ...config.metrics.listen, path: config.metrics.path })
       logger.info({ address: metricsListener.address, path: config.metrics.path }, 'metrics listener')
@@ -132,7 +134,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     reloader?.close()
     await metricsListener?.close()
     await stopTracing(tracer)
-    await generations.close()
+    await generations?.close()
     revocations?.close()
     storeHealth.close()
     await store.close()
@@ -140,7 +142,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     auditSink.close()
     throw err
   }
-  const server = generations.server
+  const live = generations
+  const server = live.server
   const bound = server.address()
   const address =
     typeof bound === 'object' && bound
@@ -161,7 +164,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       deadline.unref()
       idleSweep.unref()
       try {
-        await generations.close()
+        await live.close()
       } finally {
         clearTimeout(deadline)
         clearInterval(idleSweep)
@@ -184,7 +187,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       : Promise.resolve({ result: 'refused', problems: [{ path: '', message: 'the gateway was started without a configuration file' }] })
   return {
     get app() {
-      return generations.current
+      return live.current
     },
     store,
     keystore,
