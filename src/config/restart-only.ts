@@ -8,7 +8,7 @@
  * two lists equal).
  */
 import { isDeepStrictEqual } from 'node:util'
-import type { GatewayConfig, Resource } from './load.js'
+import { developmentWarnings, type GatewayConfig, type Resource } from './load.js'
 
 /**
  * Each is read once at start by something that outlives a reload:
@@ -56,5 +56,6 @@ export function withRunningRestartOnly(running: GatewayConfig, next: GatewayConf
     }),
   )
   const defaultResource = next.defaultResource && resources[next.resources.indexOf(next.defaultResource)]
-  return Object.freeze({ ...next, ...kept, resources: Object.freeze(resources), defaultResource })
+  const effective = { ...next, ...kept, resources: Object.freeze(resources), defaultResource }
+  return Object.freeze({ ...effective, warnings: Object.freeze(developmentWarnings(effective)) })
 }

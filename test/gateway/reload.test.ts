@@ -153,7 +153,14 @@ t.test('an invalid file changes nothing, and the log names every problem', async
 t.test('restart-only settings are named in the log and keep their running values; the rest applies', async (t) => {
   const gw = await fileGateway(t, [])
   const otherPort = await reservePort(t)
-  const moved = gw.document([denyEcho], { listen: { host: '127.0.0.1', port: otherPort }, publicUrl: 'https://gateway.example' })
+  const moved = gw.document([denyEcho], {
+    listen: { host: '127.0.0.1', port: otherPort },
+    // Plain http too, but on another host: the warning about it would name localhost, and must not
+    // appear, since the running publicUrl is kept.
+    publicUrl: `http://localhost:${otherPort}`,
+    registration: { enabled: true },
+  })
+  const warnedBefore = gw.logs().filter((l) => /^DEVELOPMENT SETTING/.test(String(l.msg))).length
   await gw.write(moved)
   const outcome = await gw.gateway.reload()
   t.match(outcome, { result: 'applied' })
@@ -161,6 +168,9 @@ t.test('restart-only settings are named in the log and keep their running values
   const warning = gw.logs().find((l) => l.level === 40 && /only after a restart/.test(String(l.msg)))
   t.match(warning, { settings: ['publicUrl', 'issuer', 'listen'], msg: /publicUrl, issuer, listen changed and apply only after a restart/ })
   t.match(gw.reloads(), [{ result: 'applied', restartRequired: ['publicUrl', 'issuer', 'listen'] }], 'the audit event names them too')
+  const warned = gw.logs().filter((l) => /^DEVELOPMENT SETTING/.test(String(l.msg))).slice(warnedBefore).map((l) => l.msg)
+  t.same(warned, ['DEVELOPMENT SETTING: dynamic client registration is open: anyone can register a client (rate-limited and capped)'],
+    'the development setting the reload brings is logged; none of the publicUrl not applied')
 
   await t.rejects(fetch(`http://127.0.0.1:${otherPort}/healthz`), 'the new port is not listened on')
   const metadata = (await (await fetch(`${gw.origin}/.well-known/oauth-protected-resource/mcp`)).json()) as { resource: string }
