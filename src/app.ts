@@ -54,8 +54,6 @@ export async function buildApp({ config, store, verifier, keystore, logger, heal
       const given = req.headers['x-request-id']
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
     },
-    // Idle keep-alive sockets close at shutdown; in-flight requests may finish.
-    forceCloseConnections: 'idle',
     // One access line per request (below) instead of Fastify's two: logging is most of the
     // gateway's own CPU per call at info level.
     logController: new LogController({ disableRequestLogging: true }),

@@ -84,6 +84,18 @@ export type AuditEvent =
       arguments?: unknown
     }
   | { type: 'rate_limited'; limit: string; scope: 'address' | 'client' | 'subject' | 'host' }
+  /**
+   * A configuration reload (SIGHUP or a change of the file): applied, or refused with the number
+   * of problems (the log lists them). `restartRequired`: settings that changed but keep their
+   * running values until a restart.
+   */
+  | {
+      type: 'config.reload'
+      result: 'applied' | 'refused'
+      trigger: 'signal' | 'file'
+      problems?: number
+      restartRequired?: readonly string[]
+    }
   | { type: 'upstream.exchanged'; resource: string; sub: string; clientId: string | undefined; expiresIn?: number }
   | {
       type: 'upstream.exchange_failed'

@@ -16,7 +16,7 @@ export const usage = `  gatehouse serve [--config FILE]          (or GATEHOUSE_C
 
 /**
  * Returns KEEPS_RUNNING once the gateway listens: from then on closeOnSignals (main.ts) owns the
- * process and ends it on SIGTERM/SIGINT. The gateway logs to the process's standard output
+ * process and ends it on SIGTERM/SIGINT; SIGHUP reloads the configuration file. The gateway logs to the process's standard output
  * (pino's own fast destination), not through io: it is the process's log, not the command's answer.
  */
 export async function run(args: string[], io: CommandIo): Promise<number> {
@@ -25,7 +25,8 @@ export async function run(args: string[], io: CommandIo): Promise<number> {
   if (file) {
     const config = await loadConfigFile(file, io.env, { checkFiles: true })
     const logger = createLogger(config.log.level)
-    const gateway = await startGateway(config, { logger, env: io.env })
+    // SIGHUP or a change of the file reloads it live (README: live configuration reload).
+    const gateway = await startGateway(config, { logger, env: io.env, configFile: file })
     closeOnSignals(gateway, logger)
     return KEEPS_RUNNING
   }

@@ -247,6 +247,20 @@ function derive(c: Config): GatewayConfig {
     metadataUrl: publicUrl + '/.well-known/oauth-protected-resource' + r.path,
   }))
   const defaultResource = resources.find((r) => r.default) ?? (resources.length === 1 ? resources[0] : undefined)
+  return {
+    ...c,
+    publicUrl,
+    issuer: (c.issuer ?? publicUrl).replace(/\/$/, ''),
+    keys: c.keys.length === 1 ? [{ ...c.keys[0]!, active: true }] : c.keys,
+    resources,
+    defaultResource,
+    warnings: developmentWarnings(c),
+  }
+}
+
+/** The development conveniences a configuration has in force, each logged loudly at start (and at a reload that brings it). */
+export function developmentWarnings(c: Omit<Config, 'resources'>): string[] {
+  const publicUrl = c.publicUrl.replace(/\/$/, '')
   const warnings: string[] = []
   const host = new URL(publicUrl).hostname
   if (new URL(publicUrl).protocol === 'http:') warnings.push(`publicUrl is plain http (${host}): development only`)
@@ -264,15 +278,7 @@ function derive(c: Config): GatewayConfig {
   if (!c.externalIssuer && !c.login.static && c.login.oidc.length === 0) {
     warnings.push('no login provider configured: nobody can sign in to authorize a client')
   }
-  return {
-    ...c,
-    publicUrl,
-    issuer: (c.issuer ?? publicUrl).replace(/\/$/, ''),
-    keys: c.keys.length === 1 ? [{ ...c.keys[0]!, active: true }] : c.keys,
-    resources,
-    defaultResource,
-    warnings,
-  }
+  return warnings
 }
 
 function deepFreeze<T>(value: T): T {

@@ -6,6 +6,7 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { helmConfigSchema } from './helm-schema.js'
+import { RESTART_ONLY } from './restart-only.js'
 import { jsonSchema } from './schema.js'
 
 export const SCHEMA_FILE = fileURLToPath(new URL('../../config/gatehouse.schema.json', import.meta.url))
@@ -39,8 +40,10 @@ interface Node {
 
 export function referenceText(): string {
   const rows: string[] = []
+  const restartOnly: ReadonlySet<string> = new Set(RESTART_ONLY)
   const walk = (node: Node, path: string, required: boolean) => {
-    if (path) rows.push(`| \`${path}\` | ${typeOf(node)} | ${required ? 'required' : defaultOf(node)} | ${(node.description ?? '').replace(/\|/g, '\\|')} |`)
+    const meaning = (restartOnly.has(path) ? '*(restart)* ' : '') + (node.description ?? '').replace(/\|/g, '\\|')
+    if (path) rows.push(`| \`${path}\` | ${typeOf(node)} | ${required ? 'required' : defaultOf(node)} | ${meaning} |`)
     const object = node.properties ? node : node.items?.properties ? node.items : undefined
     if (object?.properties) {
       const prefix = node.items ? `${path}[]` : path
@@ -57,6 +60,8 @@ export function referenceText(): string {
     'Generated from `src/config/schema.ts` by `npm run schema`; do not edit by hand.',
     'Validate a file with `gatehouse check-config FILE` (every problem in one report, files `serve` reads included); editors can use `gatehouse.schema.json`.',
     'Any string value may contain `${NAME}`, replaced by the environment variable NAME (`$${` for a literal `${`).',
+    '`gatehouse serve --config FILE` reloads the file live on SIGHUP and when it changes (README, live configuration reload): an invalid file changes nothing, requests and streams already running keep the configuration they started with.',
+    'Settings marked *(restart)*, with everything below them, apply only after a restart: when they change, a reload keeps their running values and logs their names.',
     '',
     '| key | type | default | meaning |',
     '| --- | --- | --- | --- |',

@@ -1,8 +1,10 @@
 /**
  * What the chart promises, asserted on `helm template` output: the restricted security settings,
  * the memory store's refusal of several replicas, Secrets (chart-made or existing) kept out of
- * the ConfigMap, checksum annotations that roll the pods, and the install notes.
+ * the ConfigMap, checksum annotations that roll the pods only for what a reload cannot apply
+ * (issue 17), and the install notes.
  */
+import { readFile } from 'node:fs/promises'
 import t from 'tap'
 import { parse as parseYaml } from 'yaml'
 import {
@@ -15,6 +17,7 @@ import {
   renderRaw,
   type K8sObject,
 } from './helm.js'
+import { RESTART_ONLY } from '../../src/config/restart-only.js'
 import { validateObject } from './kube-schema.js'
 
 const helmPath = helmOrSkip(t)
@@ -197,26 +200,48 @@ if (helmPath) {
     t.match(Buffer.from(mustFind(generated, 'Secret').data.REDIS_PASSWORD, 'base64').toString(), /^[A-Za-z0-9]{32}$/, 'a random password when none is given')
   })
 
-  t.test('checksum annotations roll the pods on a config or Secret change, and only then', async (t) => {
+  t.test('a config change reloads live; only restart-only settings and the Secret roll the pods (issue 17)', async (t) => {
     const sums = (values: unknown) => {
       const objects = render(helmPath, { values })
       const a = podOf(gateway(objects)).metadata!.annotations
-      return { config: a['checksum/config'] as string, secret: a['checksum/secret'] as string, objects }
+      return { config: a['checksum/restart-config'] as string, secret: a['checksum/secret'] as string, all: a, objects }
     }
-    const base = sums({ ...minimal, secretEnv: { values: { A: '1' } } })
-    t.match(base.config, /^[0-9a-f]{64}$/, 'checksum/config is a sha256')
+    const secretEnv = { values: { A: '1' } }
+    const base = sums({ ...minimal, secretEnv })
+    t.match(base.config, /^[0-9a-f]{64}$/, 'checksum/restart-config is a sha256')
     t.match(base.secret, /^[0-9a-f]{64}$/, 'checksum/secret is a sha256')
-    const again = sums({ ...minimal, secretEnv: { values: { A: '1' } } })
+    t.notOk('checksum/config' in base.all, 'no checksum of the whole config: a policy change must not roll the pods')
+    const again = sums({ ...minimal, secretEnv })
     t.same([again.config, again.secret], [base.config, base.secret], 'the same values give the same checksums')
-    const logChanged = sums({ ...minimal, config: { ...minimal.config, log: { level: 'debug' } }, secretEnv: { values: { A: '1' } } })
-    t.not(logChanged.config, base.config, 'a config change changes checksum/config')
+    const policy = { rules: [{ method: 'tools/call', name: 'delete_*', action: 'deny' }] }
+    const live = sums({
+      ...minimal,
+      config: { ...minimal.config, resources: [{ ...minimal.config.resources[0], policy }], clients: [{ clientId: 'app', name: 'App', redirectUris: ['https://app.example/cb'] }] },
+      secretEnv,
+    })
+    t.not(
+      mustFind(live.objects, 'ConfigMap').data['gatehouse.yaml'],
+      mustFind(base.objects, 'ConfigMap').data['gatehouse.yaml'],
+      'a policy and client change changes the ConfigMap',
+    )
+    t.same([live.config, live.secret], [base.config, base.secret], 'but rolls nothing: the pods reload it')
+    const logChanged = sums({ ...minimal, config: { ...minimal.config, log: { level: 'debug' } }, secretEnv })
+    t.not(logChanged.config, base.config, 'a restart-only setting (log) changes checksum/restart-config')
     t.equal(logChanged.secret, base.secret, 'but not checksum/secret')
+    t.not(sums({ ...withRedis, secretEnv }).config, base.config, 'so does the store the chart writes')
     const secretChanged = sums({ ...minimal, secretEnv: { values: { A: '2' } } })
     t.not(secretChanged.secret, base.secret, 'a Secret change changes checksum/secret')
-    t.equal(secretChanged.config, base.config, 'but not checksum/config')
-    const two = sums({ ...withRedis, replicaCount: 2, secretEnv: { values: { A: '1' } } })
-    const three = sums({ ...withRedis, replicaCount: 3, secretEnv: { values: { A: '1' } } })
+    t.equal(secretChanged.config, base.config, 'but not checksum/restart-config')
+    const two = sums({ ...withRedis, replicaCount: 2, secretEnv })
+    const three = sums({ ...withRedis, replicaCount: 3, secretEnv })
     t.same([two.config, two.secret], [three.config, three.secret], 'scaling alone does not roll the pods')
+
+    const helpers = await readFile(new URL('../../helm/gatehouse/templates/_helpers.tpl', import.meta.url), 'utf8')
+    const picked = /toYaml \(pick \$cfg ((?:"[A-Za-z]+" ?)+)\)/.exec(helpers)?.[1]?.match(/[A-Za-z]+/g)
+    t.same([...(picked ?? [])].sort(), [...RESTART_ONLY].sort(), "the chart's restart-only settings are the gateway's")
+    const mount = container(gateway(base.objects)).volumeMounts.find((m: { name: string }) => m.name === 'config')
+    t.match(mount, { mountPath: '/etc/gatehouse' }, 'the config volume is mounted as a directory')
+    t.notOk(mount && 'subPath' in mount, 'without subPath: the kubelet updates only such mounts')
   })
 
   t.test("clusterWorkloads: the cluster's issuer in the config, its JWKS ConfigMap mounted where the config says (WIF-02)", async (t) => {

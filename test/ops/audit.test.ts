@@ -50,6 +50,7 @@ const EVERY_TYPE = {
   'bearer.refused': true,
   'mcp.decision': true,
   rate_limited: true,
+  'config.reload': true,
   'upstream.exchanged': true,
   'upstream.exchange_failed': true,
 } as const satisfies Record<AuditEventType, true>

@@ -66,6 +66,8 @@ t.test('each audit event type moves its family by exactly one, with bounded labe
       { resource: 'files', decision: 'deny' },
     ],
     [{ type: 'rate_limited', limit: 'token.per_client', scope: 'client' }, 'gatehouse_rate_limited_total', { limit: 'token.per_client', scope: 'client' }],
+    [{ type: 'config.reload', result: 'applied', trigger: 'signal' }, 'gatehouse_config_reloads_total', { result: 'applied' }],
+    [{ type: 'config.reload', result: 'refused', trigger: 'file', problems: 2 }, 'gatehouse_config_reloads_total', { result: 'refused' }],
   ]
   const { trail, read } = counting()
   for (const [event, family, labels] of cases) {

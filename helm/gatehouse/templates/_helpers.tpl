@@ -325,6 +325,16 @@ The gateway configuration: config from the values, plus listen, store and keys.
 {{- end }}
 
 {{/*
+The settings of the rendered configuration that a running gateway applies only after a restart
+(RESTART_ONLY in src/config/restart-only.ts; a deploy test keeps the two lists equal). Their
+checksum rolls the pods; every other change of config is reloaded live by the pods.
+*/}}
+{{- define "gatehouse.restartOnlyConfig" -}}
+{{- $cfg := fromYaml (include "gatehouse.config" .) -}}
+{{- toYaml (pick $cfg "publicUrl" "issuer" "listen" "log" "store" "keys" "externalIssuer" "accessTokens" "audit" "metrics" "tracing" "shutdown") -}}
+{{- end }}
+
+{{/*
 Does the chart render its own Secret, and what goes in it.
 */}}
 {{- define "gatehouse.secretData" -}}
