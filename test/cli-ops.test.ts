@@ -11,7 +11,7 @@ import t from 'tap'
 import { COMMAND_WORDS } from '../src/commands/dispatch.js'
 import { loadConfigFile } from '../src/config/load.js'
 import { createLogger } from '../src/log.js'
-import { hashPassword } from '../src/login/passwords.js'
+import { testPasswordHash } from './helpers/passwords.js'
 import { startGateway } from '../src/main.js'
 import { runCli, runInProcess as run } from './helpers/cli.js'
 import { reservePort } from './helpers/ports.js'
@@ -55,7 +55,7 @@ t.test('--version and -V print the package version', async (t) => {
 /** A deployment with secrets the operator commands never read, unset in their environment. */
 async function deployment(name: string, store: string, extra = ''): Promise<string> {
   const file = join(dir, `${name}.yaml`)
-  const hash = await hashPassword('alice-password')
+  const hash = await testPasswordHash('alice-password')
   await writeFile(
     file,
     [

@@ -4,9 +4,16 @@
  */
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto'
 
-const N = 2 ** 15
-const R = 8
-const P = 1
+/** scrypt's cost parameters (RFC 7914 §2): N (CPU and memory), r (block size), p (parallelism). */
+export interface ScryptCost {
+  readonly N: number
+  readonly r: number
+  readonly p: number
+}
+
+/** What `gatehouse hash-password` writes: about 32 MiB and 50–100 ms per hash. */
+export const PASSWORD_HASH_COST: ScryptCost = { N: 2 ** 15, r: 8, p: 1 }
+const { N, r: R, p: P } = PASSWORD_HASH_COST
 const KEY_LENGTH = 32
 
 function scrypt(password: string, salt: Buffer, keyLength: number, options: ScryptOptions): Promise<Buffer> {
@@ -17,10 +24,14 @@ function scrypt(password: string, salt: Buffer, keyLength: number, options: Scry
 
 const maxmem = (n: number, r: number) => 256 * n * r
 
-export async function hashPassword(password: string): Promise<string> {
+/**
+ * `cost` is an injection point for tests only (issue 22): the hash names its own parameters and
+ * verifyPassword uses those, so a test's users can log in at a fraction of production's cost.
+ */
+export async function hashPassword(password: string, cost: ScryptCost = PASSWORD_HASH_COST): Promise<string> {
   const salt = randomBytes(16)
-  const hash = await scrypt(password.normalize('NFC'), salt, KEY_LENGTH, { N, r: R, p: P, maxmem: maxmem(N, R) })
-  return ['scrypt', N, R, P, salt.toString('base64url'), hash.toString('base64url')].join('$')
+  const hash = await scrypt(password.normalize('NFC'), salt, KEY_LENGTH, { ...cost, maxmem: maxmem(cost.N, cost.r) })
+  return ['scrypt', cost.N, cost.r, cost.p, salt.toString('base64url'), hash.toString('base64url')].join('$')
 }
 
 /** False for a wrong password and for a malformed hash alike. */

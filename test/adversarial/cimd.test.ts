@@ -15,7 +15,7 @@ import { gzipSync } from 'node:zlib'
 import { createHash, randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { loadConfigObject } from '../../src/config/load.js'
-import { hashPassword } from '../../src/login/passwords.js'
+import { testPasswordHash } from '../helpers/passwords.js'
 import { FetchError, SafeFetcher, specialUseRange, type FetchedJson } from '../../src/oauth/clients/cimd/fetch.js'
 import { CimdRefusal } from '../../src/oauth/clients/cimd/refusal.js'
 import { CimdClients } from '../../src/oauth/clients/cimd/resolve.js'
@@ -45,7 +45,7 @@ const doc = (clientId: string, extra: Record<string, unknown> = {}) => ({
 const gw = await startTestGateway(t, {
   resources: [{ upstream: 'http://127.0.0.1:9/mcp' }],
   config: {
-    login: { static: { users: [{ username: 'alice', passwordHash: await hashPassword('alice-password') }] } },
+    login: { static: { users: [{ username: 'alice', passwordHash: await testPasswordHash('alice-password') }] } },
     cimd: {
       enabled: true,
       allowHttp: true,

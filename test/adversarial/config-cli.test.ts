@@ -181,6 +181,8 @@ t.test('the binary reads standard input to its end: closed, it refuses (exit 2);
   noStack(t, 'hash-password', closed)
   t.equal(piped.code, 0, piped.stderr)
   t.ok(await verifyPassword('correct horse battery staple', piped.stdout.trim()), 'the hash is of the password without its newline')
+  // Tests log their users in with cheaper hashes (test/helpers/passwords.ts); what operators get is production's cost.
+  t.match(piped.stdout, /^scrypt\$32768\$8\$1\$/, 'scrypt at N=2^15, r=8, p=1')
   t.notMatch(piped.stdout + piped.stderr, /horse/, 'the password is not echoed')
 })
 

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { hashPassword } from '../../src/login/passwords.js'
+import { testPasswordHash } from '../helpers/passwords.js'
 import { authorizeUrl as authorizeUrlAt, codeOf } from '../helpers/authorize-url.js'
 import { parseForm } from '../helpers/form-browser.js'
 import { startTestGateway } from '../helpers/gateway.js'
@@ -21,8 +21,8 @@ const gw = await startTestGateway(t, {
     login: {
       static: {
         users: [
-          { username: 'alice', passwordHash: await hashPassword('alice-password') },
-          { username: 'bob', passwordHash: await hashPassword('bob-password') },
+          { username: 'alice', passwordHash: await testPasswordHash('alice-password') },
+          { username: 'bob', passwordHash: await testPasswordHash('bob-password') },
         ],
       },
     },

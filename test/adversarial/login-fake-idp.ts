@@ -7,9 +7,10 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createServer } from 'node:https'
-import { exportJWK, generateKeyPair, SignJWT } from 'jose'
+import { exportJWK, SignJWT } from 'jose'
 import type { Test } from 'tap'
 import { makeTestCertificates } from '../cimd/servers.js'
+import { rsaKeyPair } from '../fixtures/rsa-keys.js'
 
 export const FAKE_CLIENT_ID = 'gatehouse'
 export const FAKE_CLIENT_SECRET = 'fake-idp-client-secret-0123456789abcdef'
@@ -55,7 +56,7 @@ const defaults = (): Behaviour => ({
 export async function startFakeIdp(t: Test): Promise<FakeIdp> {
   const tls = makeTestCertificates()
   t.teardown(() => tls.cleanup())
-  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true })
+  const { privateKey, publicKey } = await rsaKeyPair()
   const jwk = { ...(await exportJWK(publicKey)), kid: 'fake', alg: 'RS256', use: 'sig' }
   const codes = new Map<string, AuthRequest>()
   const tokens = new Map<string, string>()

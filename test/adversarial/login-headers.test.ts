@@ -5,7 +5,7 @@
  * HttpOnly, SameSite=Lax, Path=/, no Domain.
  */
 import t, { type Test } from 'tap'
-import { hashPassword } from '../../src/login/passwords.js'
+import { testPasswordHash } from '../helpers/passwords.js'
 import { authorizeQuery as authorizeQueryFor } from '../helpers/authorize-url.js'
 import { parseForm } from '../helpers/form-browser.js'
 import { startTestGateway } from '../helpers/gateway.js'
@@ -19,7 +19,7 @@ const gw = await startTestGateway(t, {
   resources: [{ id: 'files', upstream: 'http://127.0.0.1:9/mcp', access: { allowAnyUser: true } }],
   config: {
     publicUrl: `https://localhost:${port}`,
-    login: { static: { users: [{ username: 'alice', passwordHash: await hashPassword('alice-password') }] } },
+    login: { static: { users: [{ username: 'alice', passwordHash: await testPasswordHash('alice-password') }] } },
     clients: [{ clientId: 'web', name: 'Web app', redirectUris: ['https://app.example.com/cb'] }],
   },
 })

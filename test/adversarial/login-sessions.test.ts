@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { hashPassword } from '../../src/login/passwords.js'
+import { testPasswordHash } from '../helpers/passwords.js'
 import { authorizeUrl as authorizeUrlAt, codeOf } from '../helpers/authorize-url.js'
 import { parseForm } from '../helpers/form-browser.js'
 import { startTestGateway } from '../helpers/gateway.js'
@@ -22,10 +22,10 @@ const gw = await startTestGateway(t, {
     login: {
       static: {
         users: [
-          { username: 'alice', passwordHash: await hashPassword('alice-password'), name: 'Alice' },
-          { username: 'bob', passwordHash: await hashPassword('bob-password') },
-          { username: 'carol', passwordHash: await hashPassword('carol-password') },
-          { username: 'dave', passwordHash: await hashPassword('dave-password') },
+          { username: 'alice', passwordHash: await testPasswordHash('alice-password'), name: 'Alice' },
+          { username: 'bob', passwordHash: await testPasswordHash('bob-password') },
+          { username: 'carol', passwordHash: await testPasswordHash('carol-password') },
+          { username: 'dave', passwordHash: await testPasswordHash('dave-password') },
         ],
       },
     },

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose'
-import { hashPassword } from '../../src/login/passwords.js'
+import { testPasswordHash } from '../helpers/passwords.js'
 import { startTestGateway } from '../helpers/gateway.js'
 import { json, startHttpDocServer } from '../cimd/servers.js'
 
@@ -33,7 +33,7 @@ docs.routes.set(
 const gw = await startTestGateway(t, {
   resources: [{ upstream: 'http://127.0.0.1:9/mcp' }],
   config: {
-    login: { static: { users: [{ username: 'alice', passwordHash: await hashPassword('alice-password') }] } },
+    login: { static: { users: [{ username: 'alice', passwordHash: await testPasswordHash('alice-password') }] } },
     cimd: { enabled: true, allowHttp: true, allowPrivateAddresses: true, trust: { allow: [{ prefix: `http://127.0.0.1:${docs.port}/clients/` }] } },
   },
 })

@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import t from 'tap'
-import { hashPassword } from '../../src/login/passwords.js'
+import { testPasswordHash } from '../helpers/passwords.js'
 import { FormBrowser } from '../helpers/form-browser.js'
 import { startTestGateway } from '../helpers/gateway.js'
 import { redisForTests } from '../helpers/redis.js'
@@ -21,7 +21,7 @@ if (redis) {
     store: { type: 'redis', redis: redis.storeConfig() },
     config: {
       authorizationServer: { refreshReuseGraceSeconds: 1 },
-      login: { static: { users: [{ username: 'alice', passwordHash: await hashPassword('alice-password') }] } },
+      login: { static: { users: [{ username: 'alice', passwordHash: await testPasswordHash('alice-password') }] } },
       clients: [{ clientId: 'app', name: 'App', redirectUris: ['http://127.0.0.1/callback'] }],
       rateLimits: { token: { perAddress: { requests: 0, windowSeconds: 60 }, perClient: { requests: 0, windowSeconds: 60 } } },
     },

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
-import { hashPassword } from '../../src/login/passwords.js'
+import { testPasswordHash } from '../helpers/passwords.js'
 import { authorizeUrl as authorizeUrlAt, type AuthorizeParams } from '../helpers/authorize-url.js'
 import { FormBrowser } from '../helpers/form-browser.js'
 import { startTestGateway } from '../helpers/gateway.js'
@@ -15,7 +15,7 @@ const challenge = createHash('sha256').update(verifier).digest('base64url')
 const gw = await startTestGateway(t, {
   resources: [{ upstream: 'http://127.0.0.1:9/mcp' }],
   config: {
-    login: { static: { users: [{ username: 'alice', passwordHash: await hashPassword('alice-password') }] } },
+    login: { static: { users: [{ username: 'alice', passwordHash: await testPasswordHash('alice-password') }] } },
     clients: [
       { clientId: 'loop', name: 'Loop', redirectUris: ['http://127.0.0.1/callback', 'http://localhost/callback', 'http://[::1]/callback'] },
       { clientId: 'loop-ip', name: 'Loop IP only', redirectUris: ['http://127.0.0.1:7000/cb?mode=a'] },

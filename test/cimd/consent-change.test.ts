@@ -10,7 +10,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import t from 'tap'
 import type { AuditEvent } from '../../src/audit/events.js'
-import { hashPassword } from '../../src/login/passwords.js'
+import { testPasswordHash } from '../helpers/passwords.js'
 import { FormBrowser, type Visit } from '../helpers/form-browser.js'
 import { startTestGateway } from '../helpers/gateway.js'
 import { json, startHttpDocServer } from './servers.js'
@@ -34,7 +34,7 @@ publish(base)
 const gw = await startTestGateway(t, {
   resources: [{ upstream: 'http://127.0.0.1:9/mcp' }],
   config: {
-    login: { static: { users: [{ username: 'alice', passwordHash: await hashPassword('alice-password') }] } },
+    login: { static: { users: [{ username: 'alice', passwordHash: await testPasswordHash('alice-password') }] } },
     cimd: { enabled: true, allowHttp: true, allowPrivateAddresses: true, cache: { enabled: false }, trust: { any: true } },
   },
 })
@@ -110,7 +110,7 @@ t.test('SEC-29: authorizationServer.rememberConsentForLoopbackClients lets the o
   const relaxed = await startTestGateway(t, {
     resources: [{ upstream: 'http://127.0.0.1:9/mcp' }],
     config: {
-      login: { static: { users: [{ username: 'alice', passwordHash: await hashPassword('alice-password') }] } },
+      login: { static: { users: [{ username: 'alice', passwordHash: await testPasswordHash('alice-password') }] } },
       cimd: { enabled: true, allowHttp: true, allowPrivateAddresses: true, cache: { enabled: false }, trust: { any: true } },
       authorizationServer: { rememberConsentForLoopbackClients: true },
     },

@@ -8,7 +8,7 @@ import { auth, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import type { OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js'
-import { hashPassword } from '../../src/login/passwords.js'
+import { testPasswordHash } from '../helpers/passwords.js'
 import { connectSdk1Client, connectSdk2Client, MODERN_PROTOCOL_VERSION, modernRequest, postJsonRpc } from '../fixtures/mcp-clients.js'
 import { startSdk1Upstream, startSdk2Upstream } from '../fixtures/mcp-upstream.js'
 import { FormBrowser } from '../helpers/form-browser.js'
@@ -35,7 +35,7 @@ t.test('a call that needs more scope: 403 step-up challenge; re-authorization wi
   const gw = await startTestGateway(t, {
     resources: [{ upstream: upstream.url, scopes, requiredScopes: ['files:read'], policy: { rules: policy.rules } }],
     config: {
-      login: { static: { users: [{ username: 'alice', passwordHash: await hashPassword('alice-password') }] } },
+      login: { static: { users: [{ username: 'alice', passwordHash: await testPasswordHash('alice-password') }] } },
       // The 1.x SDK answers insufficient_scope with a refresh when it holds a refresh token, which
       // cannot widen the scope; a client without refresh tokens re-authorizes, as step-up needs.
       clients: [{ clientId: 'app', name: 'App', redirectUris: ['http://127.0.0.1/callback'], grantTypes: ['authorization_code'] }],

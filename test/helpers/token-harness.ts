@@ -4,13 +4,13 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
-import { hashPassword } from '../../src/login/passwords.js'
+import { testPasswordHash } from './passwords.js'
 import { FormBrowser } from './form-browser.js'
 import { startTestGateway, type TestGateway } from './gateway.js'
 import { reservePort } from './ports.js'
 
 export const USER = { username: 'alice', password: 'correct horse battery staple', sub: 'static:alice' }
-export const passwordHash = await hashPassword(USER.password)
+export const passwordHash = await testPasswordHash(USER.password)
 /** Registered for every client; any loopback port matches at /authorize (O21-04). */
 export const REGISTERED_REDIRECT = 'http://127.0.0.1/callback'
 export const REDIRECT = 'http://127.0.0.1:43210/callback'

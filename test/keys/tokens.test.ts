@@ -10,6 +10,7 @@ import t, { type Test } from 'tap'
 import { loadKeystore } from '../../src/keys/keystore.js'
 import { AccessTokenVerifier, mintAccessToken, TokenRejectedError } from '../../src/keys/tokens.js'
 import { MemoryStore } from '../../src/store/memory.js'
+import { rsaKeyPair } from '../fixtures/rsa-keys.js'
 
 const ISSUER = 'https://gw.example.com'
 const AUD = 'https://gw.example.com/mcp'
@@ -172,8 +173,8 @@ t.test('the development key is shared through the store: replicas agree', async 
 })
 
 t.test('external issuer: keys come from its JWKS, refreshed when an unknown kid appears', async (t) => {
-  const k1 = await generateKeyPair('RS256', { extractable: true })
-  const k2 = await generateKeyPair('RS256', { extractable: true })
+  const k1 = await rsaKeyPair()
+  const k2 = await rsaKeyPair()
   const jwks = { keys: [{ ...(await exportJWK(k1.publicKey)), kid: 'k1', alg: 'RS256' }] }
   let fetches = 0
   const server = createServer((_req, res) => {
@@ -206,7 +207,7 @@ t.test('external issuer: keys come from its JWKS, refreshed when an unknown kid 
   await new Promise((r) => setTimeout(r, 1100)) // past the refetch cooldown
   await t.resolves(v.verify(await sign(k2.privateKey, 'k2')), 'a rotated-in key is picked up')
   t.equal(fetches, 2, 'one refetch for the unknown kid')
-  const rogue = await generateKeyPair('RS256')
+  const rogue = await rsaKeyPair()
   await t.rejects(v.verify(await sign(rogue.privateKey, 'k3')), TokenRejectedError)
   await refusedFor(
     t,

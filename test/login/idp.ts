@@ -6,10 +6,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createServer, type Server } from 'node:https'
 import type { Test } from 'tap'
-import { exportJWK, generateKeyPair } from 'jose'
+import { exportJWK } from 'jose'
 import { Provider, type Configuration } from 'oidc-provider'
 import { makeTestCertificates } from '../cimd/servers.js'
 import { reservePort } from '../helpers/ports.js'
+import { rsaKeyPair } from '../fixtures/rsa-keys.js'
 
 export interface TestAccount {
   email?: string
@@ -59,7 +60,7 @@ export interface TestIdpOptions {
 export async function startTestIdp(t: Test, options: TestIdpOptions): Promise<TestIdp> {
   const tls = makeTestCertificates()
   t.teardown(() => tls.cleanup())
-  const { privateKey } = await generateKeyPair('RS256', { extractable: true })
+  const { privateKey } = await rsaKeyPair()
   const jwk = { ...(await exportJWK(privateKey)), kid: 'idp-test', alg: 'RS256', use: 'sig' }
   let server: Server | undefined
   // Reserved for the whole test rather than port 0: while stopped, the port stays ours (connecting

@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import type { AuditEvent } from '../../src/audit/events.js'
-import { hashPassword } from '../../src/login/passwords.js'
+import { testPasswordHash } from '../helpers/passwords.js'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
 import { redisForTests } from '../helpers/redis.js'
 import { parseForm } from '../helpers/form-browser.js'
@@ -14,8 +14,8 @@ import { WebBrowser } from '../helpers/web-browser.js'
 
 const SECRET = 'alice-password'
 const users = [
-  { username: 'alice', passwordHash: await hashPassword(SECRET) },
-  { username: 'bob', passwordHash: await hashPassword('bob-password') },
+  { username: 'alice', passwordHash: await testPasswordHash(SECRET) },
+  { username: 'bob', passwordHash: await testPasswordHash('bob-password') },
 ]
 const client = { clientId: 'web', name: 'Web app', redirectUris: ['https://app.example.com/cb'] }
 

@@ -4,7 +4,7 @@
  * ended by logout, kept in the store so another replica continues a login the first started.
  */
 import t from 'tap'
-import { hashPassword } from '../../src/login/passwords.js'
+import { testPasswordHash } from '../helpers/passwords.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { reservePort } from '../helpers/ports.js'
 import { redisForTests } from '../helpers/redis.js'
@@ -98,7 +98,7 @@ t.test('a second replica on the same Redis continues a login the first started',
 })
 
 t.test('static users beside an IdP: the page offers both; a password user gets the normal consent page', async (t) => {
-  const passwordHash = await hashPassword('carol-password')
+  const passwordHash = await testPasswordHash('carol-password')
   const setup = await loginSetup(t, {
     upstreamUrl: upstream.url,
     access: { subjects: ['static:carol', 'corp:alice'] },

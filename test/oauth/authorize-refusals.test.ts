@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import t from 'tap'
-import { hashPassword } from '../../src/login/passwords.js'
+import { testPasswordHash } from '../helpers/passwords.js'
 import { authorizeUrl as authorizeUrlAt, type AuthorizeParams } from '../helpers/authorize-url.js'
 import { FormBrowser, parseForm } from '../helpers/form-browser.js'
 import { startTestGateway } from '../helpers/gateway.js'
@@ -18,7 +18,7 @@ const gw = await startTestGateway(t, {
     { id: 'crm', path: '/crm/mcp', upstream: 'http://127.0.0.1:9/mcp', scopes: [{ name: 'crm' }], requiredScopes: ['crm'] },
   ],
   config: {
-    login: { static: { users: [{ username: 'alice', passwordHash: await hashPassword('alice-password') }] } },
+    login: { static: { users: [{ username: 'alice', passwordHash: await testPasswordHash('alice-password') }] } },
     clients: [
       { clientId: 'cli', name: 'CLI <b>tool</b>', redirectUris: ['http://localhost/callback', 'http://127.0.0.1:7777/cb?x=1'] },
       { clientId: 'web', name: 'Web app', redirectUris: ['https://app.example.com/cb'] },

@@ -12,18 +12,19 @@ import t, { type Test } from 'tap'
 import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type CryptoKey, type JWK } from 'jose'
 import { auth } from '@modelcontextprotocol/sdk/client/auth.js'
 import { createPrivateKeyJwtAuth } from '@modelcontextprotocol/sdk/client/auth-extensions.js'
-import { hashPassword } from '../../src/login/passwords.js'
+import { testPasswordHash } from '../helpers/passwords.js'
 import { startChildGateway, type ChildGateway } from '../cimd/child-gateway.js'
 import { json, makeTestCertificates, startHttpsDocServer, type DocServer } from '../cimd/servers.js'
 import { FormBrowser } from '../helpers/form-browser.js'
 import { MemoryClientProvider } from '../helpers/sdk-provider.js'
+import { rsaKeyPair } from '../fixtures/rsa-keys.js'
 
 t.setTimeout(360_000)
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
 const tls = makeTestCertificates()
 t.teardown(() => tls.cleanup())
-const passwordHash = await hashPassword('alice-password')
+const passwordHash = await testPasswordHash('alice-password')
 
 interface Signer {
   kid: string
@@ -228,7 +229,7 @@ t.test('SEC-31: every assertion check refuses with 401 invalid_client; the refre
     ['SEC-31 iat in the future', await assertion(gw, id, { iat: now() + 600 }), /check iat failed/],
     ['SEC-31 nbf in the future', await assertion(gw, id, { nbf: now() + 600 }), /check nbf failed/],
     ['SEC-31 missing jti', await assertion(gw, id, { jti: null }), /check jti failed: jti is missing/],
-    ['SEC-31 alg differs from token_endpoint_auth_signing_alg', await new SignJWT({ iss: id, sub: id, aud: gw.origin, exp: now() + 60, jti: 'ps' }).setProtectedHeader({ alg: 'PS256', kid: 'a1' }).sign((await generateKeyPair('PS256')).privateKey), /differs from the client's token_endpoint_auth_signing_alg ES256/],
+    ['SEC-31 alg differs from token_endpoint_auth_signing_alg', await new SignJWT({ iss: id, sub: id, aud: gw.origin, exp: now() + 60, jti: 'ps' }).setProtectedHeader({ alg: 'PS256', kid: 'a1' }).sign((await rsaKeyPair('PS256')).privateKey), /differs from the client's token_endpoint_auth_signing_alg ES256/],
   ]
   for (const [what, a, detail] of cases) await refused(t, gw, await refresh(a), detail, what)
   // sub != iss, with iss right: the client is looked up by sub, which is then another client.

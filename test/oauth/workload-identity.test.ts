@@ -19,6 +19,7 @@ import { startWorkloadIssuer } from '../fixtures/workload-issuer.js'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
 import { reservePort } from '../helpers/ports.js'
 import { redisForTests } from '../helpers/redis.js'
+import { rsaKeyPair } from '../fixtures/rsa-keys.js'
 
 const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer'
 const DEPLOYER = 'system:serviceaccount:ci:deployer'
@@ -173,7 +174,7 @@ t.test('WIF-02: every check of the assertion refuses with invalid_grant, never a
   await refused('HS256', hs, 'algorithm')
   const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${Buffer.from(JSON.stringify(pod({ iss: cluster.issuer, iat: now, exp: now + 300 }))).toString('base64url')}.`
   await refused('alg none', none, 'algorithm')
-  await refused('another key', await cluster.sign(pod(), { key: (await import('jose').then((j) => j.generateKeyPair('RS256'))).privateKey }), 'signature')
+  await refused('another key', await cluster.sign(pod(), { key: (await rsaKeyPair()).privateKey }), 'signature')
   await refused('wrong aud', await cluster.sign(pod({ aud: 'https://other.example.com' })), 'audience')
   await refused('aud array with another member', await cluster.sign(pod({ aud: [gw.config.issuer, 'https://other.example.com'] })), 'audience')
   await refused('no aud', await cluster.sign(pod({ aud: undefined })), 'audience')
@@ -185,7 +186,7 @@ t.test('WIF-02: every check of the assertion refuses with invalid_grant, never a
   await refused('typ of another profile', await cluster.sign(pod(), { header: { typ: 'at+jwt' } }), 'typ')
   await refused('keys that cannot be fetched', await new SignJWT({ sub: 'x', aud: gw.config.issuer, iss: 'https://down.example.com', iat: now, exp: now + 60 })
     .setProtectedHeader({ alg: 'RS256', kid: 'k' })
-    .sign((await import('jose').then((j) => j.generateKeyPair('RS256'))).privateKey), 'keys')
+    .sign((await rsaKeyPair()).privateKey), 'keys')
   t.notMatch(gw.logText(), hs.split('.')[2]!, 'no assertion reaches the log')
 
   for (const [why, aud] of [

@@ -14,7 +14,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { AuditTrail, type AuditEvent, type AuditEventType } from '../../src/audit/events.js'
 import { createAuditSink } from '../../src/audit/sink.js'
 import { createLogger } from '../../src/log.js'
-import { hashPassword } from '../../src/login/passwords.js'
+import { testPasswordHash } from '../helpers/passwords.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { FormBrowser } from '../helpers/form-browser.js'
 import { startTestGateway } from '../helpers/gateway.js'
@@ -138,7 +138,7 @@ t.test('a full flow writes its events to the file sink, each with requestId and 
     resources: [{ upstream: upstream.url, scopes: [{ name: 'mcp' }, { name: 'admin' }], policy: { rules: [{ id: 'no-admin', method: 'tools/call', name: 'admin_*', action: 'deny' }] } }],
     config: {
       audit: { sink: 'file', file },
-      login: { static: { users: [{ username: 'alice', passwordHash: await hashPassword('alice-password') }] } },
+      login: { static: { users: [{ username: 'alice', passwordHash: await testPasswordHash('alice-password') }] } },
       clients: [{ clientId: 'test-client', name: 'Test MCP client', redirectUris: ['http://127.0.0.1/callback'] }],
       registration: { enabled: true },
       authorizationServer: { refreshReuseGraceSeconds: 0 },
