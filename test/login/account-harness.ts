@@ -5,12 +5,12 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
-import { hashPassword } from '../../src/login/passwords.js'
+import { testPasswordHash } from '../helpers/passwords.js'
 import { FormBrowser, type Visit } from '../helpers/form-browser.js'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
 
 export const PASSWORD = 'correct horse battery staple'
-const passwordHash = await hashPassword(PASSWORD)
+const passwordHash = await testPasswordHash(PASSWORD)
 const REDIRECT = 'http://127.0.0.1:43210/callback'
 
 export async function accountGateway(t: Test, upstreamUrl: string): Promise<TestGateway> {
