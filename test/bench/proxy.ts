@@ -40,12 +40,10 @@
  * BENCH_PROFILE=dir writes a V8 CPU profile of each server process there (slows them down).
  */
 import autocannon from 'autocannon'
-import { fork, type ChildProcess } from 'node:child_process'
-import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { writeFileSync } from 'node:fs'
 import os from 'node:os'
-import { fileURLToPath } from 'node:url'
-import type { ChildMessage, ChildRequest, ServerSpec } from './servers.js'
+import { closeAll, NginxProcess, PIN, pinLoadGenerator, processes, ServerProcess, type Measured } from './processes.js'
+import { cell, fmtInt, fmtMs, fmtPct, fmtRatio, machineCpu, median, percentile, sleep, spread, table } from './stats.js'
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -60,6 +58,11 @@ function intEnv(name: string, fallback: number, min = 1): number {
 
 const DURATION = intEnv('BENCH_DURATION', 2)
 const ROUNDS = intEnv('BENCH_ROUNDS', 6)
+/** Interleaved rounds with one connection (the added latency of one call); 0 leaves them out. */
+const SINGLE_ROUNDS = intEnv('BENCH_SINGLE_ROUNDS', 3, 0)
+/** BENCH_NGINX=0 leaves nginx out (otherwise installed with apt-get when missing, see nginx.ts). */
+const NGINX = process.env.BENCH_NGINX !== '0'
+let nginxVersion = 'nginx (not measured)'
 const CONNECTIONS = intEnv('BENCH_CONNECTIONS', 32)
 const WARMUP = intEnv('BENCH_WARMUP', 2, 0)
 /** Longest wait for a quiet machine before one round, in seconds. */
@@ -69,7 +72,6 @@ const REDO_LIMIT = intEnv('BENCH_REDO', 2, 0)
 /** Total seconds the run may spend waiting for quiet and re-running rounds; bounds the runtime. */
 const PATIENCE = intEnv('BENCH_PATIENCE', 30, 0)
 const QUIET_THRESHOLD = 0.15
-const PROFILE_DIR = process.env.BENCH_PROFILE || undefined
 const SCENARIOS = (process.env.BENCH_SCENARIOS ?? 'stateless,stateful').split(',').map((s) => s.trim()).filter(Boolean)
 for (const s of SCENARIOS) if (s !== 'stateless' && s !== 'stateful') throw new Error(`unknown scenario ${s}`)
 
@@ -87,115 +89,6 @@ const BASE_HEADERS: Record<string, string> = {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Child processes
-
-type Reply = Extract<ChildMessage, { type: 'reply' }>
-
-class ServerProcess {
-  #nextId = 1
-  readonly #pending = new Map<number, { resolve: (m: Reply) => void; reject: (e: Error) => void }>()
-  #exited: string | undefined
-  url = ''
-  token: string | undefined
-
-  private constructor(
-    readonly name: string,
-    readonly child: ChildProcess,
-  ) {}
-
-  static start(name: string, spec: ServerSpec): Promise<ServerProcess> {
-    // stdout goes to /dev/null: that is where the gateway's pino logs land (fd 1, as in production).
-    // BENCH_PROFILE=dir: V8 CPU profile of every server process, written when it exits.
-    // (tsx's loader thread writes a profile too; close() renames the main thread's after the server.)
-    const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []
-    const child = fork(fileURLToPath(new URL('./servers.ts', import.meta.url)), [], {
-      execArgv: [...process.execArgv, ...profile],
-      env: { ...process.env, BENCH_SERVER: JSON.stringify(spec) },
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    })
-    const proc = new ServerProcess(name, child)
-    children.add(proc)
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${name}: not ready after 30 s`)), 30_000)
-      child.on('message', (m: ChildMessage) => {
-        if (m.type === 'ready') {
-          clearTimeout(timer)
-          proc.url = m.url
-          proc.token = m.token
-          resolve(proc)
-        } else if (m.type === 'failed') {
-          clearTimeout(timer)
-          reject(new Error(`${name} failed to start:\n${m.error}`))
-        } else if (m.type === 'reply') {
-          proc.#pending.get(m.id)?.resolve(m)
-          proc.#pending.delete(m.id)
-        }
-      })
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer)
-        children.delete(proc)
-        proc.#exited = `${name} exited (code ${code}, signal ${signal})`
-        for (const { reject: fail } of proc.#pending.values()) fail(new Error(proc.#exited))
-        proc.#pending.clear()
-        if (!shuttingDown) reject(new Error(proc.#exited))
-      })
-    })
-  }
-
-  #ask(op: ChildRequest['op']): Promise<Reply> {
-    const id = this.#nextId++
-    return new Promise((resolve, reject) => {
-      if (this.#exited || !this.child.connected) return reject(new Error(this.#exited ?? `${this.name} is gone`))
-      this.#pending.set(id, { resolve, reject })
-      this.child.send({ id, op } satisfies ChildRequest)
-    })
-  }
-
-  /** CPU time (user + system) the process has used so far, in microseconds. */
-  async cpuMicros(): Promise<number> {
-    const { cpu } = await this.#ask('cpu')
-    if (!cpu) throw new Error(`${this.name}: no CPU figure`)
-    return cpu.user + cpu.system
-  }
-
-  async clear(): Promise<void> {
-    await this.#ask('clear')
-  }
-
-  async close(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return
-    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()))
-    await this.#ask('close').catch(() => {})
-    const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 5000).unref())
-    if ((await Promise.race([exited, timeout])) === 'timeout') {
-      this.child.kill('SIGKILL')
-      await exited
-    }
-    if (PROFILE_DIR) {
-      // Node names profiles CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; thread 0 is the main thread.
-      const main = readdirSync(PROFILE_DIR).find((f) => f.includes(`.${this.child.pid}.0.`) && f.endsWith('.cpuprofile'))
-      if (main) renameSync(join(PROFILE_DIR, main), join(PROFILE_DIR, `${this.name.replace(/[^a-z0-9]+/gi, '-').replace(/-$/, '')}.cpuprofile`))
-    }
-  }
-}
-
-const children = new Set<ServerProcess>()
-let shuttingDown = false
-
-async function closeAll(): Promise<void> {
-  shuttingDown = true
-  await Promise.allSettled([...children].map((c) => c.close()))
-}
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    shuttingDown = true
-    for (const c of children) c.child.kill('SIGKILL')
-    process.exit(signal === 'SIGINT' ? 130 : 143)
-  })
-}
-
-// ---------------------------------------------------------------------------------------------
 // Targets and their pre-flight checks
 
 type Scenario = 'stateless' | 'stateful'
@@ -203,17 +96,19 @@ type Scenario = 'stateless' | 'stateful'
 interface Target {
   scenario: Scenario
   label: string
-  kind: 'direct' | 'bare' | 'gateway'
+  kind: 'direct' | 'bare' | 'nginx' | 'gateway'
   url: string
   headers: Record<string, string>
   /** Stateful scenario: one session id per connection. */
   sessions?: string[]
   /** The exact answer every measured call must return. */
   expectBody: string
-  /** The process in front of the upstream (bare proxy or gateway); none for direct. */
-  proxy: ServerProcess | undefined
-  upstream: ServerProcess
+  /** The process in front of the upstream (bare proxy, nginx or gateway); none for direct. */
+  proxy: Measured | undefined
+  upstream: Measured
   rounds: RoundResult[]
+  /** Rounds with one connection, for the latency a proxy adds to a call. */
+  single: RoundResult[]
 }
 
 interface RoundResult {
@@ -287,8 +182,8 @@ async function makeTarget(
   scenario: Scenario,
   kind: Target['kind'],
   label: string,
-  front: ServerProcess,
-  upstream: ServerProcess,
+  front: Measured,
+  upstream: Measured,
 ): Promise<Target> {
   const headers = { ...BASE_HEADERS, ...(front.token && { authorization: `Bearer ${front.token}` }) }
   const name = `${scenario}/${label}`
@@ -316,33 +211,13 @@ async function makeTarget(
     proxy: kind === 'direct' ? undefined : front,
     upstream,
     rounds: [],
+    single: [],
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // One round
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!
-}
-
-/** Machine-wide CPU time from /proc/stat, in microseconds (undefined off Linux). */
-function machineCpu(): { busy: number } | undefined {
-  let line: string | undefined
-  try {
-    line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]
-  } catch {
-    return undefined
-  }
-  const f = line?.trim().split(/\s+/).slice(1).map(Number) ?? []
-  if (f.length < 8 || f.some((n) => !Number.isFinite(n))) return undefined
-  // user nice system idle iowait irq softirq … (guest time is already inside user/nice)
-  const tick = 1e6 / 100 // USER_HZ is 100 on Linux
-  return { busy: (f[0]! + f[1]! + f[2]! + f[5]! + f[6]!) * tick }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
  * Waits (at most maxSeconds) until processes outside the benchmark use less than
@@ -353,7 +228,7 @@ async function waitForQuiet(maxSeconds: number): Promise<number> {
   if (maxSeconds <= 0 || machineCpu() === undefined) return 0
   const started = performance.now()
   for (;;) {
-    const all = [...children]
+    const all = [...processes]
     const before = await Promise.all(all.map((p) => p.cpuMicros()))
     const own = process.cpuUsage()
     const m0 = machineCpu()!
@@ -369,12 +244,12 @@ async function waitForQuiet(maxSeconds: number): Promise<number> {
   }
 }
 
-async function runRound(target: Target, seconds: number, cycle: number): Promise<RoundResult> {
+async function runRound(target: Target, seconds: number, cycle: number, connections = CONNECTIONS): Promise<RoundResult> {
   await target.upstream.clear()
   const procs = [target.upstream, ...(target.proxy ? [target.proxy] : [])]
   // Every benchmark process is sampled, idle ones included, so the rest of the machine's
   // CPU time can be attributed to other processes.
-  const all = [...children]
+  const all = [...processes]
   const cpuBefore = await Promise.all(all.map((p) => p.cpuMicros()))
   const ownBefore = process.cpuUsage()
   const machineBefore = machineCpu()
@@ -391,7 +266,7 @@ async function runRound(target: Target, seconds: number, cycle: number): Promise
         method: 'POST',
         headers: target.headers,
         body: CALL_BODY,
-        connections: CONNECTIONS,
+        connections,
         pipelining: 1,
         duration: seconds,
         expectBody: target.expectBody,
@@ -420,7 +295,7 @@ async function runRound(target: Target, seconds: number, cycle: number): Promise
   const own = process.cpuUsage(ownBefore)
   const machineAfter = machineCpu()
   const cpuAfter = await Promise.all(all.map((p) => p.cpuMicros()))
-  const delta = (p: ServerProcess) => cpuAfter[all.indexOf(p)]! - cpuBefore[all.indexOf(p)]!
+  const delta = (p: Measured) => cpuAfter[all.indexOf(p)]! - cpuBefore[all.indexOf(p)]!
   const perRequest = (i: number) => delta(procs[i]!) / Math.max(1, responses)
   const ours = own.user + own.system + all.reduce((a, p) => a + delta(p), 0)
   const capacity = elapsed * 1e6 * os.availableParallelism()
@@ -446,39 +321,6 @@ async function runRound(target: Target, seconds: number, cycle: number): Promise
 
 // ---------------------------------------------------------------------------------------------
 // Statistics and printing
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b)
-  if (s.length === 0) return NaN
-  const mid = Math.floor(s.length / 2)
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
-}
-
-interface Spread {
-  median: number
-  min: number
-  max: number
-}
-
-function spread(values: number[]): Spread {
-  return { median: median(values), min: Math.min(...values), max: Math.max(...values) }
-}
-
-const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US')
-const fmtMs = (n: number) => n.toFixed(2)
-const fmtRatio = (n: number) => n.toFixed(2)
-const fmtPct = (n: number) => `${(n * 100).toFixed(0)}%`
-
-function cell(s: Spread, f: (n: number) => string): string {
-  return `${f(s.median)} [${f(s.min)}–${f(s.max)}]`
-}
-
-function table(header: string[], rows: string[][], rightAligned: boolean[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (rightAligned[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd()
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
-}
 
 function describeScenario(scenario: Scenario): string {
   return scenario === 'stateless'
@@ -510,12 +352,15 @@ function report(targets: Target[], meta: { startLoad: number[]; wallSeconds: num
       `${fmtPct(QUIET_THRESHOLD)} other load (column "others")`,
   )
   out.push(
-    'processes: autocannon in the parent; upstream, bare proxy and each gateway in their own child process (not pinned). ' +
+    `processes: autocannon in the parent; upstream, bare proxy, nginx and each gateway in their own process; ` +
+      (PIN ? `pinned (taskset): autocannon on CPU ${PIN.loadgen}, every server on CPU ${PIN.servers}. ` : 'not pinned (BENCH_PIN=0:1 pins them). ') +
       'Gateway: startGateway, memory store, token checks on (ES256 JWT from its generated key, audience, scope; one token, so the ' +
       'verifier cache is hit after the first call), MCP policy step with no rules (body parsed, required scope checked), ' +
       'identity headers X-User/X-Client/X-Scopes, pino logs to stdout → /dev/null; at level info that is 2 JSON lines ' +
       'per call (the mcp.decision audit event, the access line), at warn none. Bare proxy: Fastify() + ' +
-      '@fastify/http-proxy { upstream }, defaults, no logger. Every measured answer is compared byte for byte with the ' +
+      `@fastify/http-proxy { upstream }, defaults, no logger. ${nginxVersion}: Debian's package, 1 worker, keep-alive ` +
+      'upstream, proxy_buffering and proxy_request_buffering off, access log to /dev/null. ' +
+      'Every measured answer is compared byte for byte with the ' +
       'direct answer (mismatches).',
   )
   out.push(
@@ -556,25 +401,27 @@ function report(targets: Target[], meta: { startLoad: number[]; wallSeconds: num
     )
 
     const bare = group.find((t) => t.kind === 'bare')
+    const nginx = group.find((t) => t.kind === 'nginx')
     const direct = group.find((t) => t.kind === 'direct')
     const ratioRows: string[][] = []
-    for (const gw of group.filter((t) => t.kind === 'gateway')) {
-      for (const base of [bare, direct]) {
-        if (!base) continue
-        const perCycle = gw.rounds.map((r) => {
-          const b = base.rounds.find((x) => x.cycle === r.cycle)!
-          return { rps: r.rps / b.rps, p50: r.p50 / b.p50, p99: r.p99 / b.p99, cpu: r.proxyCpu! / (b.proxyCpu ?? NaN) }
-        })
-        const cpu = base.proxy !== undefined ? cell(spread(perCycle.map((x) => x.cpu)), fmtRatio) : '—'
-        ratioRows.push([
-          `${gw.label} vs ${base.label}`,
-          cell(spread(perCycle.map((x) => x.rps)), fmtRatio),
-          cell(spread(perCycle.map((x) => x.p50)), fmtRatio),
-          cell(spread(perCycle.map((x) => x.p99)), fmtRatio),
-          cpu,
-        ])
-      }
+    const compare = (a: Target, base: Target) => {
+      const perCycle = a.rounds.map((r) => {
+        const b = base.rounds.find((x) => x.cycle === r.cycle)!
+        return { rps: r.rps / b.rps, p50: r.p50 / b.p50, p99: r.p99 / b.p99, cpu: r.proxyCpu! / (b.proxyCpu ?? NaN) }
+      })
+      const cpu = base.proxy !== undefined ? cell(spread(perCycle.map((x) => x.cpu)), fmtRatio) : '—'
+      ratioRows.push([
+        `${a.label} vs ${base.label}`,
+        cell(spread(perCycle.map((x) => x.rps)), fmtRatio),
+        cell(spread(perCycle.map((x) => x.p50)), fmtRatio),
+        cell(spread(perCycle.map((x) => x.p99)), fmtRatio),
+        cpu,
+      ])
     }
+    for (const gw of group.filter((t) => t.kind === 'gateway')) {
+      for (const base of [bare, nginx, direct]) if (base) compare(gw, base)
+    }
+    if (bare && nginx) compare(bare, nginx)
     if (ratioRows.length > 0) {
       out.push('')
       out.push(
@@ -584,6 +431,19 @@ function report(targets: Target[], meta: { startLoad: number[]; wallSeconds: num
           [false, true, true, true, true],
         ),
       )
+    }
+    const singleDirect = direct?.single ?? []
+    if (singleDirect.length > 0) {
+      // Added latency: the target's p50 minus direct's in the same cycle, one call at a time.
+      const rows = group
+        .filter((t) => t.kind !== 'direct')
+        .map((t) => {
+          const added = t.single.map((r) => (r.p50 - singleDirect.find((d) => d.cycle === r.cycle)!.p50) * 1000)
+          return [t.label, cell(spread(t.single.map((r) => r.p50 * 1000)), fmtInt), cell(spread(added), (n) => `${n >= 0 ? '+' : ''}${fmtInt(n)}`), fmtInt(median(t.single.map((r) => r.proxyCpu!)))]
+        })
+      out.push('')
+      out.push(`one connection, one call at a time (${singleDirect.length} interleaved rounds × ${DURATION} s; direct p50 ${cell(spread(singleDirect.map((r) => r.p50 * 1000)), fmtInt)} µs)`)
+      out.push(table(['target', 'p50 µs', 'added p50 µs (vs direct)', 'proxy µs/req'], rows, [false, true, true, true]))
     }
   }
   return out.join('\n')
@@ -598,22 +458,23 @@ async function main(): Promise<number> {
   const log = (s: string) => process.stderr.write(`${s}\n`)
   log(`starting servers (scenarios: ${SCENARIOS.join(', ')})…`)
 
+  pinLoadGenerator()
   const targets: Target[] = []
   for (const scenario of SCENARIOS as Scenario[]) {
     const stateful = scenario === 'stateful'
     const upstream = await ServerProcess.start(`${scenario} upstream`, { role: 'upstream', stateful })
-    const [bare, gwWarn, gwInfo] = await Promise.all([
+    const [bare, nginx, gwWarn, gwInfo] = await Promise.all([
       ServerProcess.start(`${scenario} bare proxy`, { role: 'bare', upstream: upstream.url }),
+      NGINX ? NginxProcess.start(`${scenario} nginx`, upstream.url, log) : undefined,
       ServerProcess.start(`${scenario} gateway (warn)`, { role: 'gateway', upstream: upstream.url, logLevel: 'warn' }),
-      // The info-level gateway is measured in the stateless scenario only, to keep the run short.
-      stateful
-        ? undefined
-        : ServerProcess.start(`${scenario} gateway (info)`, { role: 'gateway', upstream: upstream.url, logLevel: 'info' }),
+      ServerProcess.start(`${scenario} gateway (info)`, { role: 'gateway', upstream: upstream.url, logLevel: 'info' }),
     ])
+    if (nginx) nginxVersion = nginx.handle.version
     targets.push(await makeTarget(scenario, 'direct', 'direct', upstream, upstream))
     targets.push(await makeTarget(scenario, 'bare', 'bare proxy', bare, upstream))
+    if (nginx) targets.push(await makeTarget(scenario, 'nginx', 'nginx', nginx, upstream))
+    targets.push(await makeTarget(scenario, 'gateway', 'gateway (log info)', gwInfo, upstream))
     targets.push(await makeTarget(scenario, 'gateway', 'gateway (log warn)', gwWarn, upstream))
-    if (gwInfo) targets.push(await makeTarget(scenario, 'gateway', 'gateway (log info)', gwInfo, upstream))
   }
   for (const t of targets) {
     if (t.expectBody !== targets.find((x) => x.scenario === t.scenario)!.expectBody) {
@@ -638,40 +499,45 @@ async function main(): Promise<number> {
   let problems = 0
   /** Seconds spent on quiet waits and re-runs, against PATIENCE. */
   let extraSeconds = 0
-  for (let cycle = 0; cycle < ROUNDS; cycle++) {
-    const order = targets.map((_, i) => targets[(i + cycle) % targets.length]!)
-    for (const t of order) {
-      // A round disturbed by other processes is run again (up to REDO_LIMIT times); the
-      // least disturbed attempt counts. The choice depends on the other load only, never on the
-      // figures measured.
-      let best: RoundResult | undefined
-      for (let attempt = 0; ; attempt++) {
-        const waited = await waitForQuiet(Math.min(QUIET_WAIT, PATIENCE - extraSeconds))
-        quietWaited += waited
-        extraSeconds += waited
-        const r = await runRound(t, DURATION, cycle)
-        problems += r.non2xx + r.errors + r.mismatches
-        if (attempt > 0) extraSeconds += r.seconds
-        const noisy = r.others !== undefined && r.others >= QUIET_THRESHOLD
-        const again = noisy && attempt < REDO_LIMIT && PATIENCE - extraSeconds >= DURATION
-        log(
-          `cycle ${cycle + 1}/${ROUNDS}  ${`${t.scenario}/${t.label}`.padEnd(30)} ${fmtInt(r.rps).padStart(7)} req/s  ` +
-            `p50 ${fmtMs(r.p50)} ms  p99 ${fmtMs(r.p99)} ms  non-2xx ${r.non2xx}  errors ${r.errors}  mismatches ${r.mismatches}` +
-            (r.others !== undefined ? `  other processes ${fmtPct(r.others)} of CPU` : '') +
-            (again ? '  → again' : ''),
-        )
-        if (best === undefined || (r.others ?? 0) < (best.others ?? 0)) best = r
-        if (!again) break
-        redone++
+  const runCycles = async (cycles: number, connections: number, into: 'rounds' | 'single', group: Target[]) => {
+    for (let cycle = 0; cycle < cycles; cycle++) {
+      const order = group.map((_, i) => group[(i + cycle) % group.length]!)
+      for (const t of order) {
+        // A round disturbed by other processes is run again (up to REDO_LIMIT times); the
+        // least disturbed attempt counts. The choice depends on the other load only, never on the
+        // figures measured.
+        let best: RoundResult | undefined
+        for (let attempt = 0; ; attempt++) {
+          const waited = await waitForQuiet(Math.min(QUIET_WAIT, PATIENCE - extraSeconds))
+          quietWaited += waited
+          extraSeconds += waited
+          const r = await runRound(t, DURATION, cycle, connections)
+          problems += r.non2xx + r.errors + r.mismatches
+          if (attempt > 0) extraSeconds += r.seconds
+          const noisy = r.others !== undefined && r.others >= QUIET_THRESHOLD
+          const again = noisy && attempt < REDO_LIMIT && PATIENCE - extraSeconds >= DURATION
+          log(
+            `${into === 'single' ? '1 conn ' : ''}cycle ${cycle + 1}/${cycles}  ${`${t.scenario}/${t.label}`.padEnd(30)} ${fmtInt(r.rps).padStart(7)} req/s  ` +
+              `p50 ${fmtMs(r.p50)} ms  p99 ${fmtMs(r.p99)} ms  non-2xx ${r.non2xx}  errors ${r.errors}  mismatches ${r.mismatches}` +
+              (r.others !== undefined ? `  other processes ${fmtPct(r.others)} of CPU` : '') +
+              (again ? '  → again' : ''),
+          )
+          if (best === undefined || (r.others ?? 0) < (best.others ?? 0)) best = r
+          if (!again) break
+          redone++
+        }
+        t[into].push(best!)
       }
-      t.rounds.push(best!)
     }
   }
+  await runCycles(ROUNDS, CONNECTIONS, 'rounds', targets)
+  // One connection, one call at a time: the latency each proxy adds to a call (stateless only).
+  await runCycles(SINGLE_ROUNDS, 1, 'single', targets.filter((t) => t.scenario === 'stateless'))
 
   const text = report(targets, { startLoad, wallSeconds: (performance.now() - wallStart) / 1000, quietWaited, redone })
   process.stdout.write(`\n${text}\n`)
   if (process.env.BENCH_JSON) {
-    const rows = targets.map(({ scenario, label, kind, url, rounds }) => ({ scenario, label, kind, url, rounds }))
+    const rows = targets.map(({ scenario, label, kind, url, rounds, single }) => ({ scenario, label, kind, url, rounds, single }))
     writeFileSync(process.env.BENCH_JSON, `${JSON.stringify({ settings: { DURATION, ROUNDS, CONNECTIONS, WARMUP }, targets: rows }, null, 2)}\n`)
     log(`per-round figures written to ${process.env.BENCH_JSON}`)
   }
