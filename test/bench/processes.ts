@@ -120,6 +120,10 @@ export class ServerProcess implements Measured {
     })
   }
 
+  get pid(): number {
+    return this.child.pid!
+  }
+
   /** CPU time (user + system) the process has used so far, in microseconds. */
   async cpuMicros(): Promise<number> {
     const { cpu } = await this.#ask('cpu')

@@ -63,6 +63,8 @@ const SINGLE_ROUNDS = intEnv('BENCH_SINGLE_ROUNDS', 3, 0)
 /** BENCH_NGINX=0 leaves nginx out (otherwise installed with apt-get when missing, see nginx.ts). */
 const NGINX = process.env.BENCH_NGINX !== '0'
 let nginxVersion = 'nginx (not measured)'
+/** The CPUs /proc/stat counts: availableParallelism() shrinks to the pinned core once this process is pinned. */
+const MACHINE_CPUS = os.cpus().length
 const CONNECTIONS = intEnv('BENCH_CONNECTIONS', 32)
 const WARMUP = intEnv('BENCH_WARMUP', 2, 0)
 /** Longest wait for a quiet machine before one round, in seconds. */
@@ -238,7 +240,7 @@ async function waitForQuiet(maxSeconds: number): Promise<number> {
     const ownDelta = process.cpuUsage(own)
     const after = await Promise.all(all.map((p) => p.cpuMicros()))
     const ours = ownDelta.user + ownDelta.system + after.reduce((a, v, i) => a + v - before[i]!, 0)
-    const share = (m1.busy - m0.busy - ours) / ((performance.now() - t0) * 1e3 * os.availableParallelism())
+    const share = (m1.busy - m0.busy - ours) / ((performance.now() - t0) * 1e3 * MACHINE_CPUS)
     const waited = (performance.now() - started) / 1000
     if (share < QUIET_THRESHOLD || waited >= maxSeconds) return waited
   }
@@ -298,7 +300,7 @@ async function runRound(target: Target, seconds: number, cycle: number, connecti
   const delta = (p: Measured) => cpuAfter[all.indexOf(p)]! - cpuBefore[all.indexOf(p)]!
   const perRequest = (i: number) => delta(procs[i]!) / Math.max(1, responses)
   const ours = own.user + own.system + all.reduce((a, p) => a + delta(p), 0)
-  const capacity = elapsed * 1e6 * os.availableParallelism()
+  const capacity = elapsed * 1e6 * MACHINE_CPUS
   const others =
     machineBefore && machineAfter ? Math.max(0, machineAfter.busy - machineBefore.busy - ours) / capacity : undefined
   const sorted = latencies.subarray(0, count).sort()
