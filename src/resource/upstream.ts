@@ -158,7 +158,19 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
     if (isEventStream(res.headers) && isNotificationStream(request.method, request.body)) {
       trackStream(res.stream, reply.raw as ServerResponse)
     }
-    if (!filter || res.statusCode !== 200) return reply.send(res.stream)
+    if (!filter || res.statusCode !== 200) {
+      if (isEventStream(res.headers) || !isSmallWhole(res.headers)) return reply.send(res.stream)
+      // A small whole answer (a JSON result, a 202) is read and sent at once: one write to the
+      // client instead of a stream's several, the largest saving on the proxy path (README, Benchmark).
+      try {
+        return reply.send(Buffer.from(await (res.stream as Readable & { arrayBuffer(): Promise<ArrayBuffer> }).arrayBuffer()))
+      } catch {
+        // Cut off mid-body (reset, crash): the client's answer is cut too, as when it streams.
+        res.stream.destroy()
+        reply.raw.destroy()
+        return
+      }
+    }
     // Compressed bytes cannot be filtered and must not pass unfiltered (identity was asked for).
     const coding = res.headers['content-encoding']
     if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
@@ -226,6 +238,14 @@ function isNotificationStream(method: string, body: unknown): boolean {
   } catch {
     return false
   }
+}
+
+/** Answers up to this size with a declared length are read whole before they are sent on. */
+const SMALL_WHOLE_BYTES = 64 * 1024
+
+function isSmallWhole(headers: IncomingHttpHeaders): boolean {
+  const length = headers['content-length']
+  return length !== undefined && /^\d{1,6}$/.test(length) && Number(length) <= SMALL_WHOLE_BYTES
 }
 
 function isEventStream(headers: IncomingHttpHeaders): boolean {
