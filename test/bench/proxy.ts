@@ -74,10 +74,34 @@ const REDO_LIMIT = intEnv('BENCH_REDO', 2, 0)
 /** Total seconds the run may spend waiting for quiet and re-running rounds; bounds the runtime. */
 const PATIENCE = intEnv('BENCH_PATIENCE', 30, 0)
 const QUIET_THRESHOLD = 0.15
-const SCENARIOS = (process.env.BENCH_SCENARIOS ?? 'stateless,stateful').split(',').map((s) => s.trim()).filter(Boolean)
-for (const s of SCENARIOS) if (s !== 'stateless' && s !== 'stateful') throw new Error(`unknown scenario ${s}`)
+const ALL_SCENARIOS = ['stateless', 'stateful', '2026-07-28'] as const
+const SCENARIOS = (process.env.BENCH_SCENARIOS ?? ALL_SCENARIOS.join(',')).split(',').map((s) => s.trim()).filter(Boolean)
+for (const s of SCENARIOS) if (!(ALL_SCENARIOS as readonly string[]).includes(s)) throw new Error(`unknown scenario ${s}`)
 
 const PROTOCOL_VERSION = '2025-11-25'
+/** 2026-07-28: the body carries the _meta envelope and the headers mirror method and name (MCPT-11). */
+const MODERN_VERSION = '2026-07-28'
+const MODERN_CALL_BODY = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'tools/call',
+  params: {
+    name: 'echo',
+    arguments: { text: 'hello' },
+    _meta: {
+      'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
+      'io.modelcontextprotocol/clientInfo': { name: 'gatehouse-bench', version: '1.0.0' },
+      'io.modelcontextprotocol/clientCapabilities': {},
+    },
+  },
+})
+const MODERN_HEADERS: Record<string, string> = {
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+  'mcp-protocol-version': MODERN_VERSION,
+  'mcp-method': 'tools/call',
+  'mcp-name': 'echo',
+}
 const CALL_BODY = JSON.stringify({
   jsonrpc: '2.0',
   id: 1,
@@ -93,7 +117,7 @@ const BASE_HEADERS: Record<string, string> = {
 // ---------------------------------------------------------------------------------------------
 // Targets and their pre-flight checks
 
-type Scenario = 'stateless' | 'stateful'
+type Scenario = (typeof ALL_SCENARIOS)[number]
 
 interface Target {
   scenario: Scenario
@@ -101,6 +125,8 @@ interface Target {
   kind: 'direct' | 'bare' | 'nginx' | 'gateway'
   url: string
   headers: Record<string, string>
+  /** The tools/call every request sends. */
+  body: string
   /** Stateful scenario: one session id per connection. */
   sessions?: string[]
   /** The exact answer every measured call must return. */
@@ -141,8 +167,8 @@ function fail(target: string, what: string, res: { status: number; text: string 
 }
 
 /** One tools/call must answer 200 with the echo result; returns the exact body. */
-async function checkEcho(label: string, url: string, headers: Record<string, string>): Promise<string> {
-  const res = await post(url, headers, CALL_BODY)
+async function checkEcho(label: string, url: string, headers: Record<string, string>, body = CALL_BODY): Promise<string> {
+  const res = await post(url, headers, body)
   if (res.status !== 200) fail(label, 'tools/call did not answer 200', res)
   if (!res.headers.get('content-type')?.startsWith('application/json')) fail(label, 'tools/call did not answer JSON', res)
   const parsed = JSON.parse(res.text) as { id?: unknown; result?: { content?: { type?: string; text?: string }[] } }
@@ -152,9 +178,9 @@ async function checkEcho(label: string, url: string, headers: Record<string, str
 }
 
 /** The gateway must refuse a call without a token: its checks are really on. */
-async function checkRefusesAnonymous(label: string, url: string, headers: Record<string, string>): Promise<void> {
+async function checkRefusesAnonymous(label: string, url: string, headers: Record<string, string>, body = CALL_BODY): Promise<void> {
   const { authorization: _drop, ...anonymous } = headers
-  const res = await post(url, anonymous, CALL_BODY)
+  const res = await post(url, anonymous, body)
   if (res.status !== 401 || !res.headers.get('www-authenticate')?.startsWith('Bearer')) {
     fail(label, 'a call without a token was not refused with 401 + WWW-Authenticate: Bearer', res)
   }
@@ -187,7 +213,9 @@ async function makeTarget(
   front: Measured,
   upstream: Measured,
 ): Promise<Target> {
-  const headers = { ...BASE_HEADERS, ...(front.token && { authorization: `Bearer ${front.token}` }) }
+  const modern = scenario === '2026-07-28'
+  const body = modern ? MODERN_CALL_BODY : CALL_BODY
+  const headers = { ...(modern ? MODERN_HEADERS : BASE_HEADERS), ...(front.token && { authorization: `Bearer ${front.token}` }) }
   const name = `${scenario}/${label}`
   let sessions: string[] | undefined
   let expectBody: string
@@ -199,8 +227,8 @@ async function makeTarget(
       await checkRefusesAnonymous(name, front.url, { ...headers, 'mcp-session-id': sessions[0]! })
     }
   } else {
-    expectBody = await checkEcho(name, front.url, headers)
-    if (kind === 'gateway') await checkRefusesAnonymous(name, front.url, headers)
+    expectBody = await checkEcho(name, front.url, headers, body)
+    if (kind === 'gateway') await checkRefusesAnonymous(name, front.url, headers, body)
   }
   return {
     scenario,
@@ -208,6 +236,7 @@ async function makeTarget(
     kind,
     url: front.url,
     headers,
+    body,
     ...(sessions && { sessions }),
     expectBody,
     proxy: kind === 'direct' ? undefined : front,
@@ -267,7 +296,7 @@ async function runRound(target: Target, seconds: number, cycle: number, connecti
         url: target.url,
         method: 'POST',
         headers: target.headers,
-        body: CALL_BODY,
+        body: target.body,
         connections,
         pipelining: 1,
         duration: seconds,
@@ -325,9 +354,14 @@ async function runRound(target: Target, seconds: number, cycle: number, connecti
 // Statistics and printing
 
 function describeScenario(scenario: Scenario): string {
-  return scenario === 'stateless'
-    ? 'stateless — SDK1 upstream stateless + enableJsonResponse: every tools/call is one POST answered by one JSON body'
-    : 'stateful — SDK1 upstream with sessions + enableJsonResponse: one session per connection, Mcp-Session-Id on every call (gateway checks the session binding)'
+  switch (scenario) {
+    case 'stateless':
+      return 'stateless — SDK1 upstream stateless + enableJsonResponse: every tools/call is one POST answered by one JSON body'
+    case 'stateful':
+      return 'stateful — SDK1 upstream with sessions + enableJsonResponse: one session per connection, Mcp-Session-Id on every call (gateway checks the session binding)'
+    case '2026-07-28':
+      return '2026-07-28 — SDK2 upstream (createMcpHandler, JSON answers): _meta envelope in the body, Mcp-Method and Mcp-Name headers (gateway checks they agree, MCPT-12)'
+  }
 }
 
 function report(targets: Target[], meta: { startLoad: number[]; wallSeconds: number; quietWaited: number; redone: number }): string {
@@ -371,7 +405,7 @@ function report(targets: Target[], meta: { startLoad: number[]; wallSeconds: num
       'used by processes outside the benchmark during the round, as a share of the whole machine (from /proc/stat).',
   )
 
-  for (const scenario of ['stateless', 'stateful'] as const) {
+  for (const scenario of ALL_SCENARIOS) {
     const group = targets.filter((t) => t.scenario === scenario)
     if (group.length === 0) continue
     out.push('')
@@ -464,7 +498,10 @@ async function main(): Promise<number> {
   const targets: Target[] = []
   for (const scenario of SCENARIOS as Scenario[]) {
     const stateful = scenario === 'stateful'
-    const upstream = await ServerProcess.start(`${scenario} upstream`, { role: 'upstream', stateful })
+    const upstream = await ServerProcess.start(
+      `${scenario} upstream`,
+      scenario === '2026-07-28' ? { role: 'upstream-2026' } : { role: 'upstream', stateful },
+    )
     const [bare, nginx, gwWarn, gwInfo] = await Promise.all([
       ServerProcess.start(`${scenario} bare proxy`, { role: 'bare', upstream: upstream.url }),
       NGINX ? NginxProcess.start(`${scenario} nginx`, upstream.url, log) : undefined,

@@ -3,6 +3,7 @@
  * The role comes in BENCH_SERVER as JSON:
  *
  * - { role: 'upstream', stateful, json }  the SDK1 test upstream (JSON or event-stream answers), 127.0.0.1:0
+ * - { role: 'upstream-2026' }           the SDK 2.x test upstream on 2026-07-28 (stateless, JSON answers)
  * - { role: 'idle-sse-upstream' }       GET streams that stay open and silent (idle notification streams)
  * - { role: 'bare', upstream }          a minimal Fastify app with @fastify/http-proxy, nothing else
  * - { role: 'gateway', upstream, logLevel }  the real gateway (loadConfigObject + startGateway),
@@ -21,12 +22,14 @@ import { loadConfigObject } from '../../src/config/load.js'
 import { mintAccessToken } from '../../src/keys/tokens.js'
 import { createLogger } from '../../src/log.js'
 import { startGateway } from '../../src/main.js'
-import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
+import { startSdk1Upstream, startSdk2Upstream } from '../fixtures/mcp-upstream.js'
 import { reservePort } from '../helpers/ports.js'
 
 export type ServerSpec =
   /** json: false answers every POST with an event stream (one event), as SDK servers do by default. */
   | { role: 'upstream'; stateful: boolean; json?: boolean }
+  /** The SDK 2.x upstream speaking 2026-07-28 (stateless, JSON answers). */
+  | { role: 'upstream-2026' }
   /** Holds every GET open as an event stream and sends nothing on it: MCP notification streams at rest. */
   | { role: 'idle-sse-upstream' }
   | { role: 'bare'; upstream: string }
@@ -53,6 +56,16 @@ async function start(spec: ServerSpec): Promise<{ url: string; token?: string; c
       return {
         url: upstream.url,
         // The fixture records every request; over a benchmark that is an unbounded array.
+        clear: () => {
+          upstream.requests.length = 0
+        },
+        close: () => upstream.close(),
+      }
+    }
+    case 'upstream-2026': {
+      const upstream = await startSdk2Upstream({ responseMode: 'json' })
+      return {
+        url: upstream.url,
         clear: () => {
           upstream.requests.length = 0
         },
