@@ -43,6 +43,7 @@ import autocannon from 'autocannon'
 import { writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { closeAll, NginxProcess, PIN, pinLoadGenerator, processes, ServerProcess, type Measured } from './processes.js'
+import { proofSigner, type ProofSigner } from './dpop-proofs.js'
 import { cell, fmtInt, fmtMs, fmtPct, fmtRatio, machineCpu, median, percentile, sleep, spread, table } from './stats.js'
 
 // ---------------------------------------------------------------------------------------------
@@ -60,6 +61,8 @@ const DURATION = intEnv('BENCH_DURATION', 2)
 const ROUNDS = intEnv('BENCH_ROUNDS', 6)
 /** Interleaved rounds with one connection (the added latency of one call); 0 leaves them out. */
 const SINGLE_ROUNDS = intEnv('BENCH_SINGLE_ROUNDS', 3, 0)
+/** Proofs signed per second of a DPoP round: more than any gateway answers on this machine kind. */
+const PROOFS_PER_SECOND = intEnv('BENCH_DPOP_PROOFS_PER_SECOND', 3000)
 /** BENCH_NGINX=0 leaves nginx out (otherwise installed with apt-get when missing, see nginx.ts). */
 const NGINX = process.env.BENCH_NGINX !== '0'
 let nginxVersion = 'nginx (not measured)'
@@ -74,7 +77,7 @@ const REDO_LIMIT = intEnv('BENCH_REDO', 2, 0)
 /** Total seconds the run may spend waiting for quiet and re-running rounds; bounds the runtime. */
 const PATIENCE = intEnv('BENCH_PATIENCE', 30, 0)
 const QUIET_THRESHOLD = 0.15
-const ALL_SCENARIOS = ['stateless', 'stateful', '2026-07-28'] as const
+const ALL_SCENARIOS = ['stateless', 'stateful', 'dpop', '2026-07-28'] as const
 const SCENARIOS = (process.env.BENCH_SCENARIOS ?? ALL_SCENARIOS.join(',')).split(',').map((s) => s.trim()).filter(Boolean)
 for (const s of SCENARIOS) if (!(ALL_SCENARIOS as readonly string[]).includes(s)) throw new Error(`unknown scenario ${s}`)
 
@@ -127,6 +130,8 @@ interface Target {
   headers: Record<string, string>
   /** The tools/call every request sends. */
   body: string
+  /** DPoP scenario, gateways: signs the proofs, one per request. */
+  dpop?: { signer: ProofSigner; token: string }
   /** Stateful scenario: one session id per connection. */
   sessions?: string[]
   /** The exact answer every measured call must return. */
@@ -212,10 +217,15 @@ async function makeTarget(
   label: string,
   front: Measured,
   upstream: Measured,
+  signer?: ProofSigner,
 ): Promise<Target> {
   const modern = scenario === '2026-07-28'
   const body = modern ? MODERN_CALL_BODY : CALL_BODY
-  const headers = { ...(modern ? MODERN_HEADERS : BASE_HEADERS), ...(front.token && { authorization: `Bearer ${front.token}` }) }
+  const dpop = signer && front.token ? { signer, token: front.token } : undefined
+  const scheme = dpop ? 'DPoP' : 'Bearer'
+  const headers = { ...(modern ? MODERN_HEADERS : BASE_HEADERS), ...(front.token && { authorization: `${scheme} ${front.token}` }) }
+  // The pre-flight calls need proofs of their own.
+  const checked = async () => (dpop ? { ...headers, dpop: (await dpop.signer.sign(1, front.url, dpop.token))[0]! } : headers)
   const name = `${scenario}/${label}`
   let sessions: string[] | undefined
   let expectBody: string
@@ -227,8 +237,8 @@ async function makeTarget(
       await checkRefusesAnonymous(name, front.url, { ...headers, 'mcp-session-id': sessions[0]! })
     }
   } else {
-    expectBody = await checkEcho(name, front.url, headers, body)
-    if (kind === 'gateway') await checkRefusesAnonymous(name, front.url, headers, body)
+    expectBody = await checkEcho(name, front.url, await checked(), body)
+    if (kind === 'gateway') await checkRefusesAnonymous(name, front.url, await checked(), body)
   }
   return {
     scenario,
@@ -237,6 +247,7 @@ async function makeTarget(
     url: front.url,
     headers,
     body,
+    ...(dpop && { dpop }),
     ...(sessions && { sessions }),
     expectBody,
     proxy: kind === 'direct' ? undefined : front,
@@ -277,6 +288,8 @@ async function waitForQuiet(maxSeconds: number): Promise<number> {
 
 async function runRound(target: Target, seconds: number, cycle: number, connections = CONNECTIONS): Promise<RoundResult> {
   await target.upstream.clear()
+  // Signed before the round and its CPU samples: every request carries a proof never used before.
+  const proofs = target.dpop ? await target.dpop.signer.sign(Math.ceil(PROOFS_PER_SECOND * seconds), target.url, target.dpop.token) : undefined
   const procs = [target.upstream, ...(target.proxy ? [target.proxy] : [])]
   // Every benchmark process is sampled, idle ones included, so the rest of the machine's
   // CPU time can be attributed to other processes.
@@ -284,6 +297,9 @@ async function runRound(target: Target, seconds: number, cycle: number, connecti
   const cpuBefore = await Promise.all(all.map((p) => p.cpuMicros()))
   const ownBefore = process.cpuUsage()
   const machineBefore = machineCpu()
+
+  let nextProof = 0
+  let ownMismatches = 0
 
   let latencies = new Float64Array(65_536)
   let count = 0
@@ -300,7 +316,19 @@ async function runRound(target: Target, seconds: number, cycle: number, connecti
         connections,
         pipelining: 1,
         duration: seconds,
-        expectBody: target.expectBody,
+        // autocannon compares bodies itself unless requests are set up one by one (DPoP); then here.
+        ...(proofs
+          ? {
+              requests: [
+                {
+                  setupRequest: (req: { headers?: Record<string, string> }) => ({ ...req, headers: { ...req.headers, dpop: proofs[nextProof++ % proofs.length]! } }),
+                  onResponse: (status: number, body: string) => {
+                    if (status >= 200 && status < 300 && body !== target.expectBody) ownMismatches++
+                  },
+                },
+              ],
+            }
+          : { expectBody: target.expectBody }),
         ...(target.sessions && {
           setupClient: (client: autocannon.Client) => {
             const sessions = target.sessions!
@@ -342,7 +370,7 @@ async function runRound(target: Target, seconds: number, cycle: number, connecti
     p99: percentile(sorted, 0.99),
     non2xx: result.non2xx,
     errors: result.errors,
-    mismatches: result.mismatches,
+    mismatches: result.mismatches + ownMismatches,
     upstreamCpu: perRequest(0),
     proxyCpu: target.proxy ? perRequest(1) : undefined,
     loadgenCpu: (own.user + own.system) / Math.max(1, responses),
@@ -359,6 +387,8 @@ function describeScenario(scenario: Scenario): string {
       return 'stateless — SDK1 upstream stateless + enableJsonResponse: every tools/call is one POST answered by one JSON body'
     case 'stateful':
       return 'stateful — SDK1 upstream with sessions + enableJsonResponse: one session per connection, Mcp-Session-Id on every call (gateway checks the session binding)'
+    case 'dpop':
+      return 'dpop — as stateless, with a DPoP-bound token (cnf.jkt) and a fresh ES256 proof on every call: the gateway checks the proof and records its jti (RFC 9449 §7, §11.1)'
     case '2026-07-28':
       return '2026-07-28 — SDK2 upstream (createMcpHandler, JSON answers): _meta envelope in the body, Mcp-Method and Mcp-Name headers (gateway checks they agree, MCPT-12)'
   }
@@ -502,18 +532,24 @@ async function main(): Promise<number> {
       `${scenario} upstream`,
       scenario === '2026-07-28' ? { role: 'upstream-2026' } : { role: 'upstream', stateful },
     )
-    const [bare, nginx, gwWarn, gwInfo] = await Promise.all([
+    // nginx and the warn-level gateway in the headline scenario (and the session-bound one for
+    // warn); the other scenarios compare the default gateway with the bare proxy, to keep the run short.
+    const headline = scenario === 'stateless'
+    const signer = scenario === 'dpop' ? await proofSigner() : undefined
+    const gateway = (logLevel: string) =>
+      ServerProcess.start(`${scenario} gateway (${logLevel})`, { role: 'gateway', upstream: upstream.url, logLevel, ...(signer && { jkt: signer.jkt }) })
+    const [bare, nginx, gwInfo, gwWarn] = await Promise.all([
       ServerProcess.start(`${scenario} bare proxy`, { role: 'bare', upstream: upstream.url }),
-      NGINX ? NginxProcess.start(`${scenario} nginx`, upstream.url, log) : undefined,
-      ServerProcess.start(`${scenario} gateway (warn)`, { role: 'gateway', upstream: upstream.url, logLevel: 'warn' }),
-      ServerProcess.start(`${scenario} gateway (info)`, { role: 'gateway', upstream: upstream.url, logLevel: 'info' }),
+      NGINX && headline ? NginxProcess.start(`${scenario} nginx`, upstream.url, log) : undefined,
+      gateway('info'),
+      headline || stateful ? gateway('warn') : undefined,
     ])
     if (nginx) nginxVersion = nginx.handle.version
     targets.push(await makeTarget(scenario, 'direct', 'direct', upstream, upstream))
     targets.push(await makeTarget(scenario, 'bare', 'bare proxy', bare, upstream))
     if (nginx) targets.push(await makeTarget(scenario, 'nginx', 'nginx', nginx, upstream))
-    targets.push(await makeTarget(scenario, 'gateway', 'gateway (log info)', gwInfo, upstream))
-    targets.push(await makeTarget(scenario, 'gateway', 'gateway (log warn)', gwWarn, upstream))
+    targets.push(await makeTarget(scenario, 'gateway', 'gateway (log info)', gwInfo, upstream, signer))
+    if (gwWarn) targets.push(await makeTarget(scenario, 'gateway', 'gateway (log warn)', gwWarn, upstream, signer))
   }
   for (const t of targets) {
     if (t.expectBody !== targets.find((x) => x.scenario === t.scenario)!.expectBody) {

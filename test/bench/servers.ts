@@ -34,7 +34,8 @@ export type ServerSpec =
   | { role: 'idle-sse-upstream' }
   | { role: 'bare'; upstream: string }
   /** config: members merged over the benchmark's configuration (a Redis store, clients, rate limits). */
-  | { role: 'gateway'; upstream: string; logLevel: string; config?: Record<string, unknown> }
+  /** jkt: the minted token is DPoP-bound to that key (cnf.jkt). */
+  | { role: 'gateway'; upstream: string; logLevel: string; config?: Record<string, unknown>; jkt?: string }
 
 export type ChildRequest = { id: number; op: 'cpu' | 'clear' | 'close' }
 export type ChildMessage =
@@ -133,7 +134,7 @@ async function start(spec: ServerSpec): Promise<{ url: string; token?: string; c
       const token = await mintAccessToken(
         gateway.keystore!,
         config.issuer,
-        { sub: 'bench-user', clientId: 'bench-client', audience: resource.uri, scopes: resource.requiredScopes },
+        { sub: 'bench-user', clientId: 'bench-client', audience: resource.uri, scopes: resource.requiredScopes, ...(spec.jkt && { jkt: spec.jkt }) },
         3600,
       )
       return { url: resource.uri, token, close: () => gateway.close() }
