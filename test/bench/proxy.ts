@@ -1,30 +1,30 @@
 /**
  * Proxy benchmark (`npm run bench`; not part of the test suite).
  *
- * Measures MCP `tools/call` throughput and latency for the same real upstream MCP server
- * reached three ways, in one interleaved run:
+ * Measures MCP `tools/call` throughput, latency and proxy CPU per call for the same real
+ * upstream MCP server reached several ways, in one interleaved run:
  *
- *   direct   autocannon → upstream (SDK1 server from test/fixtures/mcp-upstream.ts)
+ *   direct   autocannon → upstream (SDK servers from test/fixtures/mcp-upstream.ts)
  *   bare     autocannon → minimal Fastify + @fastify/http-proxy (no auth, nothing else) → upstream
- *   gateway  autocannon → Gatehouse (startGateway, token checks on, memory store) → upstream
+ *   nginx    autocannon → nginx (Debian's package, a plain reverse proxy, buffering off; nginx.ts)
+ *   gateway  autocannon → Gatehouse (startGateway, token checks on, memory store) → upstream,
+ *            at log level info (the default: access line + policy audit event per call) and warn
  *
- * Scenarios:
- *   stateless  the upstream runs stateless with JSON responses, so every tools/call is one POST
- *              answered by one JSON body (no SSE, no session). The gateway is measured twice:
- *              log level warn (no per-request logs) and info (the default, with access logs).
- *   stateful   the upstream keeps sessions; each connection initialises its own session first and
- *              sends its Mcp-Session-Id on every call, so the gateway also does its
- *              session-binding lookup (store get + sha256 of the id) per request.
+ * Scenarios (BENCH_SCENARIOS, default all):
+ *   stateless   SDK1 upstream, stateless, JSON answers: every call is one POST and one JSON
+ *               body. All targets; the ratio table's headline lines come from here.
+ *   stateful    SDK1 upstream with sessions: each connection initialises a session and sends its
+ *               Mcp-Session-Id on every call, so the gateway checks the session binding.
+ *   dpop        as stateless, with a DPoP-bound token and a fresh proof per call (dpop-proofs.ts).
+ *   2026-07-28  SDK2 upstream; the gateway checks the mirrored Mcp-Method / Mcp-Name headers.
+ * After the main rounds, the stateless targets run again with one connection, one call at a
+ * time: the latency each proxy adds to a call, against direct in the same cycle.
  *
- * Process layout. The servers run in child processes (test/bench/servers.ts, one process per
- * server) and autocannon runs alone in this process. On a small machine, running everything
- * in one process would make the load generator and every server share one event loop: the
- * proxy and the upstream would take turns with each other and with autocannon, and the
- * figures would mostly measure that contention. Separate processes let the OS schedule them on
- * the available cores as a real deployment would (gateway and upstream are separate processes
- * there too). Processes are not pinned: with 2 cores, the direct target has 2 busy processes
- * (autocannon, upstream) and the proxied targets 3, so "vs direct" includes the cost of
- * sharing the cores with one more process; "gateway vs bare proxy" compares like with like.
+ * Process layout. The servers run in child processes (servers.ts, processes.ts) and autocannon
+ * alone in this process. BENCH_PIN=0:1 pins autocannon to CPU 0 and every server to CPU 1
+ * (taskset), so a proxy's CPU per request is not inflated by sharing its core with the load
+ * generator; unpinned, the OS spreads them over the cores as a deployment would. Either way,
+ * compare targets within one run: "gateway vs bare proxy" and "vs nginx" compare like with like.
  *
  * Interleaving. After a warm-up, targets run in short rounds, one round per target per cycle,
  * with the order rotated each cycle (A B C D, B C D A, ...), so drift on a shared machine and
@@ -32,12 +32,13 @@
  * with the min–max over rounds as its spread; ratios are medians of per-cycle ratios.
  *
  * Environment: BENCH_DURATION (s per round, default 2), BENCH_ROUNDS (default 6),
- * BENCH_CONNECTIONS (default 32), BENCH_WARMUP (s per target, default 2),
- * BENCH_SCENARIOS (default "stateless,stateful"); on a shared machine BENCH_QUIET_WAIT (longest
- * wait for other processes to calm down before a round, default 5 s), BENCH_REDO (how often a
- * round disturbed by other processes is re-run, default 2) and BENCH_PATIENCE (total seconds
- * for both, default 30; 0 turns both off); BENCH_JSON=file also writes every round's figures;
- * BENCH_PROFILE=dir writes a V8 CPU profile of each server process there (slows them down).
+ * BENCH_CONNECTIONS (default 32), BENCH_WARMUP (s per target, default 2), BENCH_SINGLE_ROUNDS
+ * (one-connection rounds, default 3), BENCH_PIN, BENCH_NGINX=0 (leave nginx out); on a shared
+ * machine BENCH_QUIET_WAIT (longest wait for other processes to calm down before a round,
+ * default 5 s), BENCH_REDO (how often a round disturbed by other processes is re-run, default
+ * 2) and BENCH_PATIENCE (total seconds for both, default 30; 0 turns both off); BENCH_JSON=file
+ * also writes every round's figures; BENCH_PROFILE=dir writes a V8 CPU profile of each Node
+ * server process there (slows them down; summarise one with profile-top.ts).
  */
 import autocannon from 'autocannon'
 import { writeFileSync } from 'node:fs'
