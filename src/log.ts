@@ -81,7 +81,16 @@ function batchedStdout(): DestinationStream & { flushSync(): void } {
     flush()
     out.flushSync()
   }
-  process.once('exit', flushSync)
+  // Before pino ends the stream at a natural end (beforeExit), and synchronously on exit; a
+  // stream that is already gone (a closed stdout) has nothing left to write to.
+  process.on('beforeExit', flush)
+  process.once('exit', () => {
+    try {
+      flushSync()
+    } catch {
+      // nowhere to write
+    }
+  })
   return {
     write(line: string) {
       pending += line
