@@ -69,12 +69,14 @@ export class ServerProcess implements Measured {
     readonly child: ChildProcess,
   ) {}
 
-  static start(name: string, spec: ServerSpec): Promise<ServerProcess> {
+  /** `checkout`: another checkout of Gatehouse whose test/bench/servers.ts (and so whose src/) runs this server. */
+  static start(name: string, spec: ServerSpec, checkout?: string): Promise<ServerProcess> {
     // stdout goes to /dev/null: that is where the gateway's pino logs land (fd 1, as in production).
     // BENCH_PROFILE=dir: V8 CPU profile of every server process, written when it exits.
     // (tsx's loader thread writes a profile too; close() renames the main thread's after the server.)
     const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []
-    const child = fork(fileURLToPath(new URL('./servers.ts', import.meta.url)), [], {
+    const script = checkout ? join(checkout, 'test/bench/servers.ts') : fileURLToPath(new URL('./servers.ts', import.meta.url))
+    const child = fork(script, [], {
       execArgv: [...process.execArgv, ...profile],
       env: { ...process.env, BENCH_SERVER: JSON.stringify(spec) },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],

@@ -62,6 +62,11 @@ const DURATION = intEnv('BENCH_DURATION', 2)
 const ROUNDS = intEnv('BENCH_ROUNDS', 6)
 /** Interleaved rounds with one connection (the added latency of one call); 0 leaves them out. */
 const SINGLE_ROUNDS = intEnv('BENCH_SINGLE_ROUNDS', 3, 0)
+/**
+ * BENCH_BASELINE=<directory of another checkout>: its gateway (log info) joins the stateless
+ * scenario as one more target, so a change is compared with its baseline in one interleaved run.
+ */
+const BASELINE = process.env.BENCH_BASELINE || undefined
 /** Proofs signed per second of a DPoP round: more than any gateway answers on this machine kind. */
 const PROOFS_PER_SECOND = intEnv('BENCH_DPOP_PROOFS_PER_SECOND', 3000)
 /** BENCH_NGINX=0 leaves nginx out (otherwise installed with apt-get when missing, see nginx.ts). */
@@ -126,7 +131,7 @@ type Scenario = (typeof ALL_SCENARIOS)[number]
 interface Target {
   scenario: Scenario
   label: string
-  kind: 'direct' | 'bare' | 'nginx' | 'gateway'
+  kind: 'direct' | 'bare' | 'nginx' | 'gateway' | 'baseline'
   url: string
   headers: Record<string, string>
   /** The tools/call every request sends. */
@@ -239,7 +244,7 @@ async function makeTarget(
     }
   } else {
     expectBody = await checkEcho(name, front.url, await checked(), body)
-    if (kind === 'gateway') await checkRefusesAnonymous(name, front.url, await checked(), body)
+    if (kind === 'gateway' || kind === 'baseline') await checkRefusesAnonymous(name, front.url, await checked(), body)
   }
   return {
     scenario,
@@ -489,6 +494,10 @@ function report(targets: Target[], meta: { startLoad: number[]; wallSeconds: num
       for (const base of [bare, nginx, direct]) if (base) compare(gw, base)
     }
     if (bare && nginx) compare(bare, nginx)
+    const baseline = group.find((t) => t.kind === 'baseline')
+    const gatewayInfo = group.find((t) => t.label === 'gateway (log info)')
+    if (baseline && gatewayInfo) compare(gatewayInfo, baseline)
+    if (baseline && bare) compare(baseline, bare)
     if (ratioRows.length > 0) {
       out.push('')
       out.push(
@@ -551,6 +560,10 @@ async function main(): Promise<number> {
     if (nginx) targets.push(await makeTarget(scenario, 'nginx', 'nginx', nginx, upstream))
     targets.push(await makeTarget(scenario, 'gateway', 'gateway (log info)', gwInfo, upstream, signer))
     if (gwWarn) targets.push(await makeTarget(scenario, 'gateway', 'gateway (log warn)', gwWarn, upstream, signer))
+    if (BASELINE && headline) {
+      const baseline = await ServerProcess.start(`${scenario} baseline gateway (info)`, { role: 'gateway', upstream: upstream.url, logLevel: 'info' }, BASELINE)
+      targets.push(await makeTarget(scenario, 'baseline', 'baseline gateway (log info)', baseline, upstream))
+    }
   }
   for (const t of targets) {
     if (t.expectBody !== targets.find((x) => x.scenario === t.scenario)!.expectBody) {
