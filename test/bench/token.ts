@@ -41,7 +41,8 @@ interface Phase {
   failures: number
 }
 
-async function phase(gateway: ServerProcess, label: string, tokenUrl: string, bodies: string[], onAnswer?: (body: string) => void): Promise<Phase> {
+/** Runs for SECONDS, or (`once`) until every body was sent once. */
+async function phase(gateway: ServerProcess, label: string, tokenUrl: string, bodies: string[], once: boolean, onAnswer?: (body: string) => void): Promise<Phase> {
   let next = 0
   let answers = 0
   let failures = 0
@@ -52,7 +53,7 @@ async function phase(gateway: ServerProcess, label: string, tokenUrl: string, bo
       {
         url: tokenUrl,
         connections: CONNECTIONS,
-        duration: SECONDS,
+        ...(once ? { amount: bodies.length } : { duration: SECONDS }),
         requests: [
           {
             method: 'POST',
@@ -121,12 +122,13 @@ try {
   const tokenUrl = `${origin}/oauth/token`
   const refreshTokens: string[] = []
   log('exchanging codes…')
-  const exchange = await phase(gateway, 'authorization-code exchanges', tokenUrl, bodies, (body) => {
+  const exchange = await phase(gateway, 'authorization-code exchanges', tokenUrl, bodies, false, (body) => {
     refreshTokens.push((JSON.parse(body) as { refresh_token: string }).refresh_token)
   })
   log('refreshing…')
   const refreshBodies = refreshTokens.map((t) => new URLSearchParams({ grant_type: 'refresh_token', refresh_token: t, client_id: CLIENT_ID }).toString())
-  const refresh = await phase(gateway, 'refreshes', tokenUrl, refreshBodies)
+  // Each refresh token once: as many refreshes as there were exchanges.
+  const refresh = await phase(gateway, 'refreshes', tokenUrl, refreshBodies, true)
   await gateway.close()
   const lines = [exchange, refresh].map(
     (p) =>
