@@ -74,14 +74,16 @@ function firstEvent(url: URL, headers: Record<string, string>, agent: Agent): Pr
 async function timeToFirstEvent(): Promise<string[]> {
   const upstream = await ServerProcess.start('sse upstream', { role: 'upstream', stateful: false, json: false })
   const gateway = await ServerProcess.start('sse gateway (info)', { role: 'gateway', upstream: upstream.url, logLevel: 'info' })
+  const bare = await ServerProcess.start('sse bare proxy', { role: 'bare', upstream: upstream.url })
   const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' }
   const targets: { label: string; url: URL; headers: Record<string, string>; agent: Agent; ms: number[] }[] = [
     { label: 'direct', url: new URL(upstream.url), headers: base, agent: new Agent({ keepAlive: true, maxSockets: 1 }), ms: [] },
     { label: 'gateway (log info)', url: new URL(gateway.url), headers: { ...base, authorization: `Bearer ${gateway.token}` }, agent: new Agent({ keepAlive: true, maxSockets: 1 }), ms: [] },
+    { label: 'bare proxy', url: new URL(bare.url), headers: base, agent: new Agent({ keepAlive: true, maxSockets: 1 }), ms: [] },
   ]
   for (const t of targets) for (let i = 0; i < 50; i++) await firstEvent(t.url, t.headers, t.agent)
   for (let round = 0; round < ROUNDS; round++) {
-    for (const t of round % 2 ? [...targets].reverse() : targets) {
+    for (const t of targets.map((_, i) => targets[(i + round) % targets.length]!)) {
       const times: number[] = []
       for (let i = 0; i < CALLS; i++) times.push(await firstEvent(t.url, t.headers, t.agent))
       t.ms.push(median(times))
@@ -89,12 +91,15 @@ async function timeToFirstEvent(): Promise<string[]> {
   }
   for (const t of targets) t.agent.destroy()
   await gateway.close()
+  await bare.close()
   await upstream.close()
   const direct = median(targets[0]!.ms)
   const via = median(targets[1]!.ms)
+  const viaBare = median(targets[2]!.ms)
   return [
     `time to first event (tools/call answered as an event stream, one call at a time, ${ROUNDS} interleaved rounds × ${CALLS} calls, median of round medians):`,
-    `  direct ${direct.toFixed(2)} ms, gateway (log info) ${via.toFixed(2)} ms: gateway − direct ${((via - direct) * 1000).toFixed(0)} µs`,
+    `  direct ${direct.toFixed(2)} ms, gateway (log info) ${via.toFixed(2)} ms (+${((via - direct) * 1000).toFixed(0)} µs), ` +
+      `bare proxy ${viaBare.toFixed(2)} ms (+${((viaBare - direct) * 1000).toFixed(0)} µs)`,
   ]
 }
 
