@@ -3,7 +3,7 @@
  *
  * 1. Time to first event: a tools/call answered as an event stream (the SDK 1.x upstream's
  *    default, one event per answer), from the request written to the first `data:` line read,
- *    one call at a time over a keep-alive connection, direct and through the gateway (log info)
+ *    one call at a time over a keep-alive connection, direct, through the gateway (log info) and the bare proxy
  *    in interleaved rounds. Reported as medians.
  * 2. Idle streams: BENCH_SSE_STREAMS GET notification streams held open through one gateway
  *    process toward an upstream that sends nothing on them; the gateway's RSS before and with
