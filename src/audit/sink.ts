@@ -5,17 +5,19 @@
  *   {"time":"2026-…Z","audit":"token.issued", …the event's fields…, "requestId":"…", "address":"…"}
  *
  * `audit` carries the event type (and marks the line as an audit event in a mixed log).
- * - log: into the main logger at info level (pino adds its `level` and a `msg`), so audit
- *   follows log.level and lands in the same stream as the access log.
+ * - log: into the main logger at info level (with pino's `level`, `time` and a `msg`), so audit
+ *   follows log.level and lands in the same stream as the access log, batched as it is (log.ts).
  * - stdout: a logger of its own on standard output, written whatever log.level says.
  * - file: a logger of its own appending to `audit.file`; `reopen()` (SIGHUP) opens the path again
  *   so logrotate can move the old file away.
- * Writes are synchronous: an audit line is not lost in a buffer when the process dies.
+ * The stdout and file sinks write synchronously: an audit line is not lost in a buffer when the
+ * process dies.
  * Events carry no secrets by construction (events.ts); the log sink also gets the main
  * logger's redaction.
  */
 import { pino, type DestinationStream, type Logger } from 'pino'
 import type { AuditConfig } from '../config/operations-schema.js'
+import { jsonMembers, writeInfoLine } from '../log.js'
 import type { AuditContext, AuditEvent, AuditListener } from './events.js'
 
 export interface AuditSink {
@@ -37,7 +39,14 @@ export interface SinkStreams {
 
 export function createAuditSink(config: AuditConfig, mainLog: Logger, streams: SinkStreams = {}): AuditSink {
   if (config.sink === 'log') {
-    return { write: (event, context) => mainLog.info(line(event, context), 'audit'), reopen() {}, close() {} }
+    // Built by hand (one per MCP call at info): events hold no secrets by construction. Tool
+    // arguments (auditArguments) are caller text, so they keep the main logger's redaction.
+    const write: AuditListener = (event, context) => {
+      const fields = line(event, context)
+      if ('arguments' in event) mainLog.info(fields, 'audit')
+      else writeInfoLine(mainLog, jsonMembers(fields), 'audit')
+    }
+    return { write, reopen() {}, close() {} }
   }
   let destination: ReturnType<typeof pino.destination> | undefined
   let stream: DestinationStream

@@ -17,10 +17,11 @@ const HEADERS = {
 } as const
 
 export function registerSecurityHeaders(app: FastifyInstance): void {
-  app.addHook('onSend', async (request, reply, payload) => {
+  // A callback hook: it runs on every answer, proxied ones included, and never waits.
+  app.addHook('onSend', (request, reply, payload, done) => {
     if (!request.routeOptions.config?.proxied || reply.statusCode >= 400) {
       for (const [name, value] of Object.entries(HEADERS)) if (!reply.hasHeader(name)) reply.header(name, value)
     }
-    return payload
+    done(null, payload)
   })
 }

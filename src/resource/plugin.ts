@@ -91,6 +91,7 @@ async function guardedProxy(
   )
   const guard = createGuard({ resource, verifier, sessions, ownOrigin, audit, dpop, dpopAlgorithms: config.dpop.algorithms })
   const limiter = new RateLimiter(store, audit)
+  const mcpLimited = config.rateLimits.enabled && config.rateLimits.mcp.perSubject.requests > 0
   const allowedOrigins = new Set([ownOrigin, ...resource.allowedOrigins])
   const upstream = new URL(resource.upstream)
 
@@ -107,7 +108,7 @@ async function guardedProxy(
     if (request.method === 'OPTIONS') return
     request.principal = await guard(request.raw, contextOf(request))
     // After the bearer check, so the subject is known; before the body is read.
-    await limitMcpCall(request, limiter, config.rateLimits, request.principal.sub)
+    if (mcpLimited) await limitMcpCall(request, limiter, config.rateLimits, request.principal.sub)
   })
 
   const policyStep = createPolicyStep(resource, audit)

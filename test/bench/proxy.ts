@@ -1,30 +1,30 @@
 /**
  * Proxy benchmark (`npm run bench`; not part of the test suite).
  *
- * Measures MCP `tools/call` throughput and latency for the same real upstream MCP server
- * reached three ways, in one interleaved run:
+ * Measures MCP `tools/call` throughput, latency and proxy CPU per call for the same real
+ * upstream MCP server reached several ways, in one interleaved run:
  *
- *   direct   autocannon → upstream (SDK1 server from test/fixtures/mcp-upstream.ts)
+ *   direct   autocannon → upstream (SDK servers from test/fixtures/mcp-upstream.ts)
  *   bare     autocannon → minimal Fastify + @fastify/http-proxy (no auth, nothing else) → upstream
- *   gateway  autocannon → Gatehouse (startGateway, token checks on, memory store) → upstream
+ *   nginx    autocannon → nginx (Debian's package, a plain reverse proxy, buffering off; nginx.ts)
+ *   gateway  autocannon → Gatehouse (startGateway, token checks on, memory store) → upstream,
+ *            at log level info (the default: access line + policy audit event per call) and warn
  *
- * Scenarios:
- *   stateless  the upstream runs stateless with JSON responses, so every tools/call is one POST
- *              answered by one JSON body (no SSE, no session). The gateway is measured twice:
- *              log level warn (no per-request logs) and info (the default, with access logs).
- *   stateful   the upstream keeps sessions; each connection initialises its own session first and
- *              sends its Mcp-Session-Id on every call, so the gateway also does its
- *              session-binding lookup (store get + sha256 of the id) per request.
+ * Scenarios (BENCH_SCENARIOS, default all):
+ *   stateless   SDK1 upstream, stateless, JSON answers: every call is one POST and one JSON
+ *               body. All targets; the ratio table's headline lines come from here.
+ *   stateful    SDK1 upstream with sessions: each connection initialises a session and sends its
+ *               Mcp-Session-Id on every call, so the gateway checks the session binding.
+ *   dpop        as stateless, with a DPoP-bound token and a fresh proof per call (dpop-proofs.ts).
+ *   2026-07-28  SDK2 upstream; the gateway checks the mirrored Mcp-Method / Mcp-Name headers.
+ * After the main rounds, the stateless targets run again with one connection, one call at a
+ * time: the latency each proxy adds to a call, against direct in the same cycle.
  *
- * Process layout. The servers run in child processes (test/bench/servers.ts, one process per
- * server) and autocannon runs alone in this process. On a small machine, running everything
- * in one process would make the load generator and every server share one event loop: the
- * proxy and the upstream would take turns with each other and with autocannon, and the
- * figures would mostly measure that contention. Separate processes let the OS schedule them on
- * the available cores as a real deployment would (gateway and upstream are separate processes
- * there too). Processes are not pinned: with 2 cores, the direct target has 2 busy processes
- * (autocannon, upstream) and the proxied targets 3, so "vs direct" includes the cost of
- * sharing the cores with one more process; "gateway vs bare proxy" compares like with like.
+ * Process layout. The servers run in child processes (servers.ts, processes.ts) and autocannon
+ * alone in this process. BENCH_PIN=0:1 pins autocannon to CPU 0 and every server to CPU 1
+ * (taskset), so a proxy's CPU per request is not inflated by sharing its core with the load
+ * generator; unpinned, the OS spreads them over the cores as a deployment would. Either way,
+ * compare targets within one run: "gateway vs bare proxy" and "vs nginx" compare like with like.
  *
  * Interleaving. After a warm-up, targets run in short rounds, one round per target per cycle,
  * with the order rotated each cycle (A B C D, B C D A, ...), so drift on a shared machine and
@@ -32,20 +32,20 @@
  * with the min–max over rounds as its spread; ratios are medians of per-cycle ratios.
  *
  * Environment: BENCH_DURATION (s per round, default 2), BENCH_ROUNDS (default 6),
- * BENCH_CONNECTIONS (default 32), BENCH_WARMUP (s per target, default 2),
- * BENCH_SCENARIOS (default "stateless,stateful"); on a shared machine BENCH_QUIET_WAIT (longest
- * wait for other processes to calm down before a round, default 5 s), BENCH_REDO (how often a
- * round disturbed by other processes is re-run, default 2) and BENCH_PATIENCE (total seconds
- * for both, default 30; 0 turns both off); BENCH_JSON=file also writes every round's figures;
- * BENCH_PROFILE=dir writes a V8 CPU profile of each server process there (slows them down).
+ * BENCH_CONNECTIONS (default 32), BENCH_WARMUP (s per target, default 2), BENCH_SINGLE_ROUNDS
+ * (one-connection rounds, default 3), BENCH_PIN, BENCH_NGINX=0 (leave nginx out); on a shared
+ * machine BENCH_QUIET_WAIT (longest wait for other processes to calm down before a round,
+ * default 5 s), BENCH_REDO (how often a round disturbed by other processes is re-run, default
+ * 2) and BENCH_PATIENCE (total seconds for both, default 30; 0 turns both off); BENCH_JSON=file
+ * also writes every round's figures; BENCH_PROFILE=dir writes a V8 CPU profile of each Node
+ * server process there (slows them down; summarise one with profile-top.ts).
  */
 import autocannon from 'autocannon'
-import { fork, type ChildProcess } from 'node:child_process'
-import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { writeFileSync } from 'node:fs'
 import os from 'node:os'
-import { fileURLToPath } from 'node:url'
-import type { ChildMessage, ChildRequest, ServerSpec } from './servers.js'
+import { closeAll, NginxProcess, PIN, pinLoadGenerator, processes, ServerProcess, type Measured } from './processes.js'
+import { proofSigner, type ProofSigner } from './dpop-proofs.js'
+import { cell, fmtInt, fmtMs, fmtPct, fmtRatio, machineCpu, median, percentile, sleep, spread, table } from './stats.js'
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -60,6 +60,20 @@ function intEnv(name: string, fallback: number, min = 1): number {
 
 const DURATION = intEnv('BENCH_DURATION', 2)
 const ROUNDS = intEnv('BENCH_ROUNDS', 6)
+/** Interleaved rounds with one connection (the added latency of one call); 0 leaves them out. */
+const SINGLE_ROUNDS = intEnv('BENCH_SINGLE_ROUNDS', 3, 0)
+/**
+ * BENCH_BASELINE=<directory of another checkout>: its gateway (log info) joins the stateless
+ * scenario as one more target, so a change is compared with its baseline in one interleaved run.
+ */
+const BASELINE = process.env.BENCH_BASELINE || undefined
+/** Proofs signed per second of a DPoP round: more than any gateway answers on this machine kind. */
+const PROOFS_PER_SECOND = intEnv('BENCH_DPOP_PROOFS_PER_SECOND', 3000)
+/** BENCH_NGINX=0 leaves nginx out (otherwise installed with apt-get when missing, see nginx.ts). */
+const NGINX = process.env.BENCH_NGINX !== '0'
+let nginxVersion = 'nginx (not measured)'
+/** The CPUs /proc/stat counts: availableParallelism() shrinks to the pinned core once this process is pinned. */
+const MACHINE_CPUS = os.cpus().length
 const CONNECTIONS = intEnv('BENCH_CONNECTIONS', 32)
 const WARMUP = intEnv('BENCH_WARMUP', 2, 0)
 /** Longest wait for a quiet machine before one round, in seconds. */
@@ -69,11 +83,34 @@ const REDO_LIMIT = intEnv('BENCH_REDO', 2, 0)
 /** Total seconds the run may spend waiting for quiet and re-running rounds; bounds the runtime. */
 const PATIENCE = intEnv('BENCH_PATIENCE', 30, 0)
 const QUIET_THRESHOLD = 0.15
-const PROFILE_DIR = process.env.BENCH_PROFILE || undefined
-const SCENARIOS = (process.env.BENCH_SCENARIOS ?? 'stateless,stateful').split(',').map((s) => s.trim()).filter(Boolean)
-for (const s of SCENARIOS) if (s !== 'stateless' && s !== 'stateful') throw new Error(`unknown scenario ${s}`)
+const ALL_SCENARIOS = ['stateless', 'stateful', 'dpop', '2026-07-28'] as const
+const SCENARIOS = (process.env.BENCH_SCENARIOS ?? ALL_SCENARIOS.join(',')).split(',').map((s) => s.trim()).filter(Boolean)
+for (const s of SCENARIOS) if (!(ALL_SCENARIOS as readonly string[]).includes(s)) throw new Error(`unknown scenario ${s}`)
 
 const PROTOCOL_VERSION = '2025-11-25'
+/** 2026-07-28: the body carries the _meta envelope and the headers mirror method and name (MCPT-11). */
+const MODERN_VERSION = '2026-07-28'
+const MODERN_CALL_BODY = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'tools/call',
+  params: {
+    name: 'echo',
+    arguments: { text: 'hello' },
+    _meta: {
+      'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
+      'io.modelcontextprotocol/clientInfo': { name: 'gatehouse-bench', version: '1.0.0' },
+      'io.modelcontextprotocol/clientCapabilities': {},
+    },
+  },
+})
+const MODERN_HEADERS: Record<string, string> = {
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+  'mcp-protocol-version': MODERN_VERSION,
+  'mcp-method': 'tools/call',
+  'mcp-name': 'echo',
+}
 const CALL_BODY = JSON.stringify({
   jsonrpc: '2.0',
   id: 1,
@@ -87,133 +124,30 @@ const BASE_HEADERS: Record<string, string> = {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Child processes
-
-type Reply = Extract<ChildMessage, { type: 'reply' }>
-
-class ServerProcess {
-  #nextId = 1
-  readonly #pending = new Map<number, { resolve: (m: Reply) => void; reject: (e: Error) => void }>()
-  #exited: string | undefined
-  url = ''
-  token: string | undefined
-
-  private constructor(
-    readonly name: string,
-    readonly child: ChildProcess,
-  ) {}
-
-  static start(name: string, spec: ServerSpec): Promise<ServerProcess> {
-    // stdout goes to /dev/null: that is where the gateway's pino logs land (fd 1, as in production).
-    // BENCH_PROFILE=dir: V8 CPU profile of every server process, written when it exits.
-    // (tsx's loader thread writes a profile too; close() renames the main thread's after the server.)
-    const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []
-    const child = fork(fileURLToPath(new URL('./servers.ts', import.meta.url)), [], {
-      execArgv: [...process.execArgv, ...profile],
-      env: { ...process.env, BENCH_SERVER: JSON.stringify(spec) },
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    })
-    const proc = new ServerProcess(name, child)
-    children.add(proc)
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${name}: not ready after 30 s`)), 30_000)
-      child.on('message', (m: ChildMessage) => {
-        if (m.type === 'ready') {
-          clearTimeout(timer)
-          proc.url = m.url
-          proc.token = m.token
-          resolve(proc)
-        } else if (m.type === 'failed') {
-          clearTimeout(timer)
-          reject(new Error(`${name} failed to start:\n${m.error}`))
-        } else if (m.type === 'reply') {
-          proc.#pending.get(m.id)?.resolve(m)
-          proc.#pending.delete(m.id)
-        }
-      })
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer)
-        children.delete(proc)
-        proc.#exited = `${name} exited (code ${code}, signal ${signal})`
-        for (const { reject: fail } of proc.#pending.values()) fail(new Error(proc.#exited))
-        proc.#pending.clear()
-        if (!shuttingDown) reject(new Error(proc.#exited))
-      })
-    })
-  }
-
-  #ask(op: ChildRequest['op']): Promise<Reply> {
-    const id = this.#nextId++
-    return new Promise((resolve, reject) => {
-      if (this.#exited || !this.child.connected) return reject(new Error(this.#exited ?? `${this.name} is gone`))
-      this.#pending.set(id, { resolve, reject })
-      this.child.send({ id, op } satisfies ChildRequest)
-    })
-  }
-
-  /** CPU time (user + system) the process has used so far, in microseconds. */
-  async cpuMicros(): Promise<number> {
-    const { cpu } = await this.#ask('cpu')
-    if (!cpu) throw new Error(`${this.name}: no CPU figure`)
-    return cpu.user + cpu.system
-  }
-
-  async clear(): Promise<void> {
-    await this.#ask('clear')
-  }
-
-  async close(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return
-    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()))
-    await this.#ask('close').catch(() => {})
-    const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 5000).unref())
-    if ((await Promise.race([exited, timeout])) === 'timeout') {
-      this.child.kill('SIGKILL')
-      await exited
-    }
-    if (PROFILE_DIR) {
-      // Node names profiles CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; thread 0 is the main thread.
-      const main = readdirSync(PROFILE_DIR).find((f) => f.includes(`.${this.child.pid}.0.`) && f.endsWith('.cpuprofile'))
-      if (main) renameSync(join(PROFILE_DIR, main), join(PROFILE_DIR, `${this.name.replace(/[^a-z0-9]+/gi, '-').replace(/-$/, '')}.cpuprofile`))
-    }
-  }
-}
-
-const children = new Set<ServerProcess>()
-let shuttingDown = false
-
-async function closeAll(): Promise<void> {
-  shuttingDown = true
-  await Promise.allSettled([...children].map((c) => c.close()))
-}
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    shuttingDown = true
-    for (const c of children) c.child.kill('SIGKILL')
-    process.exit(signal === 'SIGINT' ? 130 : 143)
-  })
-}
-
-// ---------------------------------------------------------------------------------------------
 // Targets and their pre-flight checks
 
-type Scenario = 'stateless' | 'stateful'
+type Scenario = (typeof ALL_SCENARIOS)[number]
 
 interface Target {
   scenario: Scenario
   label: string
-  kind: 'direct' | 'bare' | 'gateway'
+  kind: 'direct' | 'bare' | 'nginx' | 'gateway' | 'baseline'
   url: string
   headers: Record<string, string>
+  /** The tools/call every request sends. */
+  body: string
+  /** DPoP scenario, gateways: signs the proofs, one per request. */
+  dpop?: { signer: ProofSigner; token: string }
   /** Stateful scenario: one session id per connection. */
   sessions?: string[]
   /** The exact answer every measured call must return. */
   expectBody: string
-  /** The process in front of the upstream (bare proxy or gateway); none for direct. */
-  proxy: ServerProcess | undefined
-  upstream: ServerProcess
+  /** The process in front of the upstream (bare proxy, nginx or gateway); none for direct. */
+  proxy: Measured | undefined
+  upstream: Measured
   rounds: RoundResult[]
+  /** Rounds with one connection, for the latency a proxy adds to a call. */
+  single: RoundResult[]
 }
 
 interface RoundResult {
@@ -244,8 +178,8 @@ function fail(target: string, what: string, res: { status: number; text: string 
 }
 
 /** One tools/call must answer 200 with the echo result; returns the exact body. */
-async function checkEcho(label: string, url: string, headers: Record<string, string>): Promise<string> {
-  const res = await post(url, headers, CALL_BODY)
+async function checkEcho(label: string, url: string, headers: Record<string, string>, body = CALL_BODY): Promise<string> {
+  const res = await post(url, headers, body)
   if (res.status !== 200) fail(label, 'tools/call did not answer 200', res)
   if (!res.headers.get('content-type')?.startsWith('application/json')) fail(label, 'tools/call did not answer JSON', res)
   const parsed = JSON.parse(res.text) as { id?: unknown; result?: { content?: { type?: string; text?: string }[] } }
@@ -255,9 +189,9 @@ async function checkEcho(label: string, url: string, headers: Record<string, str
 }
 
 /** The gateway must refuse a call without a token: its checks are really on. */
-async function checkRefusesAnonymous(label: string, url: string, headers: Record<string, string>): Promise<void> {
+async function checkRefusesAnonymous(label: string, url: string, headers: Record<string, string>, body = CALL_BODY): Promise<void> {
   const { authorization: _drop, ...anonymous } = headers
-  const res = await post(url, anonymous, CALL_BODY)
+  const res = await post(url, anonymous, body)
   if (res.status !== 401 || !res.headers.get('www-authenticate')?.startsWith('Bearer')) {
     fail(label, 'a call without a token was not refused with 401 + WWW-Authenticate: Bearer', res)
   }
@@ -287,10 +221,17 @@ async function makeTarget(
   scenario: Scenario,
   kind: Target['kind'],
   label: string,
-  front: ServerProcess,
-  upstream: ServerProcess,
+  front: Measured,
+  upstream: Measured,
+  signer?: ProofSigner,
 ): Promise<Target> {
-  const headers = { ...BASE_HEADERS, ...(front.token && { authorization: `Bearer ${front.token}` }) }
+  const modern = scenario === '2026-07-28'
+  const body = modern ? MODERN_CALL_BODY : CALL_BODY
+  const dpop = signer && front.token ? { signer, token: front.token } : undefined
+  const scheme = dpop ? 'DPoP' : 'Bearer'
+  const headers = { ...(modern ? MODERN_HEADERS : BASE_HEADERS), ...(front.token && { authorization: `${scheme} ${front.token}` }) }
+  // The pre-flight calls need proofs of their own.
+  const checked = async () => (dpop ? { ...headers, dpop: (await dpop.signer.sign(1, front.url, dpop.token))[0]! } : headers)
   const name = `${scenario}/${label}`
   let sessions: string[] | undefined
   let expectBody: string
@@ -302,8 +243,8 @@ async function makeTarget(
       await checkRefusesAnonymous(name, front.url, { ...headers, 'mcp-session-id': sessions[0]! })
     }
   } else {
-    expectBody = await checkEcho(name, front.url, headers)
-    if (kind === 'gateway') await checkRefusesAnonymous(name, front.url, headers)
+    expectBody = await checkEcho(name, front.url, await checked(), body)
+    if (kind === 'gateway' || kind === 'baseline') await checkRefusesAnonymous(name, front.url, await checked(), body)
   }
   return {
     scenario,
@@ -311,38 +252,20 @@ async function makeTarget(
     kind,
     url: front.url,
     headers,
+    body,
+    ...(dpop && { dpop }),
     ...(sessions && { sessions }),
     expectBody,
     proxy: kind === 'direct' ? undefined : front,
     upstream,
     rounds: [],
+    single: [],
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // One round
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!
-}
-
-/** Machine-wide CPU time from /proc/stat, in microseconds (undefined off Linux). */
-function machineCpu(): { busy: number } | undefined {
-  let line: string | undefined
-  try {
-    line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]
-  } catch {
-    return undefined
-  }
-  const f = line?.trim().split(/\s+/).slice(1).map(Number) ?? []
-  if (f.length < 8 || f.some((n) => !Number.isFinite(n))) return undefined
-  // user nice system idle iowait irq softirq … (guest time is already inside user/nice)
-  const tick = 1e6 / 100 // USER_HZ is 100 on Linux
-  return { busy: (f[0]! + f[1]! + f[2]! + f[5]! + f[6]!) * tick }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
  * Waits (at most maxSeconds) until processes outside the benchmark use less than
@@ -353,7 +276,7 @@ async function waitForQuiet(maxSeconds: number): Promise<number> {
   if (maxSeconds <= 0 || machineCpu() === undefined) return 0
   const started = performance.now()
   for (;;) {
-    const all = [...children]
+    const all = [...processes]
     const before = await Promise.all(all.map((p) => p.cpuMicros()))
     const own = process.cpuUsage()
     const m0 = machineCpu()!
@@ -363,21 +286,26 @@ async function waitForQuiet(maxSeconds: number): Promise<number> {
     const ownDelta = process.cpuUsage(own)
     const after = await Promise.all(all.map((p) => p.cpuMicros()))
     const ours = ownDelta.user + ownDelta.system + after.reduce((a, v, i) => a + v - before[i]!, 0)
-    const share = (m1.busy - m0.busy - ours) / ((performance.now() - t0) * 1e3 * os.availableParallelism())
+    const share = (m1.busy - m0.busy - ours) / ((performance.now() - t0) * 1e3 * MACHINE_CPUS)
     const waited = (performance.now() - started) / 1000
     if (share < QUIET_THRESHOLD || waited >= maxSeconds) return waited
   }
 }
 
-async function runRound(target: Target, seconds: number, cycle: number): Promise<RoundResult> {
+async function runRound(target: Target, seconds: number, cycle: number, connections = CONNECTIONS): Promise<RoundResult> {
   await target.upstream.clear()
+  // Signed before the round and its CPU samples: every request carries a proof never used before.
+  const proofs = target.dpop ? await target.dpop.signer.sign(Math.ceil(PROOFS_PER_SECOND * seconds), target.url, target.dpop.token) : undefined
   const procs = [target.upstream, ...(target.proxy ? [target.proxy] : [])]
   // Every benchmark process is sampled, idle ones included, so the rest of the machine's
   // CPU time can be attributed to other processes.
-  const all = [...children]
+  const all = [...processes]
   const cpuBefore = await Promise.all(all.map((p) => p.cpuMicros()))
   const ownBefore = process.cpuUsage()
   const machineBefore = machineCpu()
+
+  let nextProof = 0
+  let ownMismatches = 0
 
   let latencies = new Float64Array(65_536)
   let count = 0
@@ -390,11 +318,23 @@ async function runRound(target: Target, seconds: number, cycle: number): Promise
         url: target.url,
         method: 'POST',
         headers: target.headers,
-        body: CALL_BODY,
-        connections: CONNECTIONS,
+        body: target.body,
+        connections,
         pipelining: 1,
         duration: seconds,
-        expectBody: target.expectBody,
+        // autocannon compares bodies itself unless requests are set up one by one (DPoP); then here.
+        ...(proofs
+          ? {
+              requests: [
+                {
+                  setupRequest: (req: { headers?: Record<string, string> }) => ({ ...req, headers: { ...req.headers, dpop: proofs[nextProof++ % proofs.length]! } }),
+                  onResponse: (status: number, body: string) => {
+                    if (status >= 200 && status < 300 && body !== target.expectBody) ownMismatches++
+                  },
+                },
+              ],
+            }
+          : { expectBody: target.expectBody }),
         ...(target.sessions && {
           setupClient: (client: autocannon.Client) => {
             const sessions = target.sessions!
@@ -420,10 +360,10 @@ async function runRound(target: Target, seconds: number, cycle: number): Promise
   const own = process.cpuUsage(ownBefore)
   const machineAfter = machineCpu()
   const cpuAfter = await Promise.all(all.map((p) => p.cpuMicros()))
-  const delta = (p: ServerProcess) => cpuAfter[all.indexOf(p)]! - cpuBefore[all.indexOf(p)]!
+  const delta = (p: Measured) => cpuAfter[all.indexOf(p)]! - cpuBefore[all.indexOf(p)]!
   const perRequest = (i: number) => delta(procs[i]!) / Math.max(1, responses)
   const ours = own.user + own.system + all.reduce((a, p) => a + delta(p), 0)
-  const capacity = elapsed * 1e6 * os.availableParallelism()
+  const capacity = elapsed * 1e6 * MACHINE_CPUS
   const others =
     machineBefore && machineAfter ? Math.max(0, machineAfter.busy - machineBefore.busy - ours) / capacity : undefined
   const sorted = latencies.subarray(0, count).sort()
@@ -436,7 +376,7 @@ async function runRound(target: Target, seconds: number, cycle: number): Promise
     p99: percentile(sorted, 0.99),
     non2xx: result.non2xx,
     errors: result.errors,
-    mismatches: result.mismatches,
+    mismatches: result.mismatches + ownMismatches,
     upstreamCpu: perRequest(0),
     proxyCpu: target.proxy ? perRequest(1) : undefined,
     loadgenCpu: (own.user + own.system) / Math.max(1, responses),
@@ -447,43 +387,17 @@ async function runRound(target: Target, seconds: number, cycle: number): Promise
 // ---------------------------------------------------------------------------------------------
 // Statistics and printing
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b)
-  if (s.length === 0) return NaN
-  const mid = Math.floor(s.length / 2)
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
-}
-
-interface Spread {
-  median: number
-  min: number
-  max: number
-}
-
-function spread(values: number[]): Spread {
-  return { median: median(values), min: Math.min(...values), max: Math.max(...values) }
-}
-
-const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US')
-const fmtMs = (n: number) => n.toFixed(2)
-const fmtRatio = (n: number) => n.toFixed(2)
-const fmtPct = (n: number) => `${(n * 100).toFixed(0)}%`
-
-function cell(s: Spread, f: (n: number) => string): string {
-  return `${f(s.median)} [${f(s.min)}–${f(s.max)}]`
-}
-
-function table(header: string[], rows: string[][], rightAligned: boolean[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (rightAligned[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd()
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
-}
-
 function describeScenario(scenario: Scenario): string {
-  return scenario === 'stateless'
-    ? 'stateless — SDK1 upstream stateless + enableJsonResponse: every tools/call is one POST answered by one JSON body'
-    : 'stateful — SDK1 upstream with sessions + enableJsonResponse: one session per connection, Mcp-Session-Id on every call (gateway checks the session binding)'
+  switch (scenario) {
+    case 'stateless':
+      return 'stateless — SDK1 upstream stateless + enableJsonResponse: every tools/call is one POST answered by one JSON body'
+    case 'stateful':
+      return 'stateful — SDK1 upstream with sessions + enableJsonResponse: one session per connection, Mcp-Session-Id on every call (gateway checks the session binding)'
+    case 'dpop':
+      return 'dpop — as stateless, with a DPoP-bound token (cnf.jkt) and a fresh ES256 proof on every call: the gateway checks the proof and records its jti (RFC 9449 §7, §11.1)'
+    case '2026-07-28':
+      return '2026-07-28 — SDK2 upstream (createMcpHandler, JSON answers): _meta envelope in the body, Mcp-Method and Mcp-Name headers (gateway checks they agree, MCPT-12)'
+  }
 }
 
 function report(targets: Target[], meta: { startLoad: number[]; wallSeconds: number; quietWaited: number; redone: number }): string {
@@ -510,12 +424,15 @@ function report(targets: Target[], meta: { startLoad: number[]; wallSeconds: num
       `${fmtPct(QUIET_THRESHOLD)} other load (column "others")`,
   )
   out.push(
-    'processes: autocannon in the parent; upstream, bare proxy and each gateway in their own child process (not pinned). ' +
+    `processes: autocannon in the parent; upstream, bare proxy, nginx and each gateway in their own process; ` +
+      (PIN ? `pinned (taskset): autocannon on CPU ${PIN.loadgen}, every server on CPU ${PIN.servers}. ` : 'not pinned (BENCH_PIN=0:1 pins them). ') +
       'Gateway: startGateway, memory store, token checks on (ES256 JWT from its generated key, audience, scope; one token, so the ' +
       'verifier cache is hit after the first call), MCP policy step with no rules (body parsed, required scope checked), ' +
       'identity headers X-User/X-Client/X-Scopes, pino logs to stdout → /dev/null; at level info that is 2 JSON lines ' +
       'per call (the mcp.decision audit event, the access line), at warn none. Bare proxy: Fastify() + ' +
-      '@fastify/http-proxy { upstream }, defaults, no logger. Every measured answer is compared byte for byte with the ' +
+      `@fastify/http-proxy { upstream }, defaults, no logger. ${nginxVersion}: Debian's package, 1 worker, keep-alive ` +
+      'upstream, proxy_buffering and proxy_request_buffering off, access log to /dev/null. ' +
+      'Every measured answer is compared byte for byte with the ' +
       'direct answer (mismatches).',
   )
   out.push(
@@ -524,7 +441,7 @@ function report(targets: Target[], meta: { startLoad: number[]; wallSeconds: num
       'used by processes outside the benchmark during the round, as a share of the whole machine (from /proc/stat).',
   )
 
-  for (const scenario of ['stateless', 'stateful'] as const) {
+  for (const scenario of ALL_SCENARIOS) {
     const group = targets.filter((t) => t.scenario === scenario)
     if (group.length === 0) continue
     out.push('')
@@ -556,25 +473,31 @@ function report(targets: Target[], meta: { startLoad: number[]; wallSeconds: num
     )
 
     const bare = group.find((t) => t.kind === 'bare')
+    const nginx = group.find((t) => t.kind === 'nginx')
     const direct = group.find((t) => t.kind === 'direct')
     const ratioRows: string[][] = []
-    for (const gw of group.filter((t) => t.kind === 'gateway')) {
-      for (const base of [bare, direct]) {
-        if (!base) continue
-        const perCycle = gw.rounds.map((r) => {
-          const b = base.rounds.find((x) => x.cycle === r.cycle)!
-          return { rps: r.rps / b.rps, p50: r.p50 / b.p50, p99: r.p99 / b.p99, cpu: r.proxyCpu! / (b.proxyCpu ?? NaN) }
-        })
-        const cpu = base.proxy !== undefined ? cell(spread(perCycle.map((x) => x.cpu)), fmtRatio) : '—'
-        ratioRows.push([
-          `${gw.label} vs ${base.label}`,
-          cell(spread(perCycle.map((x) => x.rps)), fmtRatio),
-          cell(spread(perCycle.map((x) => x.p50)), fmtRatio),
-          cell(spread(perCycle.map((x) => x.p99)), fmtRatio),
-          cpu,
-        ])
-      }
+    const compare = (a: Target, base: Target) => {
+      const perCycle = a.rounds.map((r) => {
+        const b = base.rounds.find((x) => x.cycle === r.cycle)!
+        return { rps: r.rps / b.rps, p50: r.p50 / b.p50, p99: r.p99 / b.p99, cpu: r.proxyCpu! / (b.proxyCpu ?? NaN) }
+      })
+      const cpu = base.proxy !== undefined ? cell(spread(perCycle.map((x) => x.cpu)), fmtRatio) : '—'
+      ratioRows.push([
+        `${a.label} vs ${base.label}`,
+        cell(spread(perCycle.map((x) => x.rps)), fmtRatio),
+        cell(spread(perCycle.map((x) => x.p50)), fmtRatio),
+        cell(spread(perCycle.map((x) => x.p99)), fmtRatio),
+        cpu,
+      ])
     }
+    for (const gw of group.filter((t) => t.kind === 'gateway')) {
+      for (const base of [bare, nginx, direct]) if (base) compare(gw, base)
+    }
+    if (bare && nginx) compare(bare, nginx)
+    const baseline = group.find((t) => t.kind === 'baseline')
+    const gatewayInfo = group.find((t) => t.label === 'gateway (log info)')
+    if (baseline && gatewayInfo) compare(gatewayInfo, baseline)
+    if (baseline && bare) compare(baseline, bare)
     if (ratioRows.length > 0) {
       out.push('')
       out.push(
@@ -584,6 +507,19 @@ function report(targets: Target[], meta: { startLoad: number[]; wallSeconds: num
           [false, true, true, true, true],
         ),
       )
+    }
+    const singleDirect = direct?.single ?? []
+    if (singleDirect.length > 0) {
+      // Added latency: the target's p50 minus direct's in the same cycle, one call at a time.
+      const rows = group
+        .filter((t) => t.kind !== 'direct')
+        .map((t) => {
+          const added = t.single.map((r) => (r.p50 - singleDirect.find((d) => d.cycle === r.cycle)!.p50) * 1000)
+          return [t.label, cell(spread(t.single.map((r) => r.p50 * 1000)), fmtInt), cell(spread(added), (n) => `${n >= 0 ? '+' : ''}${fmtInt(n)}`), fmtInt(median(t.single.map((r) => r.proxyCpu!)))]
+        })
+      out.push('')
+      out.push(`one connection, one call at a time (${singleDirect.length} interleaved rounds × ${DURATION} s; direct p50 ${cell(spread(singleDirect.map((r) => r.p50 * 1000)), fmtInt)} µs)`)
+      out.push(table(['target', 'p50 µs', 'added p50 µs (vs direct)', 'proxy µs/req'], rows, [false, true, true, true]))
     }
   }
   return out.join('\n')
@@ -598,22 +534,36 @@ async function main(): Promise<number> {
   const log = (s: string) => process.stderr.write(`${s}\n`)
   log(`starting servers (scenarios: ${SCENARIOS.join(', ')})…`)
 
+  pinLoadGenerator()
   const targets: Target[] = []
   for (const scenario of SCENARIOS as Scenario[]) {
     const stateful = scenario === 'stateful'
-    const upstream = await ServerProcess.start(`${scenario} upstream`, { role: 'upstream', stateful })
-    const [bare, gwWarn, gwInfo] = await Promise.all([
+    const upstream = await ServerProcess.start(
+      `${scenario} upstream`,
+      scenario === '2026-07-28' ? { role: 'upstream-2026' } : { role: 'upstream', stateful },
+    )
+    // nginx and the warn-level gateway in the headline scenario (and the session-bound one for
+    // warn); the other scenarios compare the default gateway with the bare proxy, to keep the run short.
+    const headline = scenario === 'stateless'
+    const signer = scenario === 'dpop' ? await proofSigner() : undefined
+    const gateway = (logLevel: string) =>
+      ServerProcess.start(`${scenario} gateway (${logLevel})`, { role: 'gateway', upstream: upstream.url, logLevel, ...(signer && { jkt: signer.jkt }) })
+    const [bare, nginx, gwInfo, gwWarn] = await Promise.all([
       ServerProcess.start(`${scenario} bare proxy`, { role: 'bare', upstream: upstream.url }),
-      ServerProcess.start(`${scenario} gateway (warn)`, { role: 'gateway', upstream: upstream.url, logLevel: 'warn' }),
-      // The info-level gateway is measured in the stateless scenario only, to keep the run short.
-      stateful
-        ? undefined
-        : ServerProcess.start(`${scenario} gateway (info)`, { role: 'gateway', upstream: upstream.url, logLevel: 'info' }),
+      NGINX && headline ? NginxProcess.start(`${scenario} nginx`, upstream.url, log) : undefined,
+      gateway('info'),
+      headline || stateful ? gateway('warn') : undefined,
     ])
+    if (nginx) nginxVersion = nginx.handle.version
     targets.push(await makeTarget(scenario, 'direct', 'direct', upstream, upstream))
     targets.push(await makeTarget(scenario, 'bare', 'bare proxy', bare, upstream))
-    targets.push(await makeTarget(scenario, 'gateway', 'gateway (log warn)', gwWarn, upstream))
-    if (gwInfo) targets.push(await makeTarget(scenario, 'gateway', 'gateway (log info)', gwInfo, upstream))
+    if (nginx) targets.push(await makeTarget(scenario, 'nginx', 'nginx', nginx, upstream))
+    targets.push(await makeTarget(scenario, 'gateway', 'gateway (log info)', gwInfo, upstream, signer))
+    if (gwWarn) targets.push(await makeTarget(scenario, 'gateway', 'gateway (log warn)', gwWarn, upstream, signer))
+    if (BASELINE && headline) {
+      const baseline = await ServerProcess.start(`${scenario} baseline gateway (info)`, { role: 'gateway', upstream: upstream.url, logLevel: 'info' }, BASELINE)
+      targets.push(await makeTarget(scenario, 'baseline', 'baseline gateway (log info)', baseline, upstream))
+    }
   }
   for (const t of targets) {
     if (t.expectBody !== targets.find((x) => x.scenario === t.scenario)!.expectBody) {
@@ -638,40 +588,45 @@ async function main(): Promise<number> {
   let problems = 0
   /** Seconds spent on quiet waits and re-runs, against PATIENCE. */
   let extraSeconds = 0
-  for (let cycle = 0; cycle < ROUNDS; cycle++) {
-    const order = targets.map((_, i) => targets[(i + cycle) % targets.length]!)
-    for (const t of order) {
-      // A round disturbed by other processes is run again (up to REDO_LIMIT times); the
-      // least disturbed attempt counts. The choice depends on the other load only, never on the
-      // figures measured.
-      let best: RoundResult | undefined
-      for (let attempt = 0; ; attempt++) {
-        const waited = await waitForQuiet(Math.min(QUIET_WAIT, PATIENCE - extraSeconds))
-        quietWaited += waited
-        extraSeconds += waited
-        const r = await runRound(t, DURATION, cycle)
-        problems += r.non2xx + r.errors + r.mismatches
-        if (attempt > 0) extraSeconds += r.seconds
-        const noisy = r.others !== undefined && r.others >= QUIET_THRESHOLD
-        const again = noisy && attempt < REDO_LIMIT && PATIENCE - extraSeconds >= DURATION
-        log(
-          `cycle ${cycle + 1}/${ROUNDS}  ${`${t.scenario}/${t.label}`.padEnd(30)} ${fmtInt(r.rps).padStart(7)} req/s  ` +
-            `p50 ${fmtMs(r.p50)} ms  p99 ${fmtMs(r.p99)} ms  non-2xx ${r.non2xx}  errors ${r.errors}  mismatches ${r.mismatches}` +
-            (r.others !== undefined ? `  other processes ${fmtPct(r.others)} of CPU` : '') +
-            (again ? '  → again' : ''),
-        )
-        if (best === undefined || (r.others ?? 0) < (best.others ?? 0)) best = r
-        if (!again) break
-        redone++
+  const runCycles = async (cycles: number, connections: number, into: 'rounds' | 'single', group: Target[]) => {
+    for (let cycle = 0; cycle < cycles; cycle++) {
+      const order = group.map((_, i) => group[(i + cycle) % group.length]!)
+      for (const t of order) {
+        // A round disturbed by other processes is run again (up to REDO_LIMIT times); the
+        // least disturbed attempt counts. The choice depends on the other load only, never on the
+        // figures measured.
+        let best: RoundResult | undefined
+        for (let attempt = 0; ; attempt++) {
+          const waited = await waitForQuiet(Math.min(QUIET_WAIT, PATIENCE - extraSeconds))
+          quietWaited += waited
+          extraSeconds += waited
+          const r = await runRound(t, DURATION, cycle, connections)
+          problems += r.non2xx + r.errors + r.mismatches
+          if (attempt > 0) extraSeconds += r.seconds
+          const noisy = r.others !== undefined && r.others >= QUIET_THRESHOLD
+          const again = noisy && attempt < REDO_LIMIT && PATIENCE - extraSeconds >= DURATION
+          log(
+            `${into === 'single' ? '1 conn ' : ''}cycle ${cycle + 1}/${cycles}  ${`${t.scenario}/${t.label}`.padEnd(30)} ${fmtInt(r.rps).padStart(7)} req/s  ` +
+              `p50 ${fmtMs(r.p50)} ms  p99 ${fmtMs(r.p99)} ms  non-2xx ${r.non2xx}  errors ${r.errors}  mismatches ${r.mismatches}` +
+              (r.others !== undefined ? `  other processes ${fmtPct(r.others)} of CPU` : '') +
+              (again ? '  → again' : ''),
+          )
+          if (best === undefined || (r.others ?? 0) < (best.others ?? 0)) best = r
+          if (!again) break
+          redone++
+        }
+        t[into].push(best!)
       }
-      t.rounds.push(best!)
     }
   }
+  await runCycles(ROUNDS, CONNECTIONS, 'rounds', targets)
+  // One connection, one call at a time: the latency each proxy adds to a call (stateless only).
+  await runCycles(SINGLE_ROUNDS, 1, 'single', targets.filter((t) => t.scenario === 'stateless'))
 
   const text = report(targets, { startLoad, wallSeconds: (performance.now() - wallStart) / 1000, quietWaited, redone })
   process.stdout.write(`\n${text}\n`)
   if (process.env.BENCH_JSON) {
-    const rows = targets.map(({ scenario, label, kind, url, rounds }) => ({ scenario, label, kind, url, rounds }))
+    const rows = targets.map(({ scenario, label, kind, url, rounds, single }) => ({ scenario, label, kind, url, rounds, single }))
     writeFileSync(process.env.BENCH_JSON, `${JSON.stringify({ settings: { DURATION, ROUNDS, CONNECTIONS, WARMUP }, targets: rows }, null, 2)}\n`)
     log(`per-round figures written to ${process.env.BENCH_JSON}`)
   }

@@ -2,7 +2,9 @@
  * Child-process entry of the proxy benchmark (test/bench/proxy.ts forks it once per server).
  * The role comes in BENCH_SERVER as JSON:
  *
- * - { role: 'upstream', stateful }      the SDK1 test upstream (JSON responses), 127.0.0.1:0
+ * - { role: 'upstream', stateful, json }  the SDK1 test upstream (JSON or event-stream answers), 127.0.0.1:0
+ * - { role: 'upstream-2026' }           the SDK 2.x test upstream on 2026-07-28 (stateless, JSON answers)
+ * - { role: 'idle-sse-upstream' }       GET streams that stay open and silent (idle notification streams)
  * - { role: 'bare', upstream }          a minimal Fastify app with @fastify/http-proxy, nothing else
  * - { role: 'gateway', upstream, logLevel }  the real gateway (loadConfigObject + startGateway),
  *                                        memory store, logging to stdout (which the parent
@@ -13,18 +15,27 @@
  * server and exiting. It also exits when the parent goes away.
  */
 import httpProxy from '@fastify/http-proxy'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import { loadConfigObject } from '../../src/config/load.js'
 import { mintAccessToken } from '../../src/keys/tokens.js'
 import { createLogger } from '../../src/log.js'
 import { startGateway } from '../../src/main.js'
-import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
+import { startSdk1Upstream, startSdk2Upstream } from '../fixtures/mcp-upstream.js'
 import { reservePort } from '../helpers/ports.js'
 
 export type ServerSpec =
-  | { role: 'upstream'; stateful: boolean }
+  /** json: false answers every POST with an event stream (one event), as SDK servers do by default. */
+  | { role: 'upstream'; stateful: boolean; json?: boolean }
+  /** The SDK 2.x upstream speaking 2026-07-28 (stateless, JSON answers). */
+  | { role: 'upstream-2026' }
+  /** Holds every GET open as an event stream and sends nothing on it: MCP notification streams at rest. */
+  | { role: 'idle-sse-upstream' }
   | { role: 'bare'; upstream: string }
-  | { role: 'gateway'; upstream: string; logLevel: string }
+  /** config: members merged over the benchmark's configuration (a Redis store, clients, rate limits). */
+  /** jkt: the minted token is DPoP-bound to that key (cnf.jkt). */
+  | { role: 'gateway'; upstream: string; logLevel: string; config?: Record<string, unknown>; jkt?: string }
 
 export type ChildRequest = { id: number; op: 'cpu' | 'clear' | 'close' }
 export type ChildMessage =
@@ -42,7 +53,7 @@ function send(message: ChildMessage): void {
 async function start(spec: ServerSpec): Promise<{ url: string; token?: string; clear?: () => void; close: () => Promise<void> }> {
   switch (spec.role) {
     case 'upstream': {
-      const upstream = await startSdk1Upstream({ stateful: spec.stateful, jsonResponse: true })
+      const upstream = await startSdk1Upstream({ stateful: spec.stateful, jsonResponse: spec.json ?? true })
       return {
         url: upstream.url,
         // The fixture records every request; over a benchmark that is an unbounded array.
@@ -50,6 +61,37 @@ async function start(spec: ServerSpec): Promise<{ url: string; token?: string; c
           upstream.requests.length = 0
         },
         close: () => upstream.close(),
+      }
+    }
+    case 'upstream-2026': {
+      const upstream = await startSdk2Upstream({ responseMode: 'json' })
+      return {
+        url: upstream.url,
+        clear: () => {
+          upstream.requests.length = 0
+        },
+        close: () => upstream.close(),
+      }
+    }
+    case 'idle-sse-upstream': {
+      const server = createServer((req, res) => {
+        if (req.method !== 'GET') {
+          res.writeHead(405, { allow: 'GET' }).end()
+          return
+        }
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
+        res.write(': open\n\n')
+      })
+      server.keepAliveTimeout = 0
+      server.requestTimeout = 0
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+      const { port } = server.address() as AddressInfo
+      return {
+        url: `http://127.0.0.1:${port}/mcp`,
+        close: () => {
+          server.closeAllConnections()
+          return new Promise<void>((resolve) => server.close(() => resolve()))
+        },
       }
     }
     case 'bare': {
@@ -82,6 +124,7 @@ async function start(spec: ServerSpec): Promise<{ url: string; token?: string; c
               identityHeaders: IDENTITY_HEADERS,
             },
           ],
+          ...spec.config,
         },
         'benchmark configuration',
       )
@@ -91,7 +134,7 @@ async function start(spec: ServerSpec): Promise<{ url: string; token?: string; c
       const token = await mintAccessToken(
         gateway.keystore!,
         config.issuer,
-        { sub: 'bench-user', clientId: 'bench-client', audience: resource.uri, scopes: resource.requiredScopes },
+        { sub: 'bench-user', clientId: 'bench-client', audience: resource.uri, scopes: resource.requiredScopes, ...(spec.jkt && { jkt: spec.jkt }) },
         3600,
       )
       return { url: resource.uri, token, close: () => gateway.close() }

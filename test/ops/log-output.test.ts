@@ -1,0 +1,82 @@
+/**
+ * The process log on standard output (src/log.ts): lines are written in batches, yet none is
+ * lost when the process ends on its own, exits, or dies of an uncaught error; and the access
+ * line keeps the members the README documents, with credential query parameters masked (MCPA-62).
+ */
+import { spawn } from 'node:child_process'
+import t from 'tap'
+import { Writable } from 'node:stream'
+import { createLogger, writeAccessLine } from '../../src/log.js'
+
+const LOG = new URL('../../src/log.ts', import.meta.url).href
+
+/** Runs a script in a child process (tsx, as the CLI tests do) and returns its standard output. */
+function runScript(body: string): Promise<{ code: number | null; stdout: string }> {
+  const script = `import { createLogger } from ${JSON.stringify(LOG)}\nconst log = createLogger('info')\n${body}`
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'ignore'] })
+    let stdout = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout }))
+  })
+}
+
+const messages = (stdout: string) => stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { msg: string }).msg)
+
+
+t.test('batched lines reach standard output however the process ends', async (t) => {
+  const ended = await runScript(`for (let i = 0; i < 3; i++) log.info('line ' + i)`)
+  t.same(messages(ended.stdout), ['line 0', 'line 1', 'line 2'], 'the process ends by itself')
+
+  const exited = await runScript(`log.info('before exit'); process.exit(3)`)
+  t.equal(exited.code, 3)
+  t.same(messages(exited.stdout), ['before exit'], 'process.exit right after logging')
+
+  const crashed = await runScript(`log.info('before the crash'); setTimeout(() => { throw new Error('boom') }, 1)`)
+  t.not(crashed.code, 0)
+  t.same(messages(crashed.stdout), ['before the crash'], 'an uncaught error')
+
+  const many = await runScript(`for (let i = 0; i < 2000; i++) log.info({ i }, 'many')`)
+  t.equal(messages(many.stdout).length, 2000, 'more than one batch, in order')
+  t.same(many.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { i: number }).i), Array.from({ length: 2000 }, (_, i) => i))
+})
+
+t.test('a line is written within the batch time while the process goes on', async (t) => {
+  // The marker is written straight to fd 1, 300 ms later: the line must already be out by then.
+  const run = await runScript(`import { writeSync } from 'node:fs'\nlog.info('first'); setTimeout(() => writeSync(1, 'MARK\\n'), 300)`)
+  t.match(run.stdout, /"msg":"first"\}\nMARK\n$/)
+})
+
+t.test('the access line: pino\'s shape, documented members, no secret in the URL', async (t) => {
+  const lines: string[] = []
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean))
+      done()
+    },
+  })
+  const logger = createLogger('info', sink)
+  writeAccessLine(logger, { reqId: 'r-1', method: 'POST', url: '/mcp?access_token=secret&x="1"', remoteAddress: '203.0.113.7', statusCode: 200, responseTime: 1.25 })
+  writeAccessLine(logger, { reqId: 'r-2', method: 'GET', url: '/healthz', remoteAddress: undefined, statusCode: 503, responseTime: 0.5 })
+  await new Promise((r) => setImmediate(r))
+  t.equal(lines.length, 2)
+  const first = JSON.parse(lines[0]!) as Record<string, unknown>
+  t.match(first.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+  t.same(first, {
+    level: 30,
+    time: first.time,
+    reqId: 'r-1',
+    req: { method: 'POST', url: '/mcp?access_token=[redacted]&x="1"', remoteAddress: '203.0.113.7' },
+    res: { statusCode: 200 },
+    responseTime: 1.25,
+    msg: 'request completed',
+  })
+  t.notOk(lines[0]!.includes('secret'), 'MCPA-62')
+  t.same((JSON.parse(lines[1]!) as { req: unknown }).req, { method: 'GET', url: '/healthz' })
+
+  const quiet = createLogger('warn', sink)
+  writeAccessLine(quiet, { reqId: 'r-3', method: 'GET', url: '/', remoteAddress: undefined, statusCode: 200, responseTime: 1 })
+  await new Promise((r) => setImmediate(r))
+  t.equal(lines.length, 2, 'no access line above level info')
+})
