@@ -51,6 +51,8 @@ t.test('SIGHUP reopens the audit file and reloads the configuration; a file chan
   await until('the reload to be audited in a new audit file', async () => existsSync(audit) && /"config.reload"/.test(await readFile(audit, 'utf8')))
   t.match(JSON.parse((await readFile(audit, 'utf8')).trim()), { audit: 'config.reload', result: 'applied', trigger: 'signal' }, 'the reopened file has the reload')
   t.equal(exit, undefined, 'the process is still running')
+  // The log goes out in batches (src/log.ts): wait for it rather than read it at once.
+  await until('the reload to be logged', () => /configuration reloaded/.test(stdout))
   t.match(stdout, /configuration reloaded/, 'the reload is logged')
   t.equal(await metadata('/mcp'), 200, 'and still serves')
 
