@@ -1,0 +1,32 @@
+/**
+ * The operator console's sections, wired to the parts of the authorization server they show.
+ * Registered by the OAuth plugin only when `admin.enabled`.
+ */
+import type { FastifyInstance } from 'fastify'
+import type { AuditTrail } from '../../audit/events.js'
+import type { GatewayConfig } from '../../config/load.js'
+import type { CookieJar } from '../../http/cookies.js'
+import type { Keystore } from '../../keys/keystore.js'
+import type { LoginSessions, SessionRules } from '../../login/sessions.js'
+import type { Store } from '../../store/store.js'
+import type { Grants } from '../grants/grants.js'
+import { registerClientsSection } from './clients-section.js'
+import { registerGrantsSection } from './grants-section.js'
+import { registerAdmin } from './routes.js'
+
+export interface ConsoleDeps {
+  config: GatewayConfig
+  store: Store
+  grants: Grants
+  keystore: Keystore
+  sessions: LoginSessions
+  sessionRules: SessionRules
+  cookies: CookieJar
+  audit: AuditTrail
+}
+
+export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
+  const routes = registerAdmin(app, deps)
+  registerGrantsSection(routes, deps)
+  registerClientsSection(routes, deps)
+}
