@@ -13,7 +13,7 @@ import { PASSWORD } from '../login/account-harness.js'
 export const ADMIN_TOKEN = 'console-token-0123456789abcdef0123456789abcdef'
 const passwordHash = await hashPassword(PASSWORD)
 
-export async function consoleGateway(t: Test, upstreamUrl: string, admin: Record<string, unknown> = {}): Promise<TestGateway> {
+export async function consoleGateway(t: Test, upstreamUrl: string, more: Record<string, unknown> = {}): Promise<TestGateway> {
   return startTestGateway(t, {
     resources: [{ upstream: upstreamUrl, scopes: [{ name: 'mcp' }, { name: 'admin' }], upstreamAuth: { header: { name: 'x-api-key', value: 'upstream-secret-value' } } }],
     config: {
@@ -23,8 +23,8 @@ export async function consoleGateway(t: Test, upstreamUrl: string, admin: Record
         enabled: true,
         access: { subjects: ['static:alice'] },
         tokenSha256: createHash('sha256').update(ADMIN_TOKEN).digest('hex'),
-        ...admin,
       },
+      ...more,
     },
   })
 }

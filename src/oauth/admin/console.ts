@@ -13,6 +13,7 @@ import type { Grants } from '../grants/grants.js'
 import { registerClientsSection } from './clients-section.js'
 import { registerGrantsSection } from './grants-section.js'
 import { registerAdmin } from './routes.js'
+import { registerSettingsSection } from './settings-section.js'
 
 export interface ConsoleDeps {
   config: GatewayConfig
@@ -29,4 +30,5 @@ export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
   const routes = registerAdmin(app, deps)
   registerGrantsSection(routes, deps)
   registerClientsSection(routes, deps)
+  registerSettingsSection(routes, deps)
 }
