@@ -6,7 +6,7 @@
  */
 import { SECRET_KEY, withoutUrlPassword } from './problems.js'
 
-const NOT_SECRET = new Set(['tokenEndpoint', 'tokenEndpointAuthMethod'])
+const NOT_SECRET = new Set(['tokenEndpoint', 'tokenEndpointAuthMethod', 'tokenEndpointAuthMethods', 'tokenTypes'])
 
 export function maskedSecrets(value: unknown, key = ''): unknown {
   if (typeof value === 'string') return SECRET_KEY.test(key) && !NOT_SECRET.has(key) ? '****' : withoutUrlPassword(value)

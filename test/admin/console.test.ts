@@ -161,3 +161,15 @@ t.test('the sign-in\'s next is never an open redirect', async (t) => {
     t.equal(answer.location, `${gw.origin}/account`, `${next}: back to the account page`)
   }
 })
+
+t.test('guessing the token slows down per address (as wrong passwords do)', async (t) => {
+  const gw = await gateway(t)
+  const browser = new FormBrowser(gw.origin)
+  const statuses: number[] = []
+  for (let i = 0; i < 8; i++) statuses.push((await signInWithToken(browser, `guess-${i}`)).status)
+  t.equal(statuses[0], 401)
+  t.ok(statuses.includes(429), `held back after a few wrong tokens (${statuses.join(' ')})`)
+  const blocked = await signInWithToken(browser, ADMIN_TOKEN)
+  t.equal(blocked.status, 429, 'even the right token waits: a guesser learns nothing while held back')
+  t.ok(blocked.headers.get('retry-after'))
+})

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import type { AuditTrail } from '../../audit/events.js'
 import type { GatewayConfig } from '../../config/load.js'
 import type { CookieJar } from '../../http/cookies.js'
+import { PasswordFailureLimit } from '../../http/password-failures.js'
 import type { Keystore } from '../../keys/keystore.js'
 import type { LoginSessions, SessionRules } from '../../login/sessions.js'
 import type { Store } from '../../store/store.js'
@@ -27,7 +28,12 @@ export interface ConsoleDeps {
 }
 
 export function registerConsole(app: FastifyInstance, deps: ConsoleDeps): void {
-  const routes = registerAdmin(app, deps)
+  const { rateLimits } = deps.config
+  // Per address only: a global count would let anyone lock the operators' token out.
+  const tokenFailures = rateLimits.enabled
+    ? new PasswordFailureLimit(deps.store, deps.audit, { perUsernameAndAddress: rateLimits.passwordLogin.perUsernameAndAddress, perUsername: { requests: 0, windowSeconds: 1 } })
+    : undefined
+  const routes = registerAdmin(app, { ...deps, tokenFailures })
   registerGrantsSection(routes, deps)
   registerClientsSection(routes, deps)
   registerSettingsSection(routes, deps)

@@ -14,6 +14,7 @@ import { PublicError } from '../../errors.js'
 import type { CookieJar } from '../../http/cookies.js'
 import { sendPage, type Page } from '../../http/html.js'
 import { refuseForeignOrigin } from '../../http/origin-check.js'
+import type { PasswordFailureLimit } from '../../http/password-failures.js'
 import type { SessionRules, LoginSessions } from '../../login/sessions.js'
 import type { Store } from '../../store/store.js'
 import { singleValued, type Params } from '../params.js'
@@ -27,6 +28,8 @@ export interface AdminRouteDeps {
   sessionRules: SessionRules
   cookies: CookieJar
   audit: AuditTrail
+  /** Wrong admin tokens, counted per source address like wrong passwords (absent: rate limits off). */
+  tokenFailures: PasswordFailureLimit | undefined
 }
 
 type Form = Params
@@ -38,6 +41,8 @@ export interface AdminRoutes {
 }
 
 const SIGN_IN_TTL_SECONDS = 600
+/** The name wrong tokens are counted under; NUL keeps it apart from every username. */
+const TOKEN_FAILURE_NAME = '\u0000admin-token'
 
 export function registerAdmin(app: FastifyInstance, deps: AdminRouteDeps): AdminRoutes {
   const { config, cookies, audit } = deps
@@ -47,7 +52,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminRouteDeps): Admin
   const formRoute = { ...pageRoute, onRequest: async (request: FastifyRequest) => refuseForeignOrigin(request, ownOrigin) }
 
   /** A page without console data for whoever is not an operator; a fresh sign-in binding for its form. */
-  function refusalPage(request: FastifyRequest, reply: FastifyReply, visitor: Exclude<Awaited<ReturnType<AdminGate['visitor']>>, { admin: Admin }>, error?: string) {
+  function refusalPage(request: FastifyRequest, reply: FastifyReply, visitor: Exclude<Awaited<ReturnType<AdminGate['visitor']>>, { admin: Admin }>, error?: string, status = 401) {
     const binding = randomBytes(24).toString('base64url')
     reply.header('set-cookie', cookies.serialize(ADMIN_SIGN_IN_COOKIE, binding, SIGN_IN_TTL_SECONDS))
     const csrf = csrfFor('sign-in', binding)
@@ -55,7 +60,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminRouteDeps): Admin
       audit.record({ type: 'admin.refused', reason: 'not_admin', sub: visitor.sub, path: request.routeOptions.url ?? request.url }, contextOf(request))
       return sendPage(reply.code(403), notAdminPage({ display: visitor.display, tokenSignIn: gate.tokenSignIn, csrf }))
     }
-    return sendPage(reply.code(401), adminSignInPage({ csrf, personSignIn: gate.personSignIn, tokenSignIn: gate.tokenSignIn, ...(error !== undefined && { error }) }))
+    return sendPage(reply.code(status), adminSignInPage({ csrf, personSignIn: gate.personSignIn, tokenSignIn: gate.tokenSignIn, ...(error !== undefined && { error }) }))
   }
 
   const routes: AdminRoutes = {
@@ -99,7 +104,13 @@ export function registerAdmin(app: FastifyInstance, deps: AdminRouteDeps): Admin
       audit.record({ type: 'admin.refused', reason: 'csrf', path: '/admin/login' }, contextOf(request))
       throw notFromOurPage()
     }
+    const wait = await deps.tokenFailures?.blocked(request, TOKEN_FAILURE_NAME)
+    if (wait !== undefined) {
+      reply.code(429).header('retry-after', String(wait))
+      return refusalPage(request, reply, { refused: 'anonymous' }, `Too many wrong tokens from here. Try again in ${wait} seconds.`, 429)
+    }
     if (!gate.tokenMatches(form.token)) {
+      await deps.tokenFailures?.failed(request, TOKEN_FAILURE_NAME)
       // The token itself is never recorded, right or wrong.
       audit.record({ type: 'admin.refused', reason: 'bad_token', path: '/admin/login' }, contextOf(request))
       return refusalPage(request, reply, { refused: 'anonymous' }, 'This is not the admin token.')
