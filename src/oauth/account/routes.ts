@@ -7,8 +7,8 @@
  * Forms are guarded three ways: SameSite=Lax cookies, the gateway's own Origin, and a CSRF
  * token — before sign-in the hash of a random cookie value (login CSRF), after it the hash of
  * the session id, which only this browser holds. A person reaches only their own grants: a grant
- * id of anyone else is answered exactly like one that does not exist. The password sign-in may
- * return to the operator console (`next`, return-path.ts: console paths only, never a URL).
+ * id of anyone else is answered exactly like one that does not exist. Either sign-in may return
+ * to the operator console (`next`, ../return-path.ts: console paths only, never a URL).
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -28,8 +28,8 @@ import type { ClientRegistry } from '../clients/registry.js'
 import { oauthPaths } from '../endpoints.js'
 import type { Grant, Grants } from '../grants/grants.js'
 import { singleValued } from '../params.js'
+import { consoleReturnPath } from '../return-path.js'
 import { describeGrant } from './grant-lines.js'
-import { consoleReturnPath } from './return-path.js'
 import { accountPage, accountSignInPage } from './views.js'
 
 export interface AccountDeps {
@@ -149,7 +149,8 @@ export function registerAccount(app: FastifyInstance, deps: AccountDeps): void {
       if (!(err instanceof UpstreamLoginError)) throw err
       throw new PublicError('temporarily_unavailable', 502, `${provider.name} cannot be reached right now; try again in a moment`)
     }
-    const browserValue = await saveUpstreamState(deps.store, provider.id, start.checks)
+    const next = consoleReturnPath(form.next)
+    const browserValue = await saveUpstreamState(deps.store, provider.id, start.checks, { ...(next !== undefined && { returnTo: next }) })
     reply.header('set-cookie', cookies.clear(SIGN_IN_COOKIE))
     reply.header('set-cookie', cookies.serialize(STATE_COOKIE, browserValue, UPSTREAM_STATE_TTL_SECONDS))
     return reply.header('cache-control', 'no-store').redirect(start.url.href, 303)
