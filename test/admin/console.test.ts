@@ -5,11 +5,13 @@
  * wrong token, forms without their CSRF token or from a foreign origin. The sign-in's `next` is
  * never an open redirect. Revoking a grant works as `gatehouse grants revoke` and names the admin.
  */
+import { createHash } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { loadConfigObject } from '../../src/config/load.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { FormBrowser } from '../helpers/form-browser.js'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
+import { redisForTests } from '../helpers/redis.js'
 import { claims, mcpCall, Person } from '../login/account-harness.js'
 import { ADMIN_TOKEN, consoleGateway, csrfOf, signInForConsole, signInWithToken } from './harness.js'
 
@@ -172,4 +174,21 @@ t.test('guessing the token slows down per address (as wrong passwords do)', asyn
   const blocked = await signInWithToken(browser, ADMIN_TOKEN)
   t.equal(blocked.status, 429, 'even the right token waits: a guesser learns nothing while held back')
   t.ok(blocked.headers.get('retry-after'))
+})
+
+t.test('a token session continues at every replica, and ends everywhere when the token changes', async (t) => {
+  const redis = await redisForTests(t)
+  if (!redis) return
+  const store = { type: 'redis', redis: redis.storeConfig() }
+  const first = await consoleGateway(t, upstream.url, {}, store)
+  const browser = new FormBrowser(first.origin)
+  t.equal((await signInWithToken(browser, ADMIN_TOKEN)).status, 303)
+  const cookie = `gatehouse-admin-session=${browser.cookie('gatehouse-admin-session')}`
+  const sameToken = await consoleGateway(t, upstream.url, {}, store)
+  t.equal((await fetch(`${sameToken.origin}/admin`, { headers: { cookie } })).status, 200, 'another replica continues the session')
+  const otherToken = createHash('sha256').update('a-new-admin-token').digest('hex')
+  const rotated = await consoleGateway(t, upstream.url, { admin: { enabled: true, access: { subjects: ['static:alice'] }, tokenSha256: otherToken } }, store)
+  t.equal((await fetch(`${rotated.origin}/admin`, { headers: { cookie } })).status, 401, 'a replica with a new token: the old session no longer counts')
+  const noToken = await consoleGateway(t, upstream.url, { admin: { enabled: true, access: { subjects: ['static:alice'] } } }, store)
+  t.equal((await fetch(`${noToken.origin}/admin`, { headers: { cookie } })).status, 401, 'nor with token sign-in removed')
 })

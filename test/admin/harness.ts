@@ -13,8 +13,9 @@ import { PASSWORD } from '../login/account-harness.js'
 export const ADMIN_TOKEN = 'console-token-0123456789abcdef0123456789abcdef'
 const passwordHash = await hashPassword(PASSWORD)
 
-export async function consoleGateway(t: Test, upstreamUrl: string, more: Record<string, unknown> = {}): Promise<TestGateway> {
+export async function consoleGateway(t: Test, upstreamUrl: string, more: Record<string, unknown> = {}, store?: Record<string, unknown>): Promise<TestGateway> {
   return startTestGateway(t, {
+    ...(store && { store }),
     resources: [{ upstream: upstreamUrl, scopes: [{ name: 'mcp' }, { name: 'admin' }], upstreamAuth: { header: { name: 'x-api-key', value: 'upstream-secret-value' } } }],
     config: {
       login: { static: { users: [{ username: 'alice', passwordHash, email: 'alice@example.com' }, { username: 'bob', passwordHash }] } },

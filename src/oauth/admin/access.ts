@@ -33,6 +33,12 @@ export interface Admin {
   csrf: string
 }
 
+/** What the store keeps of a token session: when it started, and which token (a digest of its digest) opened it. */
+interface TokenSession {
+  startedAt: number
+  token: string
+}
+
 export type Visitor = { admin: Admin } | { refused: 'anonymous' } | { refused: 'not_admin'; sub: string; display: string }
 
 export interface AdminGateDeps {
@@ -55,9 +61,9 @@ export class AdminGate {
   }
 
   async visitor(request: FastifyRequest): Promise<Visitor> {
-    const { cookies, sessions, store, admin } = this.deps
+    const { cookies, sessions, admin } = this.deps
     const tokenSession = readCookie(request.headers.cookie, cookies.name(ADMIN_SESSION_COOKIE))
-    if (tokenSession !== undefined && tokenSession.length <= 100 && (await store.get(storeKeys.adminSession(hash(tokenSession)))) !== undefined) {
+    if (tokenSession !== undefined && tokenSession.length <= 100 && (await this.#tokenSessionCounts(tokenSession))) {
       return { admin: { actor: TOKEN_ACTOR, display: 'the admin token', kind: 'token', csrf: csrfFor('session', tokenSession) } }
     }
     const loginId = readCookie(request.headers.cookie, cookies.name(SESSION_COOKIE))
@@ -85,8 +91,17 @@ export class AdminGate {
   async startTokenSession(): Promise<string> {
     const id = randomBytes(32).toString('base64url')
     const ttl = this.deps.admin.sessionTtlSeconds
-    await this.deps.store.set(storeKeys.adminSession(hash(id)), JSON.stringify({ startedAt: Math.floor(Date.now() / 1000) }), ttl * 1000)
+    const session: TokenSession = { startedAt: Math.floor(Date.now() / 1000), token: hash(this.deps.admin.tokenSha256 ?? '') }
+    await this.deps.store.set(storeKeys.adminSession(hash(id)), JSON.stringify(session), ttl * 1000)
     return id
+  }
+
+  /** A token session counts while the token it was started with is still the configured one: changing the token ends them all. */
+  async #tokenSessionCounts(id: string): Promise<boolean> {
+    const configured = this.deps.admin.tokenSha256
+    const stored = await this.deps.store.get(storeKeys.adminSession(hash(id)))
+    if (configured === undefined || stored === undefined) return false
+    return (JSON.parse(stored) as TokenSession).token === hash(configured)
   }
 
   async endTokenSession(request: FastifyRequest): Promise<void> {
