@@ -192,3 +192,11 @@ t.test('a token session continues at every replica, and ends everywhere when the
   const noToken = await consoleGateway(t, upstream.url, { admin: { enabled: true, access: { subjects: ['static:alice'] } } }, store)
   t.equal((await fetch(`${noToken.origin}/admin`, { headers: { cookie } })).status, 401, 'nor with token sign-in removed')
 })
+
+t.test('console requests count against the per-address limit of the sign-in pages', async (t) => {
+  const gw = await consoleGateway(t, upstream.url, { rateLimits: { authorize: { perAddress: { requests: 3, windowSeconds: 60 } } } })
+  const statuses: number[] = []
+  for (let i = 0; i < 4; i++) statuses.push((await fetch(`${gw.origin}/admin/grants`)).status)
+  t.same(statuses, [401, 401, 401, 429])
+  t.match(audits(gw, 'rate_limited'), [{ limit: 'authorize', scope: 'address' }])
+})
