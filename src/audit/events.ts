@@ -56,8 +56,8 @@ export type AuditEvent =
       sub?: string
       clientId?: string
     }
-  /** The operator console: `actor` is the person's `sub` (admin.access) or `admin-token`. */
-  | { type: 'admin.signed_in'; actor: string; method: 'access_rules' | 'token' }
+  /** The operator console: `actor` is the person's `sub` (admin.access) or `admin-token`. A person signs in at /account (login.succeeded). */
+  | { type: 'admin.signed_in'; actor: string; method: 'token' }
   | { type: 'admin.signed_out'; actor: string }
   /** A console page shown to an operator (`path`: the route, never its query). */
   | { type: 'admin.viewed'; actor: string; path: string }
