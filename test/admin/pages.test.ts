@@ -6,6 +6,10 @@
  * every credential masked, and health. Every page refuses anonymous visitors.
  */
 import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { exportPKCS8, generateKeyPair } from 'jose'
 import t from 'tap'
 import { FormBrowser } from '../helpers/form-browser.js'
 import { json, startHttpDocServer } from '../cimd/servers.js'
@@ -79,7 +83,7 @@ t.test('cimd inspect: the decision step by step, accepted or refused; audited; n
   const refused = await admin.post('/admin/cimd', { csrf, url: other }, { origin: gw.origin })
   t.equal(refused.status, 200)
   t.match(refused.html, /id="verdict">Refused/)
-  t.match(refused.html, /trust\s+[^\n]*|REFUSED \(invalid_client\) at step trust/)
+  t.match(refused.html, /REFUSED \(invalid_client\) at step trust, rule cimd\.trust\.allow \(no entry matches\)/, 'the step and the rule that refused it')
   const accepted = await admin.post('/admin/cimd', { csrf, url: clientId }, { origin: gw.origin })
   t.match(accepted.html, /id="verdict">Accepted/)
   t.match(accepted.html, /client id\s+http:\/\/localhost/)
@@ -114,4 +118,30 @@ t.test('health: the store answers; the rate limits in effect', async (t) => {
   const html = await page('/admin/health')
   t.match(html, /id="store-state">up \(answered a ping in \d+ ms\)/)
   t.match(html, /id="rate-limits">enabled: true/)
+})
+
+t.test('keys: configured keys by role and source, the active one first', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-admin-keys-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const files: string[] = []
+  for (const name of ['old', 'new']) {
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true })
+    const file = join(dir, `${name}.pem`)
+    await writeFile(file, await exportPKCS8(privateKey), { mode: 0o600 })
+    files.push(file)
+  }
+  const keyed = await consoleGateway(t, upstream.url, {
+    keys: [
+      { file: files[0], kid: 'es256-old', alg: 'ES256', active: false },
+      { file: files[1], kid: 'es256-new', alg: 'ES256', active: true },
+    ],
+  })
+  const browser = new FormBrowser(keyed.origin)
+  await signInWithToken(browser, ADMIN_TOKEN)
+  const html = (await browser.get(`${keyed.origin}/admin/keys`)).html
+  const rows = [...html.matchAll(/<tr data-kid="([^"]+)">([\s\S]*?)<\/tr>/g)].map((m) => [m[1], m[2]])
+  t.same(rows.map((r) => r[0]), ['es256-new', 'es256-old'])
+  t.match(rows[0]![1], new RegExp(`active: signs new tokens[\\s\\S]*file ${files[1]!.replace(/[.]/g, '\\.')}`))
+  t.match(rows[1]![1], new RegExp(`verify only[\\s\\S]*file ${files[0]!.replace(/[.]/g, '\\.')}`))
+  t.notMatch(html, /generated development key/)
 })
