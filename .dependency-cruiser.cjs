@@ -3,7 +3,7 @@
  * them, and test/architecture/imports.test.ts runs it in the suite, so a circle or an import
  * against the layering fails a build instead of creeping in.
  */
-const oauthEndpoints = '^src/oauth/(authorize|token|registration|account)/'
+const oauthEndpoints = '^src/oauth/(authorize|token|registration|account|admin)/'
 
 module.exports = {
   forbidden: [

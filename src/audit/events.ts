@@ -47,7 +47,7 @@ export type AuditEvent =
   /** WIF-02..04: a workload token refused, by the check that refused it; `issuer` is a configured id or `untrusted`. */
   | { type: 'workload.refused'; issuer: string; check: string }
   | { type: 'refresh.reused'; clientId: string; grantId: string }
-  /** With `by` operator: `actor` (--actor or the OS user); with operator or user (the account page): the grant's `sub` and `clientId`. */
+  /** With `by` operator: `actor` (--actor or the OS user; in the console the admin's `sub` or `admin-token`); with operator or user (the account page): the grant's `sub` and `clientId`. */
   | {
       type: 'grant.revoked'
       grantId: string
@@ -56,6 +56,15 @@ export type AuditEvent =
       sub?: string
       clientId?: string
     }
+  /** The operator console: `actor` is the person's `sub` (admin.access) or `admin-token`. A person signs in at /account (login.succeeded). */
+  | { type: 'admin.signed_in'; actor: string; method: 'token' }
+  | { type: 'admin.signed_out'; actor: string }
+  /** A console page shown to an operator (`path`: the route, never its query). */
+  | { type: 'admin.viewed'; actor: string; path: string }
+  /** Who was turned away from the console: a signed-in person the rules do not name (`sub`), a wrong token, a form not from its page. */
+  | { type: 'admin.refused'; reason: 'not_admin' | 'bad_token' | 'csrf'; sub?: string; path: string }
+  /** The console's `cimd inspect`: one client id URL's decision, read-only as the CLI's. */
+  | { type: 'admin.cimd_inspected'; actor: string; clientId: string; accepted: boolean }
   /** `gatehouse keys rotate` wrote a new signing key (not yet in use: the operator rolls it in). */
   | { type: 'key.rotation_started'; kid: string; alg: string; actor: string }
   /** `gatehouse token` minted an access token (a development tool); never the token itself. */

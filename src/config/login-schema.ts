@@ -155,7 +155,8 @@ export const LoginSchema = Type.Object(
   { ...strict, default: {}, description: 'How people prove who they are before consenting.' },
 )
 
-const userConditions = {
+/** Conditions on a person, shared by a resource's `access` and the operator console's `admin.access`. */
+export const userConditions = {
   subjects: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Token subjects, e.g. corp:00u1ab2c or static:alice.' })),
   emails: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Email addresses (case-insensitive; verified ones only).' })),
   emailDomains: Type.Optional(

@@ -37,7 +37,7 @@ export const RateLimitsSchema = Type.Object(
     }),
     authorize: Type.Object(
       {
-        perAddress: Limit(`${PER_ADDRESS} Counts GET /oauth/authorize and the login and consent forms.`, 600, 60),
+        perAddress: Limit(`${PER_ADDRESS} Counts GET /oauth/authorize, the login and consent forms, the account page and the operator console.`, 600, 60),
         perClient: Limit(
           `${PER_CLIENT} Counts GET /oauth/authorize (the query client_id).`,
           300,

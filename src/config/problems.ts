@@ -11,7 +11,7 @@ export interface ConfigProblem {
 }
 
 /** Keys whose values are credentials: never echoed, whatever is wrong with them. */
-const SECRET_KEY = /secret|password|token|credential|private|^value$|^d$/i
+export const SECRET_KEY = /secret|password|token|credential|private|^value$|^d$/i
 
 export function schemaProblem(e: ErrorObject): ConfigProblem {
   const segments = e.instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
@@ -55,8 +55,13 @@ function shown(key: string, value: unknown): string {
 export function masked(key: string, value: unknown): string {
   if (SECRET_KEY.test(key)) return '"****"'
   if (typeof value !== 'string') return JSON.stringify(value)
-  const text = value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*:)[^/@]*@/i, '$1****@')
+  const text = withoutUrlPassword(value)
   return JSON.stringify(text.length > 80 ? `${text.slice(0, 77)}...` : text)
+}
+
+/** A URL's password (redis://user:secret@host) replaced by ****. */
+export function withoutUrlPassword(value: string): string {
+  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*:)[^/@]*@/i, '$1****@')
 }
 
 /** The allowed key nearest to a misspelled one, when it is near enough to be a typo. */

@@ -7,6 +7,7 @@
  * can treat it as present.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { AdminSchema } from './admin-schema.js'
 import { AuthorizationServer, Registration, StaticClient } from './authorization-server-schema.js'
 import { CimdSchema } from './cimd-schema.js'
 import { EnterpriseSchema } from './enterprise-schema.js'
@@ -103,6 +104,7 @@ export const ConfigSchema = Type.Object(
     audit: AuditSchema,
     metrics: MetricsSchema,
     tracing: TracingSchema,
+    admin: AdminSchema,
     resources: Type.Array(Resource, { minItems: 1, description: 'The protected MCP endpoints.' }),
   },
   { ...strict, title: 'Gatehouse configuration' },

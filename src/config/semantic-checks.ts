@@ -5,6 +5,7 @@
  * which reports every problem at once with its path.
  */
 import { NAMED_METHODS } from '../policy/mcp-rules.js'
+import { adminConfigProblems } from './admin-schema.js'
 import { cimdConfigProblems } from './cimd-checks.js'
 import { enterpriseConfigProblems } from './enterprise-schema.js'
 import { workloadConfigProblems } from './workload-schema.js'
@@ -13,7 +14,7 @@ import { isAcceptableRedirectUri, isLoopbackHost } from './loopback.js'
 import { REGISTERED_CLIENT_ID_PREFIX, type Config } from './schema.js'
 import { machineLimitProblems, staticClientProblems } from './static-client-checks.js'
 
-const RESERVED_PATH = /^\/(\.well-known|oauth|healthz|readyz|metrics)(\/|$)/
+const RESERVED_PATH = /^\/(\.well-known|oauth|healthz|readyz|metrics|account|admin)(\/|$)/
 
 export function semanticProblems(c: Config): { path: string; message: string }[] {
   const problems: { path: string; message: string }[] = []
@@ -172,6 +173,11 @@ export function semanticProblems(c: Config): { path: string; message: string }[]
     add('workloadIdentity.issuers', 'workload tokens are exchanged at the built-in authorization server, unused with externalIssuer')
   }
   problems.push(...loginConfigProblems(c.login, c.resources))
+  problems.push(...adminConfigProblems(c.admin))
+  if (c.admin.enabled && c.externalIssuer) add('admin.enabled', 'the console is part of the built-in authorization server, which externalIssuer mode does not run')
+  if (c.admin.enabled && c.admin.access && !c.login.static && c.login.oidc.length === 0) {
+    add('admin.access', 'names people, but no login (login.static or login.oidc) lets anyone sign in')
+  }
   return problems
 }
 

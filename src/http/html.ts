@@ -18,6 +18,7 @@ ul.scopes{padding-left:1.2rem}ul.scopes li{margin:.25rem 0}.new{font-weight:600}
 input[type=text],input[type=password]{width:100%;padding:.6rem;border:1px solid var(--field);border-radius:6px;background:var(--bg);color:var(--fg);font:inherit}
 .actions{display:flex;gap:.75rem;margin-top:1.5rem}button,a.button{font:inherit;padding:.6rem 1.2rem;border-radius:6px;border:1px solid var(--field);background:var(--card);color:var(--fg);cursor:pointer;text-decoration:none;display:inline-block}
 button.primary{background:var(--btn);border-color:var(--btn);color:#fff}button:focus-visible,a.button:focus-visible,input:focus-visible{outline:3px solid var(--accent);outline-offset:2px}
+main.wide{max-width:64rem}nav{display:flex;flex-wrap:wrap;gap:.25rem 1rem;margin:0 0 1rem}table{border-collapse:collapse;width:100%;margin:1rem 0}th,td{text-align:left;vertical-align:top;padding:.35rem .5rem;border-top:1px solid var(--line);overflow-wrap:anywhere}pre{overflow-x:auto;background:var(--bg);border:1px solid var(--line);border-radius:6px;padding:.75rem;font-size:.85rem}
 @media (max-width:32rem){main{margin:0;border:0;border-radius:0;padding:1.5rem 1.25rem}dl{grid-template-columns:1fr;gap:0}dt{margin-top:.5rem}}
 `
 
@@ -42,13 +43,14 @@ export function displayText(value: string, max = 80): string {
 
 /**
  * `form-action` also governs where a form submission may redirect, so the consent and login
- * forms must be allowed to land on the client's redirect URI.
+ * forms must be allowed to land on the client's redirect URI. The operator console's tables use
+ * the wide layout.
  */
-export function page(title: string, body: string, formTargets: readonly string[] = []): Page {
+export function page(title: string, body: string, formTargets: readonly string[] = [], layout: 'narrow' | 'wide' = 'narrow'): Page {
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <meta name="referrer" content="same-origin"><title>${escapeHtml(title)} · Gatehouse</title><style>${STYLE}</style></head>
-<body><main>${body}</main></body></html>`
+<body><main${layout === 'wide' ? ' class="wide"' : ''}>${body}</main></body></html>`
   const csp = [
     "default-src 'none'",
     `style-src ${STYLE_HASH}`,

@@ -162,8 +162,8 @@ export function limitAuthorizationServer(app: FastifyInstance, limiter: RateLimi
   }
   app.addHook('onRoute', (route) => {
     const hook =
-      // The account page signs people in too: the same per-address limit as the login forms.
-      route.url === '/oauth/authorize' || route.url.startsWith('/oauth/authorize/') || route.url === '/account' || route.url.startsWith('/account/')
+      // The account page and the operator console sign people in too: the same per-address limit as the login forms.
+      route.url === '/oauth/authorize' || route.url.startsWith('/oauth/authorize/') || /^\/(account|admin)(\/|$)/.test(route.url)
         ? authorize
         : route.url === '/oauth/token'
           ? token

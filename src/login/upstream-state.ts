@@ -13,6 +13,8 @@ export interface UpstreamState extends UpstreamChecks {
   providerId: string
   /** The pending authorization request it continues; absent for a sign-in to the account page. */
   requestId?: string
+  /** A sign-in to the account page: the console path it returns to instead (checked again on return). */
+  returnTo?: string
   /** Hash of the state cookie's value: the browser that started it (MCPS-05). */
   binding: string
 }
@@ -22,9 +24,14 @@ export const STATE_COOKIE = 'oidc-state'
 export const UPSTREAM_STATE_TTL_SECONDS = 600
 
 /** Stores the state; returns the value for the state cookie, which the callback must bring back. */
-export async function saveUpstreamState(store: Store, providerId: string, checks: UpstreamChecks, requestId?: string): Promise<string> {
+export async function saveUpstreamState(
+  store: Store,
+  providerId: string,
+  checks: UpstreamChecks,
+  continues: { requestId?: string; returnTo?: string } = {},
+): Promise<string> {
   const browserValue = randomBytes(32).toString('base64url')
-  const record: UpstreamState = { ...checks, providerId, ...(requestId !== undefined && { requestId }), binding: hash(browserValue) }
+  const record: UpstreamState = { ...checks, providerId, ...continues, binding: hash(browserValue) }
   await store.set(storeKeys.upstreamLoginState(hash(checks.state)), JSON.stringify(record), UPSTREAM_STATE_TTL_SECONDS * 1000)
   return browserValue
 }

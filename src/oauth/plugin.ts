@@ -17,6 +17,7 @@ import { LoginSessions } from '../login/sessions.js'
 import { StaticLoginProvider } from '../login/static.js'
 import type { Store } from '../store/store.js'
 import { registerAccount } from './account/routes.js'
+import { registerConsole } from './admin/console.js'
 import { registerAuthorize } from './authorize/endpoint.js'
 import { registerLogout } from './authorize/logout.js'
 import { authorizeSteps } from './authorize/steps.js'
@@ -84,6 +85,10 @@ export async function oauthPlugin(
   registerUpstreamLogin(app, authorizeDeps, steps)
   registerLogout(app, { config, sessions, cookies })
   registerAccount(app, { config, store, grants, clients, sessions, login, oidc, cookies, audit, passwordFailures })
+  if (config.admin.enabled) {
+    const sessionRules = { passwordLogin: login !== undefined, oidcProviderIds: oidc.map((p) => p.id), maxAgeSeconds: config.login.session.maxAgeSeconds }
+    registerConsole(app, { config, store, grants, keystore, sessions, sessionRules, cookies, audit })
+  }
   registerToken(app, { config, clients, grants, keystore, store, assertions, audit })
   registerRevokeIntrospect(app, { config, clients, grants, verifier, assertions })
   if (config.registration.enabled) await app.register(registrationRoutes, { config, registered, limiter, audit })

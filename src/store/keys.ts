@@ -11,6 +11,8 @@ export const storeKeys = {
   dpopNonceSecret: 'keys:dpop-nonce-secret',
   /** A browser login session at the gateway, by the hash of its cookie value. */
   loginSession: (idHash: string) => `login-session:${idHash}`,
+  /** An operator console session started with the admin token, by the hash of its cookie value. */
+  adminSession: (idHash: string) => `admin-session:${idHash}`,
   /** An authorization request between /authorize and the code: login and consent happen meanwhile. */
   authorizationRequest: (id: string) => `authz-request:${id}`,
   /** An issued authorization code, by its hash; taken once at the token endpoint. */

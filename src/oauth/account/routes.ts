@@ -7,7 +7,8 @@
  * Forms are guarded three ways: SameSite=Lax cookies, the gateway's own Origin, and a CSRF
  * token — before sign-in the hash of a random cookie value (login CSRF), after it the hash of
  * the session id, which only this browser holds. A person reaches only their own grants: a grant
- * id of anyone else is answered exactly like one that does not exist.
+ * id of anyone else is answered exactly like one that does not exist. Either sign-in may return
+ * to the operator console (`next`, ../return-path.ts: console paths only, never a URL).
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -27,6 +28,7 @@ import type { ClientRegistry } from '../clients/registry.js'
 import { oauthPaths } from '../endpoints.js'
 import type { Grant, Grants } from '../grants/grants.js'
 import { singleValued } from '../params.js'
+import { consoleReturnPath } from '../return-path.js'
 import { describeGrant } from './grant-lines.js'
 import { accountPage, accountSignInPage } from './views.js'
 
@@ -63,7 +65,7 @@ export function registerAccount(app: FastifyInstance, deps: AccountDeps): void {
     return id !== undefined && session !== undefined && sessionCounts(session, rules) ? { id, session } : undefined
   }
 
-  async function showSignIn(reply: FastifyReply, error?: string, username?: string) {
+  async function showSignIn(reply: FastifyReply, error?: string, username?: string, next?: string) {
     const binding = randomBytes(24).toString('base64url')
     reply.header('set-cookie', cookies.serialize(SIGN_IN_COOKIE, binding, SIGN_IN_TTL_SECONDS))
     // The provider buttons' POST redirects to the IdP: the CSP form-action must name its origin.
@@ -77,6 +79,7 @@ export function registerAccount(app: FastifyInstance, deps: AccountDeps): void {
         formTargets: oidc.map((p) => p.authorizationOrigin),
         ...(error !== undefined && { error }),
         ...(username !== undefined && { username }),
+        ...(next !== undefined && { next }),
       }),
     )
   }
@@ -89,10 +92,13 @@ export function registerAccount(app: FastifyInstance, deps: AccountDeps): void {
 
   app.get(oauthPaths.account, pageRoute, async (request, reply) => {
     const current = await signedIn(request)
-    if (!current) return showSignIn(reply)
+    const query = singleValued(request.query)
+    const next = consoleReturnPath(query.next)
+    if (!current) return showSignIn(reply, undefined, undefined, next)
+    if (next !== undefined) return reply.header('cache-control', 'no-store').redirect(next, 303)
     const { identity } = current.session
     const mine = await grants.ofSubject(identity.sub)
-    const notice = singleValued(request.query).revoked
+    const notice = query.revoked
     return sendPage(
       reply,
       accountPage({
@@ -110,23 +116,24 @@ export function registerAccount(app: FastifyInstance, deps: AccountDeps): void {
     const provider = deps.login
     if (!provider) throw new PublicError('login_unavailable', 404, 'password sign-in is not configured')
     const username = form.username ?? ''
+    const next = consoleReturnPath(form.next)
     const wait = await deps.passwordFailures?.blocked(request, username)
     if (wait !== undefined) {
       reply.code(429).header('retry-after', String(wait))
-      return showSignIn(reply, `Too many failed sign-ins for this name. Try again in ${wait < 120 ? `${wait} seconds` : `${Math.ceil(wait / 60)} minutes`}.`, username)
+      return showSignIn(reply, `Too many failed sign-ins for this name. Try again in ${wait < 120 ? `${wait} seconds` : `${Math.ceil(wait / 60)} minutes`}.`, username, next)
     }
     const identity = await provider.authenticate(username, form.password ?? '')
     if (!identity) {
       await deps.passwordFailures?.failed(request, username)
       audit.record({ type: 'login.failed', provider: provider.id, reason: 'bad_credentials' }, contextOf(request))
       reply.code(401)
-      return showSignIn(reply, 'The username or password is not right.', username)
+      return showSignIn(reply, 'The username or password is not right.', username, next)
     }
     const sessionId = await sessions.create(identity)
     audit.record({ type: 'login.succeeded', sub: identity.sub, provider: identity.provider }, contextOf(request))
     reply.header('set-cookie', cookies.clear(SIGN_IN_COOKIE))
     reply.header('set-cookie', cookies.serialize(SESSION_COOKIE, sessionId, config.authorizationServer.sessionTtlSeconds))
-    return reply.header('cache-control', 'no-store').redirect(oauthPaths.account, 303)
+    return reply.header('cache-control', 'no-store').redirect(next ?? oauthPaths.account, 303)
   })
 
   /** Sign-in at an upstream IdP; its callback (upstream-login.ts) sees no request id and returns here. */
@@ -142,7 +149,8 @@ export function registerAccount(app: FastifyInstance, deps: AccountDeps): void {
       if (!(err instanceof UpstreamLoginError)) throw err
       throw new PublicError('temporarily_unavailable', 502, `${provider.name} cannot be reached right now; try again in a moment`)
     }
-    const browserValue = await saveUpstreamState(deps.store, provider.id, start.checks)
+    const next = consoleReturnPath(form.next)
+    const browserValue = await saveUpstreamState(deps.store, provider.id, start.checks, { ...(next !== undefined && { returnTo: next }) })
     reply.header('set-cookie', cookies.clear(SIGN_IN_COOKIE))
     reply.header('set-cookie', cookies.serialize(STATE_COOKIE, browserValue, UPSTREAM_STATE_TTL_SECONDS))
     return reply.header('cache-control', 'no-store').redirect(start.url.href, 303)

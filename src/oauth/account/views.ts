@@ -70,14 +70,17 @@ export function accountSignInPage(options: {
   formTargets: readonly string[]
   error?: string
   username?: string
+  /** A console path (../return-path.ts) either sign-in returns to. */
+  next?: string
 }): Page {
   const buttons = options.providers
     .map((p) => `<button type="submit" name="provider" value="${escapeHtml(p.id)}">Sign in with ${escapeHtml(p.name)}</button>`)
     .join('\n')
-  const upstream = options.providers.length > 0 ? `<form method="post" action="/account/upstream">${hidden('csrf', options.csrf)}<div class="actions">${buttons}</div></form>` : ''
+  const next = options.next !== undefined ? hidden('next', options.next) : ''
+  const upstream = options.providers.length > 0 ? `<form method="post" action="/account/upstream">${hidden('csrf', options.csrf)}${next}<div class="actions">${buttons}</div></form>` : ''
   const password = options.passwordLogin
     ? `${options.error ? `<p class="error" id="login-error" role="alert">${escapeHtml(options.error)}</p>` : ''}
-<form method="post" action="/account/login">${hidden('csrf', options.csrf)}
+<form method="post" action="/account/login">${hidden('csrf', options.csrf)}${next}
 <label for="username">Username</label><input id="username" name="username" type="text" autocomplete="username" required value="${escapeHtml(options.username ?? '')}">
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required${options.error ? ' aria-invalid="true" aria-describedby="login-error"' : ''}>
 <div class="actions"><button class="primary" type="submit">Sign in</button></div></form>`

@@ -17,6 +17,7 @@ import { hash, SESSION_COOKIE } from '../../login/sessions.js'
 import { storeKeys } from '../../store/keys.js'
 import { oauthPaths } from '../endpoints.js'
 import { singleValued } from '../params.js'
+import { consoleReturnPath } from '../return-path.js'
 import { errorRedirect, type PendingRequest } from './request.js'
 import { BINDING_COOKIE, expired, type AuthorizeDeps, type AuthorizeSteps } from './steps.js'
 import { returnPage } from './views.js'
@@ -55,7 +56,7 @@ export function registerUpstreamLogin(app: FastifyInstance, deps: AuthorizeDeps,
       return upstreamFailure(reply, pending, provider, err)
     }
     // MCPS-05: stored only now (after approval), bound to this browser by the state cookie.
-    const browserValue = await saveUpstreamState(store, provider.id, start.checks, id)
+    const browserValue = await saveUpstreamState(store, provider.id, start.checks, { requestId: id })
     // The person may take a while at the IdP: the pending request waits as long as the state does.
     await store.set(storeKeys.authorizationRequest(id), JSON.stringify(pending), UPSTREAM_STATE_TTL_SECONDS * 1000)
     request.log.info({ clientId: client.clientId, resource: pending.resourceId, provider: provider.id }, 'consent granted, upstream login started')
@@ -130,7 +131,7 @@ export function registerUpstreamLogin(app: FastifyInstance, deps: AuthorizeDeps,
     recordEvent(reply, { type: 'login.succeeded', sub: login.identity.sub, provider: login.identity.provider })
     const sessionId = await sessions.create(login.identity, login.authTime)
     reply.header('set-cookie', cookies.serialize(SESSION_COOKIE, sessionId, config.authorizationServer.sessionTtlSeconds))
-    return reply.header('cache-control', 'no-store').redirect(oauthPaths.account, 303)
+    return reply.header('cache-control', 'no-store').redirect(consoleReturnPath(record.returnTo) ?? oauthPaths.account, 303)
   }
 }
 
