@@ -129,6 +129,9 @@ export function countAuditEvents(trail: AuditTrail, metrics: GatewayMetrics, opt
       case 'rate_limited':
         metrics.rateLimited.inc({ limit: limitLabel(event.limit), scope: bounded(event.scope, RATE_LIMIT_SCOPES) })
         return
+      case 'admin.refused':
+        metrics.adminRefusals.inc({ reason: event.reason })
+        return
       case 'config.reload':
         metrics.configReloads.inc({ result: event.result })
         return

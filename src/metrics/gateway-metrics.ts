@@ -70,6 +70,7 @@ export class GatewayMetrics {
   readonly consents: Counter<'outcome'>
   readonly mcpDecisions: Counter<'resource' | 'decision'>
   readonly rateLimited: Counter<'limit' | 'scope'>
+  readonly adminRefusals: Counter<'reason'>
   readonly configReloads: Counter<'result'>
   readonly storeOperations: Counter<'operation' | 'outcome'>
   readonly storeDuration: Histogram<'operation'>
@@ -141,6 +142,7 @@ export class GatewayMetrics {
     ])
     this.consents = counter('gatehouse_consents_total', 'Consent decisions: granted, remembered or denied.', ['outcome'])
     this.mcpDecisions = counter('gatehouse_mcp_decisions_total', 'MCP policy decisions.', ['resource', 'decision'])
+    this.adminRefusals = counter('gatehouse_admin_refusals_total', 'Operator console refusals: not an operator, a wrong admin token, a form without its CSRF token.', ['reason'])
     this.configReloads = counter('gatehouse_config_reloads_total', 'Configuration reloads: applied, or refused (an invalid file).', ['result'])
     this.rateLimited = counter('gatehouse_rate_limited_total', 'Requests refused by a rate limit.', ['limit', 'scope'])
     this.storeOperations = counter('gatehouse_store_operations_total', 'Store operations, by outcome (error: failed or unavailable).', [

@@ -68,6 +68,8 @@ t.test('each audit event type moves its family by exactly one, with bounded labe
     [{ type: 'rate_limited', limit: 'token.per_client', scope: 'client' }, 'gatehouse_rate_limited_total', { limit: 'token.per_client', scope: 'client' }],
     [{ type: 'config.reload', result: 'applied', trigger: 'signal' }, 'gatehouse_config_reloads_total', { result: 'applied' }],
     [{ type: 'config.reload', result: 'refused', trigger: 'file', problems: 2 }, 'gatehouse_config_reloads_total', { result: 'refused' }],
+    [{ type: 'admin.refused', reason: 'bad_token', path: '/admin' }, 'gatehouse_admin_refusals_total', { reason: 'bad_token' }],
+    [{ type: 'admin.refused', reason: 'not_admin', sub: 'static:bob', path: '/admin/grants' }, 'gatehouse_admin_refusals_total', { reason: 'not_admin' }],
   ]
   const { trail, read } = counting()
   for (const [event, family, labels] of cases) {
