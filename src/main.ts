@@ -63,8 +63,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   // Opened first: a sink that cannot be opened stops the start before anything else is set up.
   const auditSink = createAuditSink(config.audit, logger)
   const audit = new AuditTrail(auditSink.write)
-  const metrics = config.metrics.enabled ? new GatewayMetrics({ resourceIds: config.resources.map((r) => r.id) }) : undefined
-  if (metrics) countAuditEvents(audit, metrics, { resources: config.resources })
+  const metrics = config.metrics.enabled ? new GatewayMetrics({ resources: config.resources }) : undefined
+  if (metrics) countAuditEvents(audit, metrics)
   const store = metrics ? new InstrumentedStore(createStore(config.store, logger), metrics) : createStore(config.store, logger)
   let keystore: Keystore | undefined
   let verifier: AccessTokenVerifier
@@ -96,6 +96,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const tracer = await startTracing(config.tracing, logger)
   // Ready, not listening: the generations' listener hands it the requests.
   const build = async (live: GatewayConfig) => {
+    // A resource a reload adds is labelled by its id in metrics, as the ones at start are.
+    metrics?.addResources(live.resources)
     const built = await buildApp({ config: live, store, verifier, keystore, logger, health, audit, metrics, storeHealth, ...(revocations && { revocations }) })
     await built.ready()
     return built

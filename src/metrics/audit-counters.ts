@@ -44,15 +44,10 @@ const FETCH_ERROR_KINDS: ReadonlySet<string> = new Set([
 const LIMIT_NAME = /^[a-z][a-z0-9_.]{0,47}$/
 const MAX_LIMIT_NAMES = 32
 
-export interface AuditCounterOptions {
-  /** Resources by id and canonical URI: events may name either; the label is always the id. */
-  resources: readonly { id: string; uri: string }[]
-}
-
 /** Subscribes the metric families to the trail. */
-export function countAuditEvents(trail: AuditTrail, metrics: GatewayMetrics, options: AuditCounterOptions): void {
-  const byUri = new Map(options.resources.map((r) => [r.uri, r.id]))
-  const resource = (value: string) => metrics.resourceLabel(byUri.get(value) ?? value)
+export function countAuditEvents(trail: AuditTrail, metrics: GatewayMetrics): void {
+  // Events may name a resource by id or canonical URI; the label is always the id.
+  const resource = (value: string) => metrics.resourceLabel(value)
   const limits = new Set<string>()
   const limitLabel = (name: string) => {
     if (limits.has(name)) return name

@@ -39,15 +39,17 @@ export function bounded(value: unknown, allowed: ReadonlySet<string>): string {
 }
 
 export interface GatewayMetricsOptions {
-  /** The configured resource ids: the only values the `resource` label takes (besides "" and other). */
-  resourceIds: readonly string[]
+  /** The configured resources: their ids are the only values the `resource` label takes (besides "" and other). */
+  resources: readonly { id: string; uri: string }[]
   /** Process and Node.js metrics (prom-client's defaults) in the same registry; default true. */
   processMetrics?: boolean
 }
 
 export class GatewayMetrics {
   readonly registry = new Registry()
-  readonly resourceIds: ReadonlySet<string>
+  readonly #resourceIds = new Set<string>()
+  /** Events may name a resource by its canonical URI; the label is always the id. */
+  readonly #idByUri = new Map<string, string>()
 
   readonly httpRequests: Counter<'route' | 'resource' | 'status'>
   readonly httpDuration: Histogram<'route' | 'resource' | 'status'>
@@ -76,8 +78,7 @@ export class GatewayMetrics {
   readonly storeDuration: Histogram<'operation'>
   readonly storeUp: Gauge
 
-  constructor({ resourceIds, processMetrics = true }: GatewayMetricsOptions) {
-    this.resourceIds = new Set(resourceIds)
+  constructor({ resources, processMetrics = true }: GatewayMetricsOptions) {
     const registers = [this.registry]
     const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
       new Counter<L>({ name, help, labelNames, registers })
@@ -162,17 +163,30 @@ export class GatewayMetrics {
       registers,
     })
 
-    // Series that must exist before their first event, so rate() and "== 0" alerts work.
-    for (const resource of this.resourceIds) {
-      this.sseStreamsOpen.set({ resource }, 0)
-      this.upstreamRequests.inc({ resource, outcome: 'ok' }, 0)
-    }
+    this.addResources(resources)
     if (processMetrics) collectDefaultMetrics({ register: this.registry })
   }
 
-  /** The label value for a resource id (or URI-free string) from elsewhere: configured ids only. */
-  resourceLabel(id: unknown): string {
-    return bounded(id, this.resourceIds)
+  /**
+   * The resources of a configuration, at start and at each live reload: a resource a reload adds
+   * gets its own label value. One a reload removes keeps it, as its series must not vanish. Ids
+   * come from the operator's configuration only, never from a request.
+   */
+  addResources(resources: readonly { id: string; uri: string }[]): void {
+    for (const { id, uri } of resources) {
+      this.#idByUri.set(uri, id)
+      if (this.#resourceIds.has(id)) continue
+      this.#resourceIds.add(id)
+      // Series that must exist before their first event, so rate() and "== 0" alerts work.
+      this.sseStreamsOpen.set({ resource: id }, 0)
+      this.upstreamRequests.inc({ resource: id, outcome: 'ok' }, 0)
+    }
+  }
+
+  /** The label value for a resource id or canonical URI from elsewhere: configured resources only. */
+  resourceLabel(idOrUri: unknown): string {
+    const id = typeof idOrUri === 'string' ? (this.#idByUri.get(idOrUri) ?? idOrUri) : idOrUri
+    return bounded(id, this.#resourceIds)
   }
 
   /** The Prometheus text exposition. */

@@ -21,10 +21,24 @@ const RESOURCES = [
 
 function counting() {
   const trail = new AuditTrail()
-  const metrics = new GatewayMetrics({ resourceIds: RESOURCES.map((r) => r.id), processMetrics: false })
-  countAuditEvents(trail, metrics, { resources: RESOURCES })
+  const metrics = new GatewayMetrics({ resources: RESOURCES, processMetrics: false })
+  countAuditEvents(trail, metrics)
   return { trail, metrics, read: async (): Promise<Exposition> => parseExposition(await metrics.exposition()) }
 }
+
+t.test('a resource a live reload adds gets its own label value and zero series; an unknown one stays other', async (t) => {
+  const { trail, metrics, read } = counting()
+  const added = { id: 'wiki', uri: 'https://mcp.example.com/wiki/mcp' }
+  trail.record({ type: 'access.refused', sub: 's', provider: 'oidc', clientId: 'c', resource: added.uri })
+  t.equal((await read()).value('gatehouse_access_refusals_total', { resource: 'other' }), 1, 'before the reload: other')
+  metrics.addResources([...RESOURCES, added])
+  t.equal((await read()).value('gatehouse_sse_streams_open', { resource: 'wiki' }), 0, 'its series exist at once')
+  trail.record({ type: 'access.refused', sub: 's', provider: 'oidc', clientId: 'c', resource: added.uri })
+  trail.record({ type: 'access.refused', sub: 's', provider: 'oidc', clientId: 'c', resource: 'wiki' })
+  t.equal((await read()).value('gatehouse_access_refusals_total', { resource: 'wiki' }), 2, 'after it: by URI or id, the id')
+  trail.record({ type: 'access.refused', sub: 's', provider: 'oidc', clientId: 'c', resource: 'https://evil.example/mcp' })
+  t.equal((await read()).value('gatehouse_access_refusals_total', { resource: 'other' }), 2, 'anything else: other')
+})
 
 t.test('each audit event type moves its family by exactly one, with bounded labels', async (t) => {
   const cases: [AuditEvent, string, Record<string, string>][] = [
