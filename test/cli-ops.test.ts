@@ -15,10 +15,11 @@ import { testPasswordHash } from './helpers/passwords.js'
 import { startGateway } from '../src/main.js'
 import { runCli, runInProcess as run } from './helpers/cli.js'
 import { reservePort } from './helpers/ports.js'
+import { repoPath } from './helpers/repo.js'
 import { redisForTests, redisServerForTests } from './helpers/redis.js'
 
 const dir = await mkdtemp(join(tmpdir(), 'gatehouse-cli-ops-'))
-const version = (JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+const version = (JSON.parse(await readFile(repoPath('package.json'), 'utf8')) as { version: string }).version
 const SECRET = 'S3CRET-value-that-must-never-be-printed-0123456789'
 
 t.test('--help and -h on every command and subcommand: its usage on stdout, exit 0, nothing run', async (t) => {

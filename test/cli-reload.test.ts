@@ -10,8 +10,8 @@ import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { CLI } from './helpers/cli.js'
 import { reservePort } from './helpers/ports.js'
+import { CLI_ARGV } from './helpers/repo.js'
 
 async function until(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms
@@ -34,7 +34,7 @@ t.test('SIGHUP reopens the audit file and reloads the configuration; a file chan
     JSON.stringify({ publicUrl: origin, listen: { host: '127.0.0.1', port }, audit: { sink: 'file', file: audit }, resources })
   await writeFile(file, config([resource('files', '/mcp')]))
 
-  const child = spawn(process.execPath, ['--import=tsx', CLI, 'serve', '--config', file], { env: { ...process.env } })
+  const child = spawn(process.execPath, [...CLI_ARGV, 'serve', '--config', file], { env: { ...process.env } })
   let stdout = ''
   let exit: number | null | undefined
   child.stdout.on('data', (c: Buffer) => (stdout += c))

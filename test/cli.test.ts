@@ -16,13 +16,14 @@ import { RegisteredClients } from '../src/oauth/clients/registered.js'
 import { RedisStore } from '../src/store/redis.js'
 import { runInProcess, startDemo } from './helpers/cli.js'
 import { redisForTests } from './helpers/redis.js'
+import { repoPath } from './helpers/repo.js'
 
 const run = runInProcess
 
 const dir = await mkdtemp(join(tmpdir(), 'gatehouse-cli-'))
 
 t.test('check-config: valid files pass, invalid ones list every problem and exit 2', async (t) => {
-  const ok = await run(['check-config', new URL('../config/dev.yaml', import.meta.url).pathname])
+  const ok = await run(['check-config', repoPath('config/dev.yaml')])
   t.equal(ok.code, 0)
   t.match(ok.stdout, /valid \(1 resource/)
   t.match(ok.stdout, /warning: store is memory/)
@@ -33,7 +34,7 @@ t.test('check-config: valid files pass, invalid ones list every problem and exit
   t.match(res.stderr, /resources\[0\]: unknown key "colour"/)
   t.match(res.stderr, /resources\[0\]\.path/)
   t.match(res.stderr, /resources\[0\]\.upstream/)
-  t.notMatch(res.stderr, /at .*\.ts:\d+/, 'no stack trace for a user error')
+  t.notMatch(res.stderr, /at .*\.[jt]s:\d+/, 'no stack trace for a user error')
 })
 
 t.test('check-config prints the redirect URI to register at each identity provider', async (t) => {
@@ -91,10 +92,10 @@ t.test('the usage text: every command\'s lines in order', async (t) => {
 })
 
 t.test('commands reach the process only through their io, so tests can run them in-process', async (t) => {
-  const commands = new URL('../src/commands/', import.meta.url)
+  const commands = repoPath('src/commands')
   for (const name of await readdir(commands)) {
     // Comments may name process.stdout; code may not.
-    const code = (await readFile(new URL(name, commands), 'utf8')).replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '')
+    const code = (await readFile(join(commands, name), 'utf8')).replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '')
     t.notMatch(code, /\bprocess\.(?:env|stdout|stderr|stdin|exit|exitCode|argv|on|umask|chdir)\b/, `${name}: no process.*`)
   }
 })

@@ -6,13 +6,14 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { helmConfigSchema } from './helm-schema.js'
+import { packageFile } from './package-root.js'
 import { RESTART_ONLY } from './restart-only.js'
 import { jsonSchema } from './schema.js'
 
-export const SCHEMA_FILE = fileURLToPath(new URL('../../config/gatehouse.schema.json', import.meta.url))
-export const REFERENCE_FILE = fileURLToPath(new URL('../../config/REFERENCE.md', import.meta.url))
+export const SCHEMA_FILE = packageFile('config/gatehouse.schema.json')
+export const REFERENCE_FILE = packageFile('config/REFERENCE.md')
 
-export const HELM_VALUES_SCHEMA_FILE = fileURLToPath(new URL('../../helm/gatehouse/values.schema.json', import.meta.url))
+export const HELM_VALUES_SCHEMA_FILE = packageFile('helm/gatehouse/values.schema.json')
 
 /** The chart's values schema with properties.config replaced by the configuration schema. */
 export function helmValuesSchemaText(current: string): string {

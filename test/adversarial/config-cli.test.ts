@@ -21,7 +21,7 @@ await writeFile(ok, BODY)
 
 function noStack(t: Test, what: string, res: Run) {
   t.notMatch(res.stderr, /^\s+at /m, `${what}: no stack trace`)
-  t.notMatch(res.stderr, /\.ts:\d+/, `${what}: no source locations`)
+  t.notMatch(res.stderr, /\.[jt]s:\d+/, `${what}: no source locations`)
 }
 
 t.test('every subcommand with missing or invalid arguments exits 2 with usage, no stack trace', async (t) => {

@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
+import { REPO_ROOT } from '../helpers/repo.js'
 
-const ROOT = new URL('../..', import.meta.url).pathname
+const ROOT = REPO_ROOT
 const DEPCRUISE = join(ROOT, 'node_modules/.bin/depcruise')
 const CONFIG = join(ROOT, '.dependency-cruiser.cjs')
 const MAX_LINES = 300

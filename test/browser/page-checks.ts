@@ -6,18 +6,18 @@
 import { once } from 'node:events'
 import { mkdirSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
-import { relative } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join, relative } from 'node:path'
 import type { Browser, Page, Response } from 'playwright-core'
 import type { Test } from 'tap'
+import { REPO_ROOT, repoPath } from '../helpers/repo.js'
 
-const root = fileURLToPath(new URL('../../', import.meta.url))
-const artifacts = fileURLToPath(new URL('../../test-artifacts/browser/', import.meta.url))
+const root = REPO_ROOT
+const artifacts = repoPath('test-artifacts/browser')
 
 /** Saves a full-page screenshot to test-artifacts/browser/<name>.png (gitignored) and names it in the output. */
 export async function screenshot(t: Test, page: Page, name: string): Promise<void> {
   mkdirSync(artifacts, { recursive: true })
-  const path = `${artifacts}${name}.png`
+  const path = join(artifacts, `${name}.png`)
   await page.screenshot({ path, fullPage: true })
   t.comment(`screenshot: ${relative(root, path)}`)
 }

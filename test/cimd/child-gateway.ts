@@ -9,9 +9,8 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import { reservePort } from '../helpers/ports.js'
+import { CLI_ARGV } from '../helpers/repo.js'
 import type { TestCa } from './servers.js'
-
-const CLI = new URL('../../src/cli.ts', import.meta.url).pathname
 
 export interface ChildGateway {
   origin: string
@@ -32,7 +31,7 @@ export async function startChildGateway(t: Test, tls: TestCa, config: Record<str
     file,
     JSON.stringify({ publicUrl: origin, listen: { host: '127.0.0.1', port }, shutdown: { graceSeconds: 1 }, log: { level: 'info' }, ...config }),
   )
-  const child: ChildProcess = spawn(process.execPath, ['--import=tsx', CLI, 'serve', '--config', file], {
+  const child: ChildProcess = spawn(process.execPath, [...CLI_ARGV, 'serve', '--config', file], {
     env: { ...process.env, NODE_EXTRA_CA_CERTS: tls.caFile },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -1,5 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import t from 'tap'
+import { repoPath } from '../helpers/repo.js'
 import { ConfigError, loadConfigFile, loadConfigObject, loadConfigText } from '../../src/config/load.js'
 import { REFERENCE_FILE, referenceText, SCHEMA_FILE, schemaFileText } from '../../src/config/write-schema.js'
 
@@ -160,11 +162,11 @@ t.test('missing file is a ConfigError naming the file', async (t) => {
 })
 
 t.test('every example configuration in config/ loads', async (t) => {
-  const dir = new URL('../../config/', import.meta.url)
+  const dir = repoPath('config')
   const files = (await readdir(dir)).filter((f) => f.endsWith('.yaml'))
   t.ok(files.length >= 3)
   for (const f of files) {
-    const c = await loadConfigFile(new URL(f, dir).pathname, {
+    const c = await loadConfigFile(join(dir, f), {
       REDIS_PASSWORD: 'x',
       OPS_PASSWORD_HASH: 'scrypt$32768$8$1$c2FsdA$aGFzaA',
       AGENT_PLATFORM_SECRET: 'a-secret-of-at-least-thirty-two-characters',

@@ -19,6 +19,7 @@ import {
 } from './helm.js'
 import { RESTART_ONLY } from '../../src/config/restart-only.js'
 import { validateObject } from './kube-schema.js'
+import { repoPath } from '../helpers/repo.js'
 
 const helmPath = helmOrSkip(t)
 
@@ -236,7 +237,7 @@ if (helmPath) {
     const three = sums({ ...withRedis, replicaCount: 3, secretEnv })
     t.same([two.config, two.secret], [three.config, three.secret], 'scaling alone does not roll the pods')
 
-    const helpers = await readFile(new URL('../../helm/gatehouse/templates/_helpers.tpl', import.meta.url), 'utf8')
+    const helpers = await readFile(repoPath('helm/gatehouse/templates/_helpers.tpl'), 'utf8')
     const picked = /toYaml \(pick \$cfg ((?:"[A-Za-z]+" ?)+)\)/.exec(helpers)?.[1]?.match(/[A-Za-z]+/g)
     t.same([...(picked ?? [])].sort(), [...RESTART_ONLY].sort(), "the chart's restart-only settings are the gateway's")
     const mount = container(gateway(base.objects)).volumeMounts.find((m: { name: string }) => m.name === 'config')

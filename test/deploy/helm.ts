@@ -9,10 +9,10 @@ import { spawnSync } from 'node:child_process'
 import { accessSync, constants, cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseAllDocuments } from 'yaml'
+import { REPO_ROOT } from '../helpers/repo.js'
 
-export const repoRoot = fileURLToPath(new URL('../..', import.meta.url))
+export const repoRoot = REPO_ROOT
 export const chartDir = join(repoRoot, 'helm', 'gatehouse')
 export const ciValuesDir = join(chartDir, 'ci')
 

@@ -10,8 +10,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import { reservePort } from './ports.js'
-
-const CLI = new URL('../../src/cli.ts', import.meta.url).pathname
+import { CLI_ARGV } from './repo.js'
 
 export interface ChildReplica {
   port: number
@@ -27,7 +26,7 @@ export async function childReplica(t: Test, dir: string, config: Record<string, 
   const port = await reservePort(t)
   const file = join(dir, `replica-${port}.json`)
   await writeFile(file, JSON.stringify({ ...config, listen: { host: '127.0.0.1', port }, log: { level: logLevel } }))
-  const child: ChildProcess = guardChild(spawn(process.execPath, ['--import=tsx', CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] }))
+  const child: ChildProcess = guardChild(spawn(process.execPath, [...CLI_ARGV, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] }))
   let output = ''
   child.stdout!.on('data', (c: Buffer) => (output += c))
   child.stderr!.on('data', (c: Buffer) => (output += c))

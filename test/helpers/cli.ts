@@ -1,15 +1,15 @@
 /**
  * Runs the `gatehouse` command two ways: in-process through the same dispatcher the binary uses
- * (fast; the default for command tests), and as a user would, a real child process compiled on
- * the fly by tsx, for what only a process shows (exit status, signals, standard input, umask).
+ * (fast; the default for command tests), and as a user would, a real child process (src/cli.ts
+ * through tsx, or its compiled .build/src/cli.js when the tests run compiled, ./repo.ts), for
+ * what only a process shows (exit status, signals, standard input, umask).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import type { Test } from 'tap'
 import { runCommand } from '../../src/commands/dispatch.js'
 import type { CommandIo } from '../../src/commands/command.js'
 import { reservePort } from './ports.js'
-
-export const CLI = new URL('../../src/cli.ts', import.meta.url).pathname
+import { CLI_ARGV } from './repo.js'
 
 export interface Run {
   code: number | null
@@ -67,7 +67,7 @@ export async function runInProcess(args: string[], env: NodeJS.ProcessEnv = {}, 
  */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, umask?: string, stdin?: string): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const node = [process.execPath, '--import=tsx', CLI, ...args]
+    const node = [process.execPath, ...CLI_ARGV, ...args]
     const child =
       umask === undefined
         ? spawn(node[0]!, node.slice(1), { env: { ...process.env, ...env } })
@@ -91,7 +91,7 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, umask?: stri
 export async function startDemo(t: Test): Promise<{ child: ChildProcessWithoutNullStreams; port: number; stdout: () => string }> {
   for (let attempt = 1; ; attempt++) {
     const port = await reservePort(t)
-    const child = spawn(process.execPath, ['--import=tsx', CLI, 'serve'], { env: { ...process.env, PORT: String(port) } })
+    const child = spawn(process.execPath, [...CLI_ARGV, 'serve'], { env: { ...process.env, PORT: String(port) } })
     t.teardown(() => child.kill('SIGKILL'))
     let stdout = ''
     let stderr = ''

@@ -19,11 +19,12 @@ import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { FormBrowser } from '../helpers/form-browser.js'
 import { startTestGateway } from '../helpers/gateway.js'
 import { MemoryClientProvider } from '../helpers/sdk-provider.js'
+import { repoPath } from '../helpers/repo.js'
 
 t.setTimeout(120_000)
 
-const DOC = new URL('../../docs/audit-events.md', import.meta.url)
-const EVENTS_SOURCE = new URL('../../src/audit/events.ts', import.meta.url)
+const DOC = repoPath('docs/audit-events.md')
+const EVENTS_SOURCE = repoPath('src/audit/events.ts')
 
 /** Every event type, checked against the union by the compiler (a missing or extra key fails tsc). */
 const EVERY_TYPE = {

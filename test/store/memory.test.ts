@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { MemoryStore } from '../../src/store/memory.js'
+import { moduleFile, NODE_LOADER } from '../helpers/repo.js'
 import { storeContract } from './contract.js'
 
 t.test('MemoryStore contract', async (t) => {
@@ -21,12 +23,12 @@ t.test('the sweep removes expired records that are never read again', async (t) 
 })
 
 t.test('the sweep timer does not keep the process alive', async (t) => {
-  const storeUrl = new URL('../../src/store/memory.ts', import.meta.url).href
+  const storeUrl = pathToFileURL(moduleFile('src/store/memory')).href
   const code = `const { MemoryStore } = await import(${JSON.stringify(storeUrl)})
 new MemoryStore({ sweepIntervalMs: 10 })`
   // execFile kills the child at the timeout and rejects: a kept-alive process fails here.
   await t.resolves(
-    promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { timeout: 8000 }),
+    promisify(execFile)(process.execPath, [...NODE_LOADER, '--input-type=module', '-e', code], { timeout: 8000 }),
     'the process exits on its own without close()',
   )
 })
