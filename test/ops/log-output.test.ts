@@ -6,15 +6,17 @@
 import { spawn } from 'node:child_process'
 import t from 'tap'
 import { Writable } from 'node:stream'
+import { pathToFileURL } from 'node:url'
 import { createLogger, writeAccessLine } from '../../src/log.js'
+import { moduleFile, NODE_LOADER } from '../helpers/repo.js'
 
-const LOG = new URL('../../src/log.ts', import.meta.url).href
+const LOG = pathToFileURL(moduleFile('src/log')).href
 
-/** Runs a script in a child process (tsx, as the CLI tests do) and returns its standard output. */
+/** Runs a script in a child process (compiled or through tsx, as this file runs) and returns its standard output. */
 function runScript(body: string): Promise<{ code: number | null; stdout: string }> {
   const script = `import { createLogger } from ${JSON.stringify(LOG)}\nconst log = createLogger('info')\n${body}`
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'ignore'] })
+    const child = spawn(process.execPath, [...NODE_LOADER, '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'ignore'] })
     let stdout = ''
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')))
     child.on('error', reject)
