@@ -61,13 +61,14 @@ const BATCH_BYTES = 16 * 1024
 
 /**
  * Standard output in batches: lines collect for at most BATCH_MS (or until BATCH_BYTES) and go
- * out in one asynchronous write, instead of one write per line. Nothing is lost when the
- * process exits, throws or is told to stop (the batch is written synchronously on exit); a
- * process killed outright (SIGKILL, OOM) loses at most the last BATCH_MS of lines. No timer
- * runs while nothing is logged.
+ * out in one write, instead of one write per line (the cost was the write per line, not its
+ * being synchronous). Each batch is written synchronously, so the order of lines always holds
+ * and `flushLog` can put a line out at once. Nothing is lost when the process exits, throws or
+ * is told to stop; a process killed outright (SIGKILL, OOM) loses at most the last BATCH_MS of
+ * lines that were not flushed at once. No timer runs while nothing is logged.
  */
-function batchedStdout(): DestinationStream & { flushSync(): void } {
-  const out = pino.destination({ dest: 1, sync: false })
+function batchedStdout(): BatchedStream {
+  const out = pino.destination({ dest: 1, sync: true })
   let pending = ''
   let timer: NodeJS.Timeout | undefined
   const flush = () => {
@@ -98,7 +99,21 @@ function batchedStdout(): DestinationStream & { flushSync(): void } {
       else if (timer === undefined) timer = setTimeout(flush, BATCH_MS).unref()
     },
     flushSync,
+    [BATCHED]: true,
   }
+}
+
+const BATCHED = Symbol('gatehouse.batchedStdout')
+type BatchedStream = DestinationStream & { flushSync(): void; [BATCHED]: true }
+
+/**
+ * Writes out what the logger's batch holds, now: for lines that must not wait in memory (audit
+ * events other than the per-call decision, which a SIGKILL must not take with it). A no-op for
+ * other destinations, which write each line as it comes.
+ */
+export function flushLog(logger: Logger): void {
+  const stream = (logger as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym] as Partial<BatchedStream> | undefined
+  if (stream?.[BATCHED]) stream.flushSync!()
 }
 
 /**

@@ -6,7 +6,8 @@
  *
  * `audit` carries the event type (and marks the line as an audit event in a mixed log).
  * - log: into the main logger at info level (with pino's `level`, `time` and a `msg`), so audit
- *   follows log.level and lands in the same stream as the access log, batched as it is (log.ts).
+ *   follows log.level and lands in the same stream as the access log; written out at once,
+ *   except the per-call `mcp.decision`, which is batched as the access log is (log.ts).
  * - stdout: a logger of its own on standard output, written whatever log.level says.
  * - file: a logger of its own appending to `audit.file`; `reopen()` (SIGHUP) opens the path again
  *   so logrotate can move the old file away.
@@ -17,7 +18,7 @@
  */
 import { pino, type DestinationStream, type Logger } from 'pino'
 import type { AuditConfig } from '../config/operations-schema.js'
-import { jsonMembers, writeInfoLine } from '../log.js'
+import { flushLog, jsonMembers, writeInfoLine } from '../log.js'
 import type { AuditContext, AuditEvent, AuditListener } from './events.js'
 
 export interface AuditSink {
@@ -45,6 +46,10 @@ export function createAuditSink(config: AuditConfig, mainLog: Logger, streams: S
       const fields = line(event, context)
       if ('arguments' in event) mainLog.info(fields, 'audit')
       else writeInfoLine(mainLog, jsonMembers(fields), 'audit')
+      // The main log is written in batches; a security event goes out at once, so a process
+      // killed outright cannot take it along. Only the per-call decision (two lines per MCP
+      // call with the access line) waits for its batch.
+      if (event.type !== 'mcp.decision') flushLog(mainLog)
     }
     return { write, reopen() {}, close() {} }
   }

@@ -11,10 +11,13 @@ import { createLogger, writeAccessLine } from '../../src/log.js'
 import { moduleFile, NODE_LOADER } from '../helpers/repo.js'
 
 const LOG = pathToFileURL(moduleFile('src/log')).href
+const SINK = pathToFileURL(moduleFile('src/audit/sink')).href
 
 /** Runs a script in a child process (compiled or through tsx, as this file runs) and returns its standard output. */
 function runScript(body: string): Promise<{ code: number | null; stdout: string }> {
-  const script = `import { createLogger } from ${JSON.stringify(LOG)}\nconst log = createLogger('info')\n${body}`
+  const script =
+    `import { createLogger } from ${JSON.stringify(LOG)}\nimport { createAuditSink } from ${JSON.stringify(SINK)}\n` +
+    `const log = createLogger('info')\nconst audit = createAuditSink({ sink: 'log' }, log)\n${body}`
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...NODE_LOADER, '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'ignore'] })
     let stdout = ''
@@ -42,6 +45,23 @@ t.test('batched lines reach standard output however the process ends', async (t)
   const many = await runScript(`for (let i = 0; i < 2000; i++) log.info({ i }, 'many')`)
   t.equal(messages(many.stdout).length, 2000, 'more than one batch, in order')
   t.same(many.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { i: number }).i), Array.from({ length: 2000 }, (_, i) => i))
+})
+
+t.test('an audit event on the log sink is written at once: a SIGKILL right after it cannot take it along', async (t) => {
+  const decision = `{ type: 'mcp.decision', resource: 'files', sub: 's', clientId: 'c', method: 'tools/call', name: 'x', decision: 'deny', rule: 'r' }`
+  const revoked = `{ type: 'grant.revoked', grantId: 'g-1', by: 'user', sub: 's', clientId: 'c' }`
+  const killed = await runScript(
+    `log.info('access'); audit.write(${decision}, {}); audit.write(${revoked}, {}); process.kill(process.pid, 'SIGKILL')`,
+  )
+  const lines = killed.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string; audit?: string })
+  t.same(
+    lines.map((l) => l.audit ?? l.msg),
+    ['access', 'mcp.decision', 'grant.revoked'],
+    'the security event, and everything batched before it, in order',
+  )
+  // The trade-off (README, Operations): the per-call decision alone waits for its batch.
+  const decisionOnly = await runScript(`audit.write(${decision}, {}); process.kill(process.pid, 'SIGKILL')`)
+  t.equal(decisionOnly.stdout, '', 'a decision event alone is still in the batch when the process is killed')
 })
 
 t.test('a line is written within the batch time while the process goes on', async (t) => {
