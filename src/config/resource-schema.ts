@@ -159,6 +159,13 @@ export const Resource = Type.Object(
           'Request headers that tell the upstream who is calling. Inbound copies of these headers are always removed.',
       },
     ),
+    sseKeepAliveSeconds: Type.Integer({
+      minimum: 0,
+      maximum: 3600,
+      default: 0,
+      description:
+        'Seconds of quiet after which an event stream gets a keep-alive comment (only between events), so that a load balancer\'s idle timeout does not close a quiet notification stream; set it below that timeout (e.g. 25 behind a 60 s one). 0: off.',
+    }),
     sessionIdleSeconds: Seconds(
       'How long an upstream Mcp-Session-Id stays bound to its creator without use.',
       86400,

@@ -17,6 +17,7 @@ import { DROPPED_REQUEST_HEADERS, DROPPED_RESPONSE_HEADERS, GUARDED_REQUEST_HEAD
 import { upstreamFailure } from '../metrics/upstream-hop.js'
 import type { JsonRpcId } from './jsonrpc.js'
 import { filterJson, filterSse, ListTooLargeError, type ListFilter, type ListKind } from './list-filter.js'
+import { SseKeepAlive } from './sse-keep-alive.js'
 import type { McpRequest } from './mcp-request.js'
 import { LIST_METHODS } from './policy-step.js'
 import type { Principal } from './principal.js'
@@ -160,7 +161,10 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
     if (isEventStream(res.headers) && isNotificationStream(request.method, request.body)) {
       trackStream(res.stream, reply.raw as ServerResponse)
     }
+    const keepAliveMs = resource.sseKeepAliveSeconds * 1000
     if (!filter || res.statusCode !== 200) {
+      // pipeline, not pipe: a client hanging up must also end the upstream request (MCPT-16).
+      if (isEventStream(res.headers) && keepAliveMs > 0) return reply.send(pipeline(res.stream, new SseKeepAlive(keepAliveMs), () => {}))
       if (isEventStream(res.headers) || !isSmallWhole(res.headers)) return reply.send(res.stream)
       // A small whole answer (a JSON result, a 202) is read and sent at once: one write to the
       // client instead of a stream's several, the largest saving on the proxy path (README, Benchmark).
@@ -180,8 +184,11 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
       for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
       return reply.send(new BadGatewayError('the MCP server sent a compressed list', { detail: `upstream ${resource.id}: content-encoding ${coding}` }))
     }
-    // pipeline, not pipe: a client hanging up must also end the upstream request (MCPT-16).
-    if (isEventStream(res.headers)) return reply.send(pipeline(res.stream, filterSse(filter), () => {}))
+    if (isEventStream(res.headers)) {
+      return reply.send(
+        keepAliveMs > 0 ? pipeline(res.stream, filterSse(filter), new SseKeepAlive(keepAliveMs), () => {}) : pipeline(res.stream, filterSse(filter), () => {}),
+      )
+    }
     try {
       const body = await filterJson(res.stream, filter)
       reply.removeHeader('content-length')

@@ -153,6 +153,46 @@ t.test('an event stream\'s head reaches the client before its first event (MCPT-
   t.match(await res.text(), /notifications\/x/, 'the event follows on the same stream')
 })
 
+t.test('sseKeepAliveSeconds: a quiet stream gets comments between events, never inside one; the events arrive unchanged', async (t) => {
+  let send!: (text: string) => void
+  const upstream = await rawUpstream(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' }).flushHeaders()
+    send = (text) => res.write(text)
+  })
+  const gw = await startTestGateway(t, { resources: [{ upstream, sseKeepAliveSeconds: 1 }] })
+  const res = await fetch(gw.mcpUrl(), {
+    headers: { authorization: `Bearer ${await gw.mint()}`, accept: 'text/event-stream', 'mcp-protocol-version': '2025-11-25' },
+    signal: AbortSignal.timeout(30_000),
+  })
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader()
+  let received = ''
+  void (async () => {
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }))
+      if (done) return
+      received += value
+    }
+  })()
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+  const until = async (what: () => boolean) => {
+    for (const deadline = Date.now() + 8_000; !what() && Date.now() < deadline; ) await sleep(20)
+  }
+  const EVENT = 'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/a"}\n'
+  await until(() => received.length > 0)
+  t.equal(received, ': keep-alive\n\n', 'a quiet stream: a comment after a second')
+  send(EVENT)
+  await sleep(2_500)
+  t.notMatch(received.slice(received.indexOf('notifications/a')), /keep-alive/, 'no comment inside the event still being sent')
+  send('\n')
+  await until(() => /notifications\/a"}\n\n: keep-alive/.test(received))
+  t.match(
+    received,
+    /^(: keep-alive\n\n)+event: message\ndata: \{"jsonrpc":"2\.0","method":"notifications\/a"\}\n\n(: keep-alive\n\n)+$/,
+    'the event passed byte for byte; once it ended, comments again',
+  )
+  await reader.cancel()
+})
+
 t.test('an upstream cannot set the gateway’s own cookies', async (t) => {
   const url = await rawUpstream(t, (req, res) => {
     req.resume()
