@@ -5,12 +5,12 @@
  * refused. Plus what only a browser shows: headers, no subresource, the style passing the CSP,
  * labels, one h1.
  */
-import type { Browser, Page, Response } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { chromiumForTests } from '../helpers/chromium.js'
 import { accountGateway, claims, mcpCall, PASSWORD, Person } from '../login/account-harness.js'
-import { checkPageHeaders, checkStyleApplied, screenshot } from './page-checks.js'
+import { checkPageHeaders, checkStyleApplied, clicking, recordedPage, screenshot } from './page-checks.js'
 
 const browser = await chromiumForTests(t)
 if (browser) await suite(browser)
@@ -20,34 +20,7 @@ async function suite(browser: Browser): Promise<void> {
   t.teardown(() => upstream.close())
   const gw = await accountGateway(t, upstream.url)
 
-  async function newPage(t: Test): Promise<{ page: Page; foreign: () => string[] }> {
-    const context = await browser.newContext({ viewport: { width: 1000, height: 900 } })
-    context.setDefaultTimeout(10_000)
-    t.teardown(() => context.close())
-    const requests: { url: string; type: string }[] = []
-    const errors: string[] = []
-    context.on('request', (r) => requests.push({ url: r.url(), type: r.resourceType() }))
-    // Chromium logs every 4xx document; the refused revocation is a 404 on purpose.
-    context.on('console', (m) => m.type() === 'error' && !/status of (401|404)/.test(m.text()) && errors.push(m.text()))
-    const page = await context.newPage()
-    return {
-      page,
-      foreign: () => [
-        ...requests.filter((r) => r.type !== 'document' || new URL(r.url).origin !== gw.origin).map((r) => `${r.type} ${r.url}`),
-        ...errors,
-      ],
-    }
-  }
-
-  /** Submits a form by clicking `button`; the gateway's answer to the POST, once its page loaded. */
-  async function clicking(page: Page, path: string, button: ReturnType<Page['getByRole']>): Promise<Response> {
-    const [response] = await Promise.all([
-      page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === path),
-      page.waitForEvent('load'),
-      button.click(),
-    ])
-    return response
-  }
+  const newPage = (t: Test) => recordedPage(t, browser, gw.origin, { width: 1000, expectedStatuses: [401, 404] })
 
   async function signIn(page: Page, username: string): Promise<void> {
     const shown = await page.goto(`${gw.origin}/account`)

@@ -12,7 +12,7 @@ import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { chromiumForTests } from '../helpers/chromium.js'
 import { claims, mcpCall, PASSWORD, Person } from '../login/account-harness.js'
 import { ADMIN_TOKEN, consoleGateway } from '../admin/harness.js'
-import { checkPageHeaders, checkStyleApplied, screenshot } from './page-checks.js'
+import { checkPageHeaders, checkStyleApplied, clicking, recordedPage, screenshot } from './page-checks.js'
 
 const browser = await chromiumForTests(t)
 if (browser) await suite(browser)
@@ -22,34 +22,7 @@ async function suite(browser: Browser): Promise<void> {
   t.teardown(() => upstream.close())
   const gw = await consoleGateway(t, upstream.url)
 
-  async function newPage(t: Test): Promise<{ page: Page; foreign: () => string[] }> {
-    const context = await browser.newContext({ viewport: { width: 1200, height: 900 } })
-    context.setDefaultTimeout(10_000)
-    t.teardown(() => context.close())
-    const requests: { url: string; type: string }[] = []
-    const errors: string[] = []
-    context.on('request', (r) => requests.push({ url: r.url(), type: r.resourceType() }))
-    // Chromium logs every 4xx document; the sign-in page (401) and the refusal (403) are on purpose.
-    context.on('console', (m) => m.type() === 'error' && !/status of (401|403)/.test(m.text()) && errors.push(m.text()))
-    const page = await context.newPage()
-    return {
-      page,
-      foreign: () => [
-        ...requests.filter((r) => r.type !== 'document' || new URL(r.url).origin !== gw.origin).map((r) => `${r.type} ${r.url}`),
-        ...errors,
-      ],
-    }
-  }
-
-  /** Submits a form by clicking `button`; the gateway's answer to the POST, once its page loaded. */
-  async function clicking(page: Page, path: string, button: ReturnType<Page['getByRole']>): Promise<Response> {
-    const [response] = await Promise.all([
-      page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === path),
-      page.waitForEvent('load'),
-      button.click(),
-    ])
-    return response
-  }
+  const newPage = (t: Test) => recordedPage(t, browser, gw.origin, { width: 1200, expectedStatuses: [401, 403] })
 
   /** From the console's sign-in page, through the account page's sign-in, back to the console. */
   async function signInAsPerson(t: Test, page: Page, username: string): Promise<Response> {

@@ -1,7 +1,8 @@
 /**
- * Parts both browser suites use on the gateway's person-facing pages: the response headers every
+ * Parts the browser suites use on the gateway's person-facing pages: the response headers every
  * such page carries, that its inline style applied (so its CSP hash is right), keyboard focus
- * order, screenshots, a phone-sized dark context, and the client's redirect target.
+ * order, screenshots, a phone-sized dark context, the client's redirect target, a recorded page per
+ * test and a form submission that waits for its answer.
  */
 import { once } from 'node:events'
 import { mkdirSync } from 'node:fs'
@@ -92,4 +93,43 @@ export async function arrival(t: Test, page: Page, callback: CallbackServer, bef
   const received = callback.received.slice(before).filter((r) => r.pathname === '/callback')
   t.equal(received.length, 1, 'the redirect target was called once')
   return received[0]?.query ?? new URLSearchParams()
+}
+
+/**
+ * A fresh browser context (no cookies) and page for one test, closed at its teardown. `foreign()`
+ * lists what it loaded besides the gateway's own documents, and every console error except a
+ * Chromium note about a document answered with one of `expectedStatuses` (a refusal on purpose).
+ */
+export async function recordedPage(
+  t: Test,
+  browser: Browser,
+  gatewayOrigin: string,
+  options: { width: number; expectedStatuses: readonly number[] },
+): Promise<{ page: Page; foreign: () => string[] }> {
+  const context = await browser.newContext({ viewport: { width: options.width, height: 900 } })
+  context.setDefaultTimeout(10_000)
+  t.teardown(() => context.close())
+  const requests: { url: string; type: string }[] = []
+  const errors: string[] = []
+  const expected = new RegExp(`status of (${options.expectedStatuses.join('|')})`)
+  context.on('request', (r) => requests.push({ url: r.url(), type: r.resourceType() }))
+  context.on('console', (m) => m.type() === 'error' && !expected.test(m.text()) && errors.push(m.text()))
+  const page = await context.newPage()
+  return {
+    page,
+    foreign: () => [
+      ...requests.filter((r) => r.type !== 'document' || new URL(r.url).origin !== gatewayOrigin).map((r) => `${r.type} ${r.url}`),
+      ...errors,
+    ],
+  }
+}
+
+/** Submits a form by clicking `button`; the gateway's answer to the POST to `path`, once its page loaded. */
+export async function clicking(page: Page, path: string, button: ReturnType<Page['getByRole']>): Promise<Response> {
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === path),
+    page.waitForEvent('load'),
+    button.click(),
+  ])
+  return response
 }
