@@ -5,6 +5,8 @@
  * detail reaches the client (SEC-36).
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { NotFoundError, PublicError, ServerError, TemporarilyUnavailableError } from '../errors.js'
 import { jsonRpcError, JsonRpcCode, JsonRpcError } from '../resource/jsonrpc.js'
 import { errorPage } from './html.js'
@@ -22,6 +24,29 @@ declare module 'fastify' {
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => writeError(toPublicError(err, request), request, reply))
   app.setNotFoundHandler((request, reply) => writeError(new NotFoundError('no such endpoint'), request, reply))
+}
+
+/**
+ * Errors Node's HTTP parser raises before any route is known (headers over its 16 KiB limit, a
+ * malformed request line, a request too slow to arrive): answered in the default error form,
+ * OAuth JSON (RFC 6749 §5.2), rather than in Fastify's own; then the connection closes.
+ */
+export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const [status, description] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'the request headers are too large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'the request did not arrive in time']
+        : [400, 'the request is malformed']
+  const body = JSON.stringify({ error: 'invalid_request', error_description: description })
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncache-control: no-store\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    )
+  }
+  socket.destroy()
 }
 
 function toPublicError(err: FastifyError, request: FastifyRequest): PublicError {

@@ -10,6 +10,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
+import { answerClientError } from '../http/error-handler.js'
 
 interface Generation {
   readonly app: FastifyInstance
@@ -33,7 +34,9 @@ export class AppGenerations {
     first: FastifyInstance,
     private readonly logger: Logger,
   ) {
-    this.#listener = Fastify({ loggerInstance: logger as FastifyBaseLogger, forceCloseConnections: 'idle' })
+    // The socket's own errors (headers too large, a malformed request line) come before any app:
+    // answered here, in the apps' error form.
+    this.#listener = Fastify({ loggerInstance: logger as FastifyBaseLogger, forceCloseConnections: 'idle', clientErrorHandler: answerClientError })
     this.#current = this.#generation(first)
   }
 

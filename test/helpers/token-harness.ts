@@ -87,7 +87,7 @@ export interface TokenSet {
 }
 export type Fields = Record<string, string | undefined> | [string, string][]
 
-class Harness {
+export class Harness {
   readonly browser: FormBrowser
   /** Every secret value the tests handled; none may appear in the log (MCPA-62). */
   readonly secrets = new Set<string>([USER.password, BASIC.secret!, POST.secret!, SPECIAL.secret!])
