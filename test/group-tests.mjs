@@ -9,8 +9,7 @@
 // What a test file must do to share a process, which every file here does: set no root-level
 // beforeEach/afterEach that touches more than its own fixtures (it applies to the whole group),
 // change no process-wide state (environment, global dispatcher, process error handlers) beyond its
-// own tests, close in
-// t.teardown what it starts. A file still runs alone with `npx tap <file>`.
+// own tests, close in t.teardown what it starts. A file still runs alone with `npx tap <file>`.
 //
 // The slow suites of real topologies and outside tools (SLOW_SUITES) are not grouped: test:all
 // runs them one process per file, as before.
