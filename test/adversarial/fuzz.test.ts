@@ -16,6 +16,7 @@
  * GATEHOUSE_FUZZ_SEED replays a run (each failure names its seed and case); GATEHOUSE_FUZZ_CASES
  * sets the cases per endpoint (default 120).
  */
+import { createHash, generateKeyPairSync, randomUUID, sign } from 'node:crypto'
 import { connect } from 'node:net'
 import t, { type Test } from 'tap'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
@@ -26,13 +27,17 @@ t.setTimeout(180_000)
 const SEED = Number(process.env.GATEHOUSE_FUZZ_SEED ?? 20261207)
 const CASES = Number(process.env.GATEHOUSE_FUZZ_CASES ?? 120)
 
+const BOT_SECRET = 'fuzz-bot-secret-7c1e9a3b5d2f4e6a8b0c1d3e'
 const upstream = await startSdk1Upstream({ stateful: false, jsonResponse: true })
 t.teardown(() => upstream.close())
 const gw = await startTestGateway(t, {
   resources: [{ upstream: upstream.url }],
   config: {
     login: { static: { users: [{ username: USER.username, passwordHash }] } },
-    clients: [registration(PUBLIC)],
+    clients: [
+      registration(PUBLIC),
+      { clientId: 'bot', name: 'Bot', grantTypes: ['client_credentials'], tokenEndpointAuthMethod: 'client_secret_basic', secret: BOT_SECRET, dpopBoundAccessTokens: true },
+    ],
     registration: { enabled: true },
     rateLimits: { enabled: false },
   },
@@ -270,6 +275,66 @@ t.test('MCP endpoint: fuzzed credentials get a 401 challenge; fuzzed bodies a JS
     }
   }
   expectAll(t, 'MCP endpoint', failures)
+})
+
+t.test('DPoP: fuzzed proofs, validly signed, get invalid_dpop_proof or a DPoP challenge, never a 5xx (RFC 9449 §4.3)', async (t) => {
+  const g = generator(SEED + 5)
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const jwk = publicKey.export({ format: 'jwk' }) as Record<string, unknown>
+  const b64 = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url')
+  // Signed by hand, so that any header (another alg, a broken jwk) still carries a real ES256 signature.
+  const proof = (header: unknown, claims: unknown) => {
+    const input = `${b64(header)}.${b64(claims)}`
+    return `${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`
+  }
+  const basic = `Basic ${Buffer.from(`bot:${BOT_SECRET}`).toString('base64')}`
+  const tokenUrl = `${gw.origin}/oauth/token`
+  const good = (htm: string, htu: string, extra: Record<string, unknown> = {}) => proof({ typ: 'dpop+jwt', alg: 'ES256', jwk }, { jti: randomUUID(), htm, htu, iat: Math.floor(Date.now() / 1000), ...extra })
+  const issued = await send(tokenUrl, {
+    method: 'POST',
+    headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded', dpop: good('POST', tokenUrl) },
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource: gw.mcpUrl(), scope: 'mcp' }).toString(),
+  })
+  t.equal(issued.status, 200, 'a well-formed proof gets a bound token')
+  const bound = String(jsonOf(issued.text)?.access_token)
+  const ath = createHash('sha256').update(bound).digest('base64url')
+
+  const fuzzedProof = (htm: string, htu: string, withAth: boolean) => {
+    const header: Record<string, unknown> = { typ: 'dpop+jwt', alg: 'ES256', jwk: { ...jwk } }
+    const claims: Record<string, unknown> = { jti: randomUUID(), htm, htu, iat: Math.floor(Date.now() / 1000), ...(withAth && { ath }) }
+    for (let i = 0, n = 1 + g.int(3); i < n; i++) {
+      const target = g.next() < 0.5 ? header : claims
+      const name = g.pick(target === header ? ['typ', 'alg', 'jwk', 'kid', 'jku', 'x5c', 'crit', 'b64', g.atom()] : ['jti', 'htm', 'htu', 'iat', 'ath', 'nonce', 'exp', 'nbf', g.atom()])
+      target[name] = g.pick<() => unknown>([
+        () => undefined,
+        () => g.json(1),
+        () => g.atom(['ES256', 'RS256', 'none', 'HS256', 'dpop+jwt', 'JWT', htm, htu, `${htu}/`, htu.toUpperCase(), `${htu}?x=1`]),
+        () => Math.floor(Date.now() / 1000) + g.pick([-86_400, -301, 301, 86_400, 1e12]),
+        () => ({ ...jwk, ...(g.json(1, ['kty', 'crv', 'x', 'y', 'd', 'n', 'e', 'k']) as object) }),
+      ])()
+    }
+    return g.next() < 0.1 ? g.mangle(proof(header, claims)) : g.next() < 0.05 ? g.atom() : proof(header, claims)
+  }
+
+  const failures: string[] = []
+  for (let i = 0; i < CASES; i++) {
+    const dpop = fuzzedProof('POST', tokenUrl, false)
+    const seen = await send(tokenUrl, {
+      method: 'POST',
+      headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded', dpop },
+      body: new URLSearchParams({ grant_type: 'client_credentials', resource: gw.mcpUrl(), scope: 'mcp' }).toString(),
+    })
+    const problem = oauthError(seen)
+    if (problem) failures.push(`token case ${i}: ${problem}`)
+    const atResource = await send(gw.mcpUrl(), {
+      method: 'POST',
+      headers: { authorization: `DPoP ${bound}`, dpop: fuzzedProof('POST', gw.mcpUrl(), true), accept: 'application/json, text/event-stream', 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: i, method: 'ping' }),
+    })
+    if (atResource.status >= 500) failures.push(`resource case ${i}: status ${atResource.status}`)
+    else if (atResource.status === 401 && !/DPoP /.test(atResource.headers.get('www-authenticate') ?? '')) failures.push(`resource case ${i}: 401 without a DPoP challenge`)
+  }
+  t.same(failures.slice(0, 5), [], `DPoP: ${CASES} fuzzed proofs at the token endpoint and at the resource (seed ${SEED})`)
 })
 
 t.test('what the HTTP parser refuses before any route is answered in OAuth JSON too', async (t) => {
