@@ -4,7 +4,8 @@
  * characters, malformed percent-escapes, JSON of every shape, truncated bodies, wrong content
  * types) and sends them to /oauth/token, /oauth/register, /oauth/authorize, /oauth/revoke,
  * /oauth/introspect, the metadata documents and the MCP endpoint (with good, forged and junk
- * credentials). Every answer must be the protocol's own refusal, never a 5xx from the gateway:
+ * credentials); it signs DPoP proofs with fuzzed headers and claims, and serves fuzzed Client ID
+ * Metadata Documents. Every answer must be the protocol's own refusal, never a 5xx from the gateway:
  * - OAuth endpoints: 4xx JSON {error, error_description} (RFC 6749 §5.2, RFC 7591 §3.2.2);
  * - /oauth/authorize: an error page, or a redirect only to the gateway's own pages or a
  *   registered redirect URI (O21-04: never to an unchecked URI, RFC 9700 §4.1);
@@ -19,6 +20,7 @@
 import { createHash, generateKeyPairSync, randomUUID, sign } from 'node:crypto'
 import { connect } from 'node:net'
 import t, { type Test } from 'tap'
+import { startHttpDocServer } from '../cimd/servers.js'
 import { startSdk1Upstream } from '../fixtures/mcp-upstream.js'
 import { startTestGateway } from '../helpers/gateway.js'
 import { Harness, passwordHash, PUBLIC, registration, REGISTERED_REDIRECT, USER } from '../helpers/token-harness.js'
@@ -30,6 +32,9 @@ const CASES = Number(process.env.GATEHOUSE_FUZZ_CASES ?? 120)
 const BOT_SECRET = 'fuzz-bot-secret-7c1e9a3b5d2f4e6a8b0c1d3e'
 const upstream = await startSdk1Upstream({ stateful: false, jsonResponse: true })
 t.teardown(() => upstream.close())
+// Client ID Metadata Documents served from loopback: the dev opt-ins allow http and 127.0.0.1 here only.
+const docs = await startHttpDocServer()
+t.teardown(() => docs.close())
 const gw = await startTestGateway(t, {
   resources: [{ upstream: upstream.url }],
   config: {
@@ -40,6 +45,13 @@ const gw = await startTestGateway(t, {
     ],
     registration: { enabled: true },
     rateLimits: { enabled: false },
+    cimd: {
+      enabled: true,
+      allowHttp: true,
+      allowPrivateAddresses: true,
+      trust: { allow: [{ prefix: `${docs.origin}/clients/` }] },
+      fetch: { timeoutMs: 1500, connectTimeoutMs: 1000 },
+    },
   },
 })
 const h = new Harness(gw)
@@ -335,6 +347,37 @@ t.test('DPoP: fuzzed proofs, validly signed, get invalid_dpop_proof or a DPoP ch
     else if (atResource.status === 401 && !/DPoP /.test(atResource.headers.get('www-authenticate') ?? '')) failures.push(`resource case ${i}: 401 without a DPoP challenge`)
   }
   t.same(failures.slice(0, 5), [], `DPoP: ${CASES} fuzzed proofs at the token endpoint and at the resource (seed ${SEED})`)
+})
+
+t.test('CIMD: fuzzed metadata documents get an error page, never a 5xx or a redirect to an unchecked URI (SEC-26)', async (t) => {
+  const g = generator(SEED + 6)
+  const redirect = 'http://127.0.0.1:43299/callback'
+  const docKeys = ['client_id', 'client_name', 'redirect_uris', 'token_endpoint_auth_method', 'grant_types', 'response_types', 'scope', 'jwks', 'jwks_uri', 'logo_uri', 'client_uri', 'software_statement']
+  const failures: string[] = []
+  for (let i = 0; i < CASES; i++) {
+    const clientId = `${docs.origin}/clients/c${i}.json`
+    const valid = { client_id: clientId, client_name: 'Fuzz', redirect_uris: [redirect], token_endpoint_auth_method: 'none' }
+    const document = g.pick<() => unknown>([
+      () => ({ ...valid, ...(g.json(1, docKeys) as object) }),
+      () => ({ ...valid, [g.pick(docKeys)]: g.json(2, docKeys) }),
+      () => g.json(0, docKeys),
+      () => g.mangle(JSON.stringify(valid)),
+    ])()
+    const status = g.next() < 0.9 ? 200 : g.pick([201, 204, 301, 404, 500])
+    const contentType = g.next() < 0.85 ? 'application/json' : g.pick(['text/html', 'application/jwt', 'application/json; charset=utf-16', ''])
+    docs.routes.set(`/clients/c${i}.json`, (_req, res) => {
+      res.writeHead(status, contentType ? { 'content-type': contentType } : {}).end(typeof document === 'string' ? document : JSON.stringify(document))
+    })
+    const url = new URL('/oauth/authorize', gw.origin)
+    for (const [k, v] of Object.entries({ response_type: 'code', client_id: clientId, redirect_uri: redirect, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', state: 's', resource: gw.mcpUrl() })) {
+      url.searchParams.set(k, v)
+    }
+    const seen = await send(url.href, {})
+    const location = seen.headers.get('location')
+    if (seen.status >= 500) failures.push(`case ${i}: status ${seen.status} for ${JSON.stringify(document).slice(0, 160)}`)
+    else if (location !== null && new URL(location, gw.origin).origin !== gw.origin && !location.startsWith(`${redirect}?`)) failures.push(`case ${i}: redirected to ${location.slice(0, 120)}`)
+  }
+  t.same(failures.slice(0, 5), [], `CIMD: ${CASES} fuzzed documents (seed ${SEED})`)
 })
 
 t.test('what the HTTP parser refuses before any route is answered in OAuth JSON too', async (t) => {
