@@ -63,9 +63,16 @@ for (const [folder, files] of folders) {
 const lastRunMs = new Map()
 const results = join(root, '.tap', 'test-results', '.build', 'groups')
 if (existsSync(results)) {
+  // tap keeps the output of a group whose rank has since changed: the newest file of a name counts.
+  const newest = new Map()
   for (const file of readdirSync(results)) {
+    const name = file.replace(/^\d+-|\.test\.js\.tap$/g, '')
+    const modified = statSync(join(results, file)).mtimeMs
+    if ((newest.get(name)?.modified ?? -1) < modified) newest.set(name, { file, modified })
+  }
+  for (const [name, { file }] of newest) {
     const ms = /# time=([\d.]+)ms\s*$/.exec(readFileSync(join(results, file), 'utf8'))?.[1]
-    if (ms !== undefined) lastRunMs.set(file.replace(/^\d+-|\.test\.js\.tap$/g, ''), Number(ms))
+    if (ms !== undefined) lastRunMs.set(name, Number(ms))
   }
 }
 const weight = (group) => lastRunMs.get(group.name) ?? (group.bytes / total) * 250_000
