@@ -36,6 +36,9 @@ export async function startChildGateway(t: Test, tls: TestCa, config: Record<str
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''
+  // A child that could not be spawned emits 'error' and never exits: say so rather than wait.
+  let spawnError: Error | undefined
+  child.once('error', (err) => (spawnError = err))
   child.stdout!.on('data', (c: Buffer) => (output += c))
   child.stderr!.on('data', (c: Buffer) => (output += c))
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
@@ -45,15 +48,19 @@ export async function startChildGateway(t: Test, tls: TestCa, config: Record<str
       await exited
     }
   })
-  const deadline = Date.now() + 240_000
+  // Measured on the monotonic clock: a test sharing this process may move performance.now
+  // (advanceStoreClock), and the wall clock may be stepped.
+  const started = process.hrtime.bigint()
+  const waitedMs = () => Number((process.hrtime.bigint() - started) / 1_000_000n)
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`the gateway exited: ${output}`)
+    if (spawnError) throw new Error(`the gateway could not be started: ${spawnError.message}`)
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the gateway exited (${child.exitCode ?? child.signalCode}): ${output}`)
     try {
       if ((await fetch(`${origin}/readyz`)).status === 200) break
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline) throw new Error(`the gateway did not become ready: ${output}`)
+    if (waitedMs() > 240_000) throw new Error(`the gateway did not become ready in ${waitedMs()} ms: ${output}`)
     await sleep(200)
   }
   const logged = async (pattern: RegExp) => {
