@@ -380,7 +380,7 @@ t.test('CIMD: fuzzed metadata documents get an error page, never a 5xx or a redi
   t.same(failures.slice(0, 5), [], `CIMD: ${CASES} fuzzed documents (seed ${SEED})`)
 })
 
-t.test('what the HTTP parser refuses before any route is answered in OAuth JSON too', async (t) => {
+t.test('what the HTTP parser refuses before any route is answered in OAuth error JSON too (RFC 6749 §5.2)', async (t) => {
   const raw = (request: string) =>
     new Promise<string>((resolve, reject) => {
       const socket = connect(Number(new URL(gw.origin).port), '127.0.0.1', () => socket.end(request))
