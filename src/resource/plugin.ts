@@ -7,7 +7,6 @@ import httpProxy from '@fastify/http-proxy'
 import type { FastifyInstance } from 'fastify'
 import type { ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
-import { Agent } from 'undici'
 import { AuditTrail, contextOf } from '../audit/events.js'
 import type { GatewayConfig, Resource } from '../config/load.js'
 import { ForbiddenError, NotFoundError } from '../errors.js'
@@ -26,6 +25,8 @@ import { createPolicyStep } from './policy-step.js'
 import { protectedResourceMetadata } from './prm.js'
 import { SessionBindings } from './sessions.js'
 import { upstreamReplyOptions } from './upstream.js'
+import { UpstreamClient } from './upstream-client.js'
+import type { Pool } from 'undici'
 import { createUpstreamCredentials } from './upstream-credentials.js'
 
 export interface ResourcePluginOptions {
@@ -127,18 +128,8 @@ async function guardedProxy(
     reply.code(204).headers(headers)
   })
 
-  const dispatcher = new Agent({
-    connect: { timeout: resource.timeouts.connectMs, rejectUnauthorized: true },
-    headersTimeout: resource.timeouts.responseHeadersMs,
-    // A started response is a stream the client controls; an idle SSE stream is not an error (MCPT-16).
-    bodyTimeout: 0,
-    // No cap on upstream connections: every open notification stream holds one for as long as the
-    // client listens, and a request queued behind a full pool waits with no timeout at all
-    // (headersTimeout starts only once it has a socket), so a cap of N hangs every call after N
-    // listening clients. The inbound connections already bound how many there can be.
-    connections: null,
-  })
-  scope.addHook('onClose', async () => dispatcher.close())
+  const client = new UpstreamClient(upstream.origin, { connectTimeoutMs: resource.timeouts.connectMs, headersTimeoutMs: resource.timeouts.responseHeadersMs })
+  scope.addHook('onClose', async () => client.close())
 
   // Observed only when metrics or tracing is on; otherwise the proxy path has no hop object.
   const hops = metrics || tracingActive() ? new UpstreamObserver(metrics, resource.id) : undefined
@@ -155,7 +146,8 @@ async function guardedProxy(
     routes: ['/'],
     httpMethods: [...MCP_METHODS],
     proxyPayloads: false,
-    undici: dispatcher,
+    // reply-from calls only `request(options, callback)` of what it is given (its lib/request.js).
+    undici: client as unknown as Pool,
     disableRequestLogging: true,
     config: { errorFormat: 'jsonrpc', proxied: true },
     replyOptions: upstreamReplyOptions({ resource, sessions, publicUrl: config.publicUrl, trackStream, mayCall: policyStep.mayCall }),

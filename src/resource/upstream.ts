@@ -22,6 +22,7 @@ import type { McpRequest } from './mcp-request.js'
 import { LIST_METHODS } from './policy-step.js'
 import type { Principal } from './principal.js'
 import type { SessionBindings } from './sessions.js'
+import type { UpstreamBody } from './upstream-client.js'
 import type { UpstreamCredential } from './upstream-credentials.js'
 
 declare module 'fastify' {
@@ -50,11 +51,11 @@ export interface UpstreamDeps {
 type ReplyOptions = Required<NonNullable<FastifyHttpProxyOptions['replyOptions']>>
 type Hook<K extends keyof ReplyOptions> = ReplyOptions[K]
 
-/** What reply-from really hands to onResponse (its type declaration says otherwise). */
+/** What reply-from hands to onResponse (its type declaration says otherwise): an UpstreamClient's answer. */
 interface UpstreamResponse {
   statusCode: number
   headers: IncomingHttpHeaders
-  stream: Readable
+  stream: UpstreamBody
 }
 
 export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStream, mayCall }: UpstreamDeps) {
@@ -159,17 +160,17 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
       if (!filter || request.method === 'GET') flushHeadersWhenPiped(reply.raw as ServerResponse)
     }
     if (isEventStream(res.headers) && isNotificationStream(request.method, request.body)) {
-      trackStream(res.stream, reply.raw as ServerResponse)
+      trackStream(res.stream.stream(), reply.raw as ServerResponse)
     }
     const keepAliveMs = resource.sseKeepAliveSeconds * 1000
     if (!filter || res.statusCode !== 200) {
       // pipeline, not pipe: a client hanging up must also end the upstream request (MCPT-16).
-      if (isEventStream(res.headers) && keepAliveMs > 0) return reply.send(pipeline(res.stream, new SseKeepAlive(keepAliveMs), () => {}))
-      if (isEventStream(res.headers) || !isSmallWhole(res.headers)) return reply.send(res.stream)
+      if (isEventStream(res.headers) && keepAliveMs > 0) return reply.send(pipeline(res.stream.stream(), new SseKeepAlive(keepAliveMs), () => {}))
+      if (isEventStream(res.headers) || !isSmallWhole(res.headers)) return reply.send(res.stream.stream())
       // A small whole answer (a JSON result, a 202) is read and sent at once: one write to the
       // client instead of a stream's several, the largest saving on the proxy path (README, Benchmark).
       try {
-        return reply.send(Buffer.from(await (res.stream as Readable & { arrayBuffer(): Promise<ArrayBuffer> }).arrayBuffer()))
+        return reply.send(await res.stream.whole())
       } catch {
         // Cut off mid-body (reset, crash): the client's answer is cut too, as when it streams.
         res.stream.destroy()
@@ -185,12 +186,13 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
       return reply.send(new BadGatewayError('the MCP server sent a compressed list', { detail: `upstream ${resource.id}: content-encoding ${coding}` }))
     }
     if (isEventStream(res.headers)) {
+      const events = res.stream.stream()
       return reply.send(
-        keepAliveMs > 0 ? pipeline(res.stream, filterSse(filter), new SseKeepAlive(keepAliveMs), () => {}) : pipeline(res.stream, filterSse(filter), () => {}),
+        keepAliveMs > 0 ? pipeline(events, filterSse(filter), new SseKeepAlive(keepAliveMs), () => {}) : pipeline(events, filterSse(filter), () => {}),
       )
     }
     try {
-      const body = await filterJson(res.stream, filter)
+      const body = await filterJson(res.stream.stream(), filter)
       reply.removeHeader('content-length')
       reply.send(body)
     } catch (err) {

@@ -33,7 +33,8 @@
  *
  * Environment: BENCH_DURATION (s per round, default 2), BENCH_ROUNDS (default 6),
  * BENCH_CONNECTIONS (default 32), BENCH_WARMUP (s per target, default 2), BENCH_SINGLE_ROUNDS
- * (one-connection rounds, default 3), BENCH_PIN, BENCH_NGINX=0 (leave nginx out); on a shared
+ * (one-connection rounds, default 3), BENCH_PIN, BENCH_NGINX=0 (leave nginx out), BENCH_WARN=0 (leave the
+ * warn-level gateway out); on a shared
  * machine BENCH_QUIET_WAIT (longest wait for other processes to calm down before a round,
  * default 5 s), BENCH_REDO (how often a round disturbed by other processes is re-run, default
  * 2) and BENCH_PATIENCE (total seconds for both, default 30; 0 turns both off); BENCH_JSON=file
@@ -71,6 +72,8 @@ const BASELINE = process.env.BENCH_BASELINE || undefined
 const PROOFS_PER_SECOND = intEnv('BENCH_DPOP_PROOFS_PER_SECOND', 3000)
 /** BENCH_NGINX=0 leaves nginx out (otherwise installed with apt-get when missing, see nginx.ts). */
 const NGINX = process.env.BENCH_NGINX !== '0'
+/** BENCH_WARN=0 leaves the warn-level gateway out (a shorter before/after run with BENCH_BASELINE). */
+const WARN = process.env.BENCH_WARN !== '0'
 let nginxVersion = 'nginx (not measured)'
 /** The CPUs /proc/stat counts: availableParallelism() shrinks to the pinned core once this process is pinned. */
 const MACHINE_CPUS = os.cpus().length
@@ -552,7 +555,7 @@ async function main(): Promise<number> {
       ServerProcess.start(`${scenario} bare proxy`, { role: 'bare', upstream: upstream.url }),
       NGINX && headline ? NginxProcess.start(`${scenario} nginx`, upstream.url, log) : undefined,
       gateway('info'),
-      headline || stateful ? gateway('warn') : undefined,
+      WARN && (headline || stateful) ? gateway('warn') : undefined,
     ])
     if (nginx) nginxVersion = nginx.handle.version
     targets.push(await makeTarget(scenario, 'direct', 'direct', upstream, upstream))

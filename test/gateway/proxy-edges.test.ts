@@ -204,3 +204,21 @@ t.test('an upstream cannot set the gateway’s own cookies', async (t) => {
   t.equal(res.status, 200)
   t.same(res.headers.getSetCookie(), ['upstream=ok'])
 })
+
+t.test('one Set-Cookie from the upstream is checked and passed on like several', async (t) => {
+  let cookie = 'upstream=ok; Path=/'
+  const url = await rawUpstream(t, (req, res) => {
+    req.resume()
+    res.setHeader('set-cookie', cookie)
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}')
+  })
+  const gw = await startTestGateway(t, { resources: [{ upstream: url }] })
+  const token = await gw.mint()
+  const passed = await postJsonRpc(gw.mcpUrl(), ping, { authorization: `Bearer ${token}` })
+  t.equal(passed.status, 200)
+  t.same(passed.headers.getSetCookie(), ['upstream=ok; Path=/'])
+  cookie = 'gatehouse-session=planted; Path=/'
+  const refused = await postJsonRpc(gw.mcpUrl(), ping, { authorization: `Bearer ${token}` })
+  t.equal(refused.status, 200)
+  t.same(refused.headers.getSetCookie(), [], 'the gateway’s own cookie name is dropped when it comes alone too')
+})
