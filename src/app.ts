@@ -22,7 +22,7 @@ import { resourcePlugin } from './resource/plugin.js'
 import type { Store } from './store/store.js'
 import { registerRouteSpans } from './tracing/plugin.js'
 import { tracingActive } from './tracing/span.js'
-import { writeAccessLine } from './log.js'
+import { requestLogger, writeAccessLine } from './log.js'
 
 export interface AppDeps {
   config: GatewayConfig
@@ -58,6 +58,7 @@ export async function buildApp({ config, store, verifier, keystore, logger, heal
     // One access line per request (below) instead of Fastify's two: logging is most of the
     // gateway's own CPU per call at info level.
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: (parent, bindings, options) => requestLogger(parent as Logger, bindings, options),
     return503OnClosing: true,
     bodyLimit: 64 * 1024,
   })

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import t from 'tap'
 import { Writable } from 'node:stream'
 import { pathToFileURL } from 'node:url'
-import { createLogger, writeAccessLine } from '../../src/log.js'
+import { createLogger, requestLogger, writeAccessLine } from '../../src/log.js'
 import { moduleFile, NODE_LOADER } from '../helpers/repo.js'
 
 const LOG = pathToFileURL(moduleFile('src/log')).href
@@ -101,4 +101,38 @@ t.test('the access line: pino\'s shape, documented members, no secret in the URL
   writeAccessLine(quiet, { reqId: 'r-3', method: 'GET', url: '/', remoteAddress: undefined, statusCode: 200, responseTime: 1 })
   await new Promise((r) => setImmediate(r))
   t.equal(lines.length, 2, 'no access line above level info')
+})
+
+t.test('a request\'s logger writes with its request id and the redaction of the process logger, and only what its level lets through', async (t) => {
+  const lines: Record<string, unknown>[] = []
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(l) as Record<string, unknown>)
+      done()
+    },
+  })
+  const parent = createLogger('info', sink)
+  const log = requestLogger(parent, { reqId: 'r-9' }, {})
+  t.equal(log.level, 'info')
+  t.notOk(log.isLevelEnabled('debug'))
+  log.debug({ detail: 'x' }, 'below the level')
+  log.info({ headers: { authorization: 'Bearer secret-token' } }, 'with a credential')
+  log.warn('plain %s', 'formatted')
+  log.child({ step: 'login' }).error('from a child')
+  log.level = 'debug'
+  log.debug('now enabled')
+  t.equal(parent.level, 'info', 'raising one request\'s level leaves the process logger alone')
+  requestLogger(parent, { reqId: 'r-10' }, { level: 'error' }).warn('below a route\'s own level')
+  await new Promise((r) => setImmediate(r))
+  t.same(
+    lines.map((l) => [l.reqId, l.msg]),
+    [
+      ['r-9', 'with a credential'],
+      ['r-9', 'plain formatted'],
+      ['r-9', 'from a child'],
+      ['r-9', 'now enabled'],
+    ],
+  )
+  t.same(lines[0]!.headers, { authorization: '[redacted]' }, 'MCPA-62: the process logger\'s redaction applies')
+  t.equal(lines[2]!.step, 'login')
 })
