@@ -19,6 +19,8 @@ declare module 'autocannon' {
       pipelining?: number
       /** Seconds. */
       duration?: number
+      /** Requests per second across all connections (a fixed offered load); unset: as fast as answered. */
+      overallRate?: number
       /** Seconds per request before it counts as a timeout. */
       timeout?: number
       /** Every response body must equal this; others are counted as mismatches. */

@@ -18,7 +18,11 @@
  *   dpop        as stateless, with a DPoP-bound token and a fresh proof per call (dpop-proofs.ts).
  *   2026-07-28  SDK2 upstream; the gateway checks the mirrored Mcp-Method / Mcp-Name headers.
  * After the main rounds, the stateless targets run again with one connection, one call at a
- * time: the latency each proxy adds to a call, against direct in the same cycle.
+ * time: the latency each proxy adds to a call, against direct in the same cycle. Then same-moment
+ * pairs (paired.ts): the gateway at info and each other proxy loaded at once, at one fixed rate
+ * each, so both see the same machine; their CPU per call compares without the drift between
+ * rounds (BENCH_PAIRED_ROUNDS, default 6, 0 leaves them out; BENCH_PAIRED_RATE calls/s per side,
+ * default a third of the bare proxy's median throughput; BENCH_PAIRED_CONNECTIONS, default 8).
  *
  * Process layout. The servers run in child processes (servers.ts, processes.ts) and autocannon
  * alone in this process. BENCH_PIN=0:1 pins autocannon to CPU 0 and every server to CPU 1
@@ -46,6 +50,7 @@ import { writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { closeAll, NginxProcess, PIN, pinLoadGenerator, processes, ServerProcess, type Measured } from './processes.js'
 import { proofSigner, type ProofSigner } from './dpop-proofs.js'
+import { pairedRound, type PairedResult } from './paired.js'
 import { cell, fmtInt, fmtMs, fmtPct, fmtRatio, machineCpu, median, percentile, sleep, spread, table } from './stats.js'
 
 // ---------------------------------------------------------------------------------------------
@@ -70,6 +75,11 @@ const SINGLE_ROUNDS = intEnv('BENCH_SINGLE_ROUNDS', 3, 0)
 const BASELINE = process.env.BENCH_BASELINE || undefined
 /** Proofs signed per second of a DPoP round: more than any gateway answers on this machine kind. */
 const PROOFS_PER_SECOND = intEnv('BENCH_DPOP_PROOFS_PER_SECOND', 3000)
+/** Same-moment pairs (paired.ts) after the interleaved rounds; 0 leaves them out. */
+const PAIRED_ROUNDS = intEnv('BENCH_PAIRED_ROUNDS', 6, 0)
+/** Calls per second for each side of a pair; default a third of the bare proxy's median throughput. */
+const PAIRED_RATE = process.env.BENCH_PAIRED_RATE ? intEnv('BENCH_PAIRED_RATE', 200) : undefined
+const PAIRED_CONNECTIONS = intEnv('BENCH_PAIRED_CONNECTIONS', 8)
 /** BENCH_NGINX=0 leaves nginx out (otherwise installed with apt-get when missing, see nginx.ts). */
 const NGINX = process.env.BENCH_NGINX !== '0'
 /** BENCH_WARN=0 leaves the warn-level gateway out (a shorter before/after run with BENCH_BASELINE). */
@@ -151,6 +161,13 @@ interface Target {
   rounds: RoundResult[]
   /** Rounds with one connection, for the latency a proxy adds to a call. */
   single: RoundResult[]
+}
+
+interface Pair {
+  first: Target
+  second: Target
+  rate: number
+  rounds: PairedResult[]
 }
 
 interface RoundResult {
@@ -403,7 +420,7 @@ function describeScenario(scenario: Scenario): string {
   }
 }
 
-function report(targets: Target[], meta: { startLoad: number[]; wallSeconds: number; quietWaited: number; redone: number }): string {
+function report(targets: Target[], pairs: Pair[], meta: { startLoad: number[]; wallSeconds: number; quietWaited: number; redone: number }): string {
   const out: string[] = []
   const cpus = os.cpus()
   out.push('Gatehouse proxy benchmark — MCP tools/call (echo) over HTTP/1.1 keep-alive, 127.0.0.1')
@@ -524,6 +541,28 @@ function report(targets: Target[], meta: { startLoad: number[]; wallSeconds: num
       out.push(`one connection, one call at a time (${singleDirect.length} interleaved rounds × ${DURATION} s; direct p50 ${cell(spread(singleDirect.map((r) => r.p50 * 1000)), fmtInt)} µs)`)
       out.push(table(['target', 'p50 µs', 'added p50 µs (vs direct)', 'proxy µs/req'], rows, [false, true, true, true]))
     }
+    const scenarioPairs = pairs.filter((p) => p.first.scenario === scenario && p.rounds.length > 0)
+    if (scenarioPairs.length > 0) {
+      const p0 = scenarioPairs[0]!
+      out.push('')
+      out.push(
+        `same-moment pairs: both proxies of a pair loaded at once, ${fmtInt(p0.rate)} calls/s each over ${PAIRED_CONNECTIONS} connections, ` +
+          `${p0.rounds.length} rounds × ${DURATION} s (paired.ts); the machine's drift hits both sides alike`,
+      )
+      out.push(
+        table(
+          ['pair', 'proxy CPU/call ratio', 'µs/call (first)', 'µs/call (second)', 'p50 ratio'],
+          scenarioPairs.map((p) => [
+            `paired: ${p.first.label} vs ${p.second.label}`,
+            cell(spread(p.rounds.map((r) => r.cpu[0] / r.cpu[1])), fmtRatio),
+            fmtInt(median(p.rounds.map((r) => r.cpu[0]))),
+            fmtInt(median(p.rounds.map((r) => r.cpu[1]))),
+            fmtRatio(median(p.rounds.map((r) => r.p50[0] / r.p50[1]))),
+          ]),
+          [false, true, true, true, true],
+        ),
+      )
+    }
   }
   return out.join('\n')
 }
@@ -626,7 +665,33 @@ async function main(): Promise<number> {
   // One connection, one call at a time: the latency each proxy adds to a call (stateless only).
   await runCycles(SINGLE_ROUNDS, 1, 'single', targets.filter((t) => t.scenario === 'stateless'))
 
-  const text = report(targets, { startLoad, wallSeconds: (performance.now() - wallStart) / 1000, quietWaited, redone })
+  // Same-moment pairs (stateless): the gateway at info against each other proxy.
+  const pairs: Pair[] = []
+  const stateless = targets.filter((t) => t.scenario === 'stateless')
+  const gatewayInfo = stateless.find((t) => t.label === 'gateway (log info)')
+  const bareStateless = stateless.find((t) => t.kind === 'bare')
+  if (PAIRED_ROUNDS > 0 && gatewayInfo && bareStateless) {
+    const rate = PAIRED_RATE ?? Math.max(50, Math.round(median(bareStateless.rounds.map((r) => r.rps)) / 3))
+    for (const other of stateless.filter((t) => t !== gatewayInfo && t.proxy !== undefined)) pairs.push({ first: gatewayInfo, second: other, rate, rounds: [] })
+    for (let round = 0; round < PAIRED_ROUNDS; round++) {
+      for (const pair of pairs) {
+        // Which side autocannon starts first alternates.
+        const [a, b] = round % 2 === 0 ? [pair.first, pair.second] : [pair.second, pair.first]
+        const side = (t: Target) => ({ label: t.label, url: t.url, headers: t.headers, body: t.body, expectBody: t.expectBody, proxy: t.proxy! })
+        await waitForQuiet(Math.min(QUIET_WAIT, Math.max(0, PATIENCE - extraSeconds)))
+        const r = await pairedRound(side(a), side(b), rate, DURATION, PAIRED_CONNECTIONS)
+        const result: PairedResult = a === pair.first ? r : { cpu: [r.cpu[1], r.cpu[0]], requests: [r.requests[1], r.requests[0]], p50: [r.p50[1], r.p50[0]], problems: r.problems }
+        problems += result.problems
+        pair.rounds.push(result)
+        log(
+          `paired ${round + 1}/${PAIRED_ROUNDS}  ${pair.first.label} ${fmtInt(result.cpu[0])} µs/call vs ${pair.second.label} ${fmtInt(result.cpu[1])} µs/call ` +
+            `(${fmtRatio(result.cpu[0] / result.cpu[1])}; ${result.requests[0]} and ${result.requests[1]} calls)`,
+        )
+      }
+    }
+  }
+
+  const text = report(targets, pairs, { startLoad, wallSeconds: (performance.now() - wallStart) / 1000, quietWaited, redone })
   process.stdout.write(`\n${text}\n`)
   if (process.env.BENCH_JSON) {
     const rows = targets.map(({ scenario, label, kind, url, rounds, single }) => ({ scenario, label, kind, url, rounds, single }))
