@@ -7,7 +7,7 @@
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process'
 import { readdirSync, renameSync } from 'node:fs'
-import { join } from 'node:path'
+import { extname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { processCpuMicros, startNginx, type NginxHandle } from './nginx.js'
 import type { ChildMessage, ChildRequest, ServerSpec } from './servers.js'
@@ -25,6 +25,21 @@ export interface Measured {
 }
 
 const PROFILE_DIR = process.env.BENCH_PROFILE || undefined
+
+/**
+ * `.js` when the bench runs compiled (`npm run bench`: tsc's output in .build, as production
+ * runs tsc's output), `.ts` when it runs through tsx. The servers run the same way: tsx's
+ * transform adds work of its own to the code it loads (esbuild's keepNames wraps every closure
+ * the gateway makes per call in a `__name` call), which a profile would count as the gateway's.
+ */
+const OWN_EXTENSION = extname(fileURLToPath(import.meta.url))
+
+/** Another checkout's servers, run the way this bench runs; compiled ones are built first. */
+function checkoutServers(checkout: string): string {
+  if (OWN_EXTENSION === '.ts') return join(checkout, 'test/bench/servers.ts')
+  execFileSync('npm', ['run', '--silent', 'typecheck'], { cwd: checkout, stdio: ['ignore', 'ignore', 'inherit'] })
+  return join(checkout, '.build/test/bench/servers.js')
+}
 
 function pinning(): { loadgen: string; servers: string } | undefined {
   const raw = process.env.BENCH_PIN
@@ -75,7 +90,7 @@ export class ServerProcess implements Measured {
     // BENCH_PROFILE=dir: V8 CPU profile of every server process, written when it exits.
     // (tsx's loader thread writes a profile too; close() renames the main thread's after the server.)
     const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []
-    const script = checkout ? join(checkout, 'test/bench/servers.ts') : fileURLToPath(new URL('./servers.ts', import.meta.url))
+    const script = checkout ? checkoutServers(checkout) : fileURLToPath(new URL(`./servers${OWN_EXTENSION}`, import.meta.url))
     const child = fork(script, [], {
       execArgv: [...process.execArgv, ...profile],
       env: { ...process.env, BENCH_SERVER: JSON.stringify(spec) },
