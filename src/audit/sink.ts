@@ -18,7 +18,7 @@
  */
 import { pino, type DestinationStream, type Logger } from 'pino'
 import type { AuditConfig } from '../config/operations-schema.js'
-import { flushLog, jsonMembers, writeInfoLine } from '../log.js'
+import { flushLog, jsonString, jsonValue, writeInfoLine } from '../log.js'
 import type { AuditContext, AuditEvent, AuditListener } from './events.js'
 
 export interface AuditSink {
@@ -43,9 +43,8 @@ export function createAuditSink(config: AuditConfig, mainLog: Logger, streams: S
     // Built by hand (one per MCP call at info): events hold no secrets by construction. Tool
     // arguments (auditArguments) are caller text, so they keep the main logger's redaction.
     const write: AuditListener = (event, context) => {
-      const fields = line(event, context)
-      if ('arguments' in event) mainLog.info(fields, 'audit')
-      else writeInfoLine(mainLog, jsonMembers(fields), 'audit')
+      if ('arguments' in event) mainLog.info(line(event, context), 'audit')
+      else writeInfoLine(mainLog, members(event, context), 'audit')
       // The main log is written in batches; a security event goes out at once, so a process
       // killed outright cannot take it along. Only the per-call decision (two lines per MCP
       // call with the access line) waits for its batch.
@@ -78,6 +77,18 @@ export function createAuditSink(config: AuditConfig, mainLog: Logger, streams: S
       }
     },
   }
+}
+
+/** line()'s members as JSON, written without building it (the log sink writes one per MCP call). */
+function members(event: AuditEvent, context: AuditContext): string {
+  let out = `"audit":${jsonString(event.type)}`
+  for (const key in event) {
+    const value = (event as Record<string, unknown>)[key]
+    if (key !== 'type' && value !== undefined) out += `,${jsonString(key)}:${jsonValue(value)}`
+  }
+  if (context.requestId !== undefined) out += `,"requestId":${jsonString(context.requestId)}`
+  if (context.address !== undefined) out += `,"address":${jsonString(context.address)}`
+  return out
 }
 
 /** The event as logged: its type under `audit`, its fields, then where it happened. */

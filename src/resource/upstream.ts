@@ -34,6 +34,7 @@ declare module 'fastify' {
 }
 
 const LIST_KINDS: readonly ListKind[] = Object.values(LIST_METHODS)
+const DROPPED_RESPONSE: ReadonlySet<string> = new Set(DROPPED_RESPONSE_HEADERS)
 
 export interface UpstreamDeps {
   resource: Resource
@@ -65,11 +66,10 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
   const guarded = new Set([...GUARDED_REQUEST_HEADERS, ...identityNames])
   const forwardedProto = new URL(publicUrl).protocol.slice(0, -1)
   const forwardedHost = new URL(publicUrl).host
-
   const dropped = new Set([...DROPPED_REQUEST_HEADERS, ...identityNames])
 
-  // A new object rather than deletions from reply-from's copy: one pass, and the object keeps
-  // the fast shape every later step (undici's header writer) reads it in.
+  // Headers (both ways) go into a new object rather than being deleted from reply-from's copy:
+  // one pass, and the object keeps the fast shape every later reader (undici, Fastify) meets.
   const rewriteRequestHeaders: Hook<'rewriteRequestHeaders'> = (request, incoming) => {
     const headers: IncomingHttpHeaders = {}
     for (const name in incoming) {
@@ -114,11 +114,14 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
   }
 
   const rewriteHeaders: Hook<'rewriteHeaders'> = (incoming) => {
-    const headers = incoming as IncomingHttpHeaders
+    const upstreamHeaders = incoming as IncomingHttpHeaders
     // Headers the upstream's Connection header names are hop-by-hop too (RFC 9110 §7.6.1).
-    const named = headers.connection
-    if (named !== undefined) for (const name of named.split(',')) delete headers[name.trim().toLowerCase()]
-    for (const name of DROPPED_RESPONSE_HEADERS) delete headers[name]
+    const named = upstreamHeaders.connection
+    const hopByHop = named === undefined ? undefined : new Set(named.split(',').map((name) => name.trim().toLowerCase()))
+    const headers: IncomingHttpHeaders = {}
+    for (const name in upstreamHeaders) {
+      if (!DROPPED_RESPONSE.has(name) && !hopByHop?.has(name)) headers[name] = upstreamHeaders[name]
+    }
     if (isEventStream(headers)) {
       headers['x-accel-buffering'] = 'no'
       headers['cache-control'] = 'no-cache, no-transform'

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import t from 'tap'
 import { Writable } from 'node:stream'
 import { pathToFileURL } from 'node:url'
-import { createLogger, requestLogger, writeAccessLine } from '../../src/log.js'
+import { createLogger, jsonString, jsonValue, requestLogger, writeAccessLine } from '../../src/log.js'
 import { moduleFile, NODE_LOADER } from '../helpers/repo.js'
 
 const LOG = pathToFileURL(moduleFile('src/log')).href
@@ -85,6 +85,7 @@ t.test('the access line: pino\'s shape, documented members, no secret in the URL
   t.equal(lines.length, 2)
   const first = JSON.parse(lines[0]!) as Record<string, unknown>
   t.match(first.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+  t.ok(Math.abs(Date.parse(first.time as string) - Date.now()) < 1000, 'the time of writing, to the millisecond in ISO 8601')
   t.same(first, {
     level: 30,
     time: first.time,
@@ -135,4 +136,12 @@ t.test('a request\'s logger writes with its request id and the redaction of the 
   )
   t.same(lines[0]!.headers, { authorization: '[redacted]' }, 'MCPA-62: the process logger\'s redaction applies')
   t.equal(lines[2]!.step, 'login')
+})
+
+t.test('hand-written JSON is what JSON.stringify writes, for every string (escapes, control characters, lone surrogates)', async (t) => {
+  const strings = ['', 'plain', 'a"b', 'a\\b', '\u0000', '\u001f', '\u007f', '\u2028', 'é', '\ud800', 'x\ny', '</script>', '\t', ' ~!#[]{}']
+  for (let code = 0; code < 0x180; code++) strings.push(`a${String.fromCharCode(code)}z`)
+  const differing = strings.filter((s) => jsonString(s) !== JSON.stringify(s))
+  t.same(differing, [])
+  for (const value of [0, -1.5, Number.NaN, true, null, ['a"', 1], { nested: 'x\ny' }]) t.equal(jsonValue(value), JSON.stringify(value))
 })
