@@ -158,16 +158,25 @@ export class AccessTokenVerifier {
   }
 
   async verify(token: string, nowSeconds = Date.now() / 1000): Promise<VerifiedToken> {
-    const cached = this.#cache.get(token)
-    if (cached !== undefined) {
-      if (nowSeconds <= cached.exp + this.#options.clockToleranceSeconds) return this.#unlessRevoked(cached)
-      this.#cache.delete(token)
-      throw new TokenRejectedError('expired', 'the access token has expired')
-    }
+    const cached = this.verifyCached(token, nowSeconds)
+    if (cached !== undefined) return cached
     const verified = await this.#verifyJwt(token)
     if (this.#cache.size >= this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value!)
     this.#cache.set(token, verified)
     return this.#unlessRevoked(verified)
+  }
+
+  /**
+   * verify() for a token verified before, without waiting: the cached result (expiry and
+   * revocation checked again), or undefined when the token must be verified in full. The
+   * resource's per-call check takes this path, so a call with a known token makes no promise.
+   */
+  verifyCached(token: string, nowSeconds = Date.now() / 1000): VerifiedToken | undefined {
+    const cached = this.#cache.get(token)
+    if (cached === undefined) return undefined
+    if (nowSeconds <= cached.exp + this.#options.clockToleranceSeconds) return this.#unlessRevoked(cached)
+    this.#cache.delete(token)
+    throw new TokenRejectedError('expired', 'the access token has expired')
   }
 
   #unlessRevoked(token: VerifiedToken): VerifiedToken {

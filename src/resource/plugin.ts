@@ -102,24 +102,37 @@ async function guardedProxy(
     done(null, body),
   )
 
-  scope.addHook('onRequest', async (request, reply) => {
-    if (pathOf(request.url) !== resource.path) throw new NotFoundError('no such endpoint')
+  // Callback hooks that go on at once when nothing needs waiting for (a known token, no session,
+  // no upstream token to sign): a call then makes no promise of its own on the way upstream.
+  scope.addHook('onRequest', (request, reply, done) => {
+    if (pathOf(request.url) !== resource.path) return done(new NotFoundError('no such endpoint'))
     const cors = corsHeaders(request.headers.origin, allowedOrigins)
     if (cors) reply.headers(cors)
-    if (request.method === 'OPTIONS') return
-    request.principal = await guard(request.raw, contextOf(request))
-    // After the bearer check, so the subject is known; before the body is read.
-    if (mcpLimited) await limitMcpCall(request, limiter, config.rateLimits, request.principal.sub)
+    if (request.method === 'OPTIONS') return done()
+    const checked = settle(() => guard(request.raw, contextOf(request)), (principal) => {
+      request.principal = principal
+      // After the bearer check, so the subject is known; before the body is read.
+      if (mcpLimited) return limitMcpCall(request, limiter, config.rateLimits, principal.sub)
+    })
+    if (checked instanceof Promise) checked.then(() => done(), done)
+    else done(checked)
   })
 
   const policyStep = createPolicyStep(resource, audit)
   const credentials = createUpstreamCredentials(resource, issuer, upstreamSigner, audit)
   scope.addHook('onClose', async () => credentials.close())
-  scope.addHook('preHandler', async (request) => {
-    if (request.method === 'OPTIONS') return
-    policyStep(request)
-    // After the policy step: nothing is signed or exchanged for a call the policy refuses.
-    request.upstreamCredential = await credentials(request.principal!, contextOf(request))
+  scope.addHook('preHandler', (request, _reply, done) => {
+    if (request.method === 'OPTIONS') return done()
+    const ready = settle(
+      () => {
+        policyStep(request)
+        // After the policy step: nothing is signed or exchanged for a call the policy refuses.
+        return credentials(request.principal!, contextOf(request))
+      },
+      (credential) => void (request.upstreamCredential = credential),
+    )
+    if (ready instanceof Promise) ready.then(() => done(), done)
+    else done(ready)
   })
 
   scope.options(resource.path, async (request, reply) => {
@@ -162,6 +175,25 @@ async function guardedProxy(
         : reply.from(dest, options)
     },
   })
+}
+
+/**
+ * Runs `step`, then `then` with its result, waiting only for what returns a promise. Returns
+ * undefined when all went through at once, the error when one was thrown, or a promise of both.
+ */
+function settle<T>(step: () => T | Promise<T>, then: (value: T) => void | Promise<void>): Error | undefined | Promise<void> {
+  let value: T | Promise<T>
+  try {
+    value = step()
+    if (!(value instanceof Promise)) {
+      const next = then(value)
+      if (next instanceof Promise) return next
+      return undefined
+    }
+  } catch (err) {
+    return err as Error
+  }
+  return value.then(then)
 }
 
 function pathOf(url: string): string {

@@ -24,7 +24,8 @@ export interface UpstreamCredential {
 }
 
 export interface UpstreamCredentials {
-  (principal: Principal, context?: AuditContext): Promise<UpstreamCredential | undefined>
+  /** A static header or none at once; a signed or exchanged token when it is ready. */
+  (principal: Principal, context?: AuditContext): UpstreamCredential | undefined | Promise<UpstreamCredential | undefined>
   /** Releases outbound connections (the token service's), when there are any. */
   close(): Promise<void>
 }
@@ -44,9 +45,9 @@ export function createUpstreamCredentials(
   const closeNothing = async () => {}
   if (auth?.header) {
     const credential = { name: auth.header.name.toLowerCase(), value: auth.header.value }
-    return Object.assign(async () => credential, { close: closeNothing })
+    return Object.assign(() => credential, { close: closeNothing })
   }
-  if (!signer || (!auth?.jwt && !auth?.exchange)) return Object.assign(async () => undefined, { close: closeNothing })
+  if (!signer || (!auth?.jwt && !auth?.exchange)) return Object.assign(() => undefined, { close: closeNothing })
   const sign = (principal: Principal, audience: string, ttl: number) => signCallerJwt(signer, issuer, principal, audience, ttl)
   if (auth.exchange) {
     const exchanger = new TokenExchanger(resource.id, auth.exchange, sign, audit)

@@ -128,6 +128,22 @@ t.test('a verified token is served from the cache until it expires', async (t) =
   await refusedFor(t, verifier.verify(token, first.exp + 6), 'expired', 'past exp + leeway the cache refuses it')
 })
 
+t.test('the cache read without waiting: a token not verified yet is not vouched for, an expired or revoked one is refused (REV-01)', async (t) => {
+  let revoked = false
+  const checking = AccessTokenVerifier.forKeystore(keystore, ISSUER, 5, { isRevoked: (grant) => revoked && grant === 'grant-1' })
+  const token = await mintAccessToken(keystore, ISSUER, { ...claims, grantId: 'grant-1' }, 60)
+  t.equal(checking.verifyCached(token), undefined, 'never verified: the caller must verify in full')
+  const forged = `${token.slice(0, -4)}AAAA`
+  t.equal(checking.verifyCached(forged), undefined, 'a forgery is never taken from the cache')
+  const verified = await checking.verify(token)
+  t.equal(checking.verifyCached(token), verified)
+  revoked = true
+  t.throws(() => checking.verifyCached(token), new TokenRejectedError('revoked', 'the access token was revoked'), 'revoked after it was cached')
+  revoked = false
+  t.throws(() => checking.verifyCached(token, verified.exp + 6), new TokenRejectedError('expired', 'the access token has expired'))
+  t.equal(checking.verifyCached(token), undefined, 'an expired token leaves the cache')
+})
+
 t.test('configured keys rotate: an old key still verifies, the active one signs', async (t) => {
   const { privateKey: oldKey } = await generateKeyPair('ES256', { extractable: true })
   const { privateKey: newKey } = await generateKeyPair('ES256', { extractable: true })
