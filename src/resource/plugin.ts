@@ -98,9 +98,12 @@ async function guardedProxy(
 
   // Bodies are read once, bounded, and forwarded as the exact bytes received.
   scope.removeAllContentTypeParsers()
-  scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: resource.maxBodyBytes }, (_req, body, done) =>
-    done(null, body),
-  )
+  const asBuffer = { parseAs: 'buffer', bodyLimit: resource.maxBodyBytes } as const
+  const keepBytes = (_req: unknown, body: Buffer | string, done: (err: null, body: Buffer | string) => void) => done(null, body)
+  // application/json by name as well: Fastify caches the parser it finds for a named type, while
+  // a type only the catch-all takes has its header parsed again on every call.
+  scope.addContentTypeParser('application/json', asBuffer, keepBytes)
+  scope.addContentTypeParser('*', asBuffer, keepBytes)
 
   // Callback hooks that go on at once when nothing needs waiting for (a known token, no session,
   // no upstream token to sign): a call then makes no promise of its own on the way upstream.
