@@ -72,3 +72,15 @@ export function setsGatehouseCookie(line: string): boolean {
 export function headerSafe(value: string): string {
   return /^[\x20-\x7E]*$/.test(value) ? value : encodeURIComponent(value)
 }
+
+/** The scope header of a verified token, built once: the verifier's cache hands out the same scope set on every call. */
+const scopeHeaders = new WeakMap<ReadonlySet<string>, string>()
+
+export function scopeHeader(scopes: ReadonlySet<string>): string {
+  let header = scopeHeaders.get(scopes)
+  if (header === undefined) {
+    header = [...scopes].join(' ')
+    scopeHeaders.set(scopes, header)
+  }
+  return header
+}

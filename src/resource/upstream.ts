@@ -13,7 +13,7 @@ import { pipeline, type Readable } from 'node:stream'
 import type { Resource } from '../config/load.js'
 import { BadGatewayError, GatewayTimeoutError, TemporarilyUnavailableError } from '../errors.js'
 import { withoutGatehouseCookies } from '../http/cookies.js'
-import { DROPPED_REQUEST_HEADERS, DROPPED_RESPONSE_HEADERS, GUARDED_REQUEST_HEADERS, headerSafe, setsGatehouseCookie } from './upstream-headers.js'
+import { DROPPED_REQUEST_HEADERS, DROPPED_RESPONSE_HEADERS, GUARDED_REQUEST_HEADERS, headerSafe, scopeHeader, setsGatehouseCookie } from './upstream-headers.js'
 import { upstreamFailure } from '../metrics/upstream-hop.js'
 import type { JsonRpcId } from './jsonrpc.js'
 import { filterJson, filterSse, ListTooLargeError, type ListFilter, type ListKind } from './list-filter.js'
@@ -115,9 +115,10 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
 
   const rewriteHeaders: Hook<'rewriteHeaders'> = (incoming) => {
     const upstreamHeaders = incoming as IncomingHttpHeaders
-    // Headers the upstream's Connection header names are hop-by-hop too (RFC 9110 §7.6.1).
+    // Headers the upstream's Connection header names are hop-by-hop too (RFC 9110 §7.6.1); the
+    // usual one, keep-alive, is dropped anyway.
     const named = upstreamHeaders.connection
-    const hopByHop = named === undefined ? undefined : new Set(named.split(',').map((name) => name.trim().toLowerCase()))
+    const hopByHop = named === undefined || named === 'keep-alive' ? undefined : new Set(named.split(',').map((name) => name.trim().toLowerCase()))
     const headers: IncomingHttpHeaders = {}
     for (const name in upstreamHeaders) {
       if (!DROPPED_RESPONSE.has(name) && !hopByHop?.has(name)) headers[name] = upstreamHeaders[name]
@@ -258,18 +259,6 @@ function isNotificationStream(method: string, body: unknown): boolean {
   } catch {
     return false
   }
-}
-
-/** The scope header of a verified token, built once: the verifier's cache hands out the same scope set on every call. */
-const scopeHeaders = new WeakMap<ReadonlySet<string>, string>()
-
-function scopeHeader(scopes: ReadonlySet<string>): string {
-  let header = scopeHeaders.get(scopes)
-  if (header === undefined) {
-    header = [...scopes].join(' ')
-    scopeHeaders.set(scopes, header)
-  }
-  return header
 }
 
 /** Answers up to this size with a declared length are read whole before they are sent on. */
