@@ -182,11 +182,15 @@ class ProxiedExchange implements Dispatcher.DispatchHandler {
  * always a list, other repeated headers joined with ", " (RFC 9110 §5.3).
  */
 function headersOf(raw: Buffer[]): IncomingHttpHeaders {
-  const headers: Record<string, string | string[]> = Object.create(null)
+  // A plain object, not a null-prototype one (always a slow dictionary in V8, which every later
+  // reader pays): an inherited name (`constructor`) is told from a repeated header by hasOwn, and
+  // a header named `__proto__` cannot set the prototype from a string, so it is dropped.
+  const headers: Record<string, string | string[]> = {}
   for (let i = 0; i < raw.length; i += 2) {
     const name = util.headerNameToString(raw[i]!)
     const value = raw[i + 1]!.toString('latin1')
-    const seen = headers[name]
+    const found = headers[name]
+    const seen = found === undefined || Object.hasOwn(headers, name) ? found : undefined
     if (name === 'set-cookie') {
       if (seen === undefined) headers[name] = [value]
       else (seen as string[]).push(value)

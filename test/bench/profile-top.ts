@@ -3,7 +3,7 @@
  * the functions with the most self time, and the share of samples under Gatehouse's own
  * source files, pino, fastify, undici and the garbage collector. Not a test.
  *
- *   npx tsx test/bench/profile-top.ts /tmp/prof/stateless-gateway-info.cpuprofile [top=25] [skip=8]
+ *   node .build/test/bench/profile-top.js /tmp/prof/stateless-gateway-info.cpuprofile [top=25] [skip=8]
  *
  * `skip`: seconds left out at the start of the profile (the process loading its modules and
  * starting, before the load arrives; the bench starts its load some seconds later).

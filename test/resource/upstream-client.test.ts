@@ -46,6 +46,8 @@ t.test('a small answer is read whole, with its headers in Node\'s shape', async 
       res.setHeader('content-type', 'application/json')
       res.setHeader('set-cookie', 'only=one; Path=/')
       res.setHeader('x-repeated', ['a', 'b'])
+      res.setHeader('constructor', 'not inherited')
+      res.setHeader('__proto__', 'x')
       res.end(JSON.stringify({ echoed: body }))
     })
   })
@@ -54,6 +56,8 @@ t.test('a small answer is read whole, with its headers in Node\'s shape', async 
   t.same(answer.headers['set-cookie'], ['only=one; Path=/'], 'one Set-Cookie is still a list (as Node gives it)')
   t.equal(answer.headers['x-repeated'], 'a, b', 'a repeated header is one combined value (RFC 9110 §5.3)')
   t.equal(answer.headers['content-type'], 'application/json')
+  t.equal(answer.headers.constructor, 'not inherited', 'a header named like an inherited property is a header')
+  t.equal(Object.getPrototypeOf(answer.headers), Object.prototype, 'a header named __proto__ changes nothing')
   t.same(JSON.parse((await answer.body.whole()).toString()), { echoed: '{"jsonrpc":"2.0"}' }, 'the exact bytes, both ways')
 })
 
