@@ -11,11 +11,11 @@ import { UpstreamClient, type UpstreamAnswer } from '../../src/resource/upstream
 
 type Route = (req: IncomingMessage, res: ServerResponse) => void
 
-async function upstream(t: Test, route: Route): Promise<{ client: UpstreamClient; server: Server }> {
+async function upstream(t: Test, route: Route, headersTimeoutMs = 5000): Promise<{ client: UpstreamClient; server: Server }> {
   const server = createServer(route)
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
-  const client = new UpstreamClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { connectTimeoutMs: 2000, headersTimeoutMs: 5000 })
+  const client = new UpstreamClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { connectTimeoutMs: 2000, headersTimeoutMs })
   t.teardown(async () => {
     await client.destroy()
     server.closeAllConnections()
@@ -157,14 +157,6 @@ t.test('an upstream that is not there is an error given to the callback, never t
 })
 
 t.test('an upstream that answers no headers in time is UND_ERR_HEADERS_TIMEOUT', async (t) => {
-  const server = createServer(() => {})
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const client = new UpstreamClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { connectTimeoutMs: 2000, headersTimeoutMs: 200 })
-  t.teardown(async () => {
-    await client.destroy()
-    server.closeAllConnections()
-    server.close()
-  })
+  const { client } = await upstream(t, () => {}, 200)
   await t.rejects(send(client), { code: 'UND_ERR_HEADERS_TIMEOUT' })
 })
