@@ -247,7 +247,10 @@ export function upstreamReplyOptions({ resource, sessions, publicUrl, trackStrea
     )
   }
 
-  return { rewriteRequestHeaders, rewriteHeaders, onResponse, onError }
+  // reply-from retries a GET answered 503 up to ten times by default: the client's request goes
+  // upstream once here, and the 503 (with its Retry-After) is the client's to act on.
+  const retryDelay: Hook<'retryDelay'> = () => null
+  return { rewriteRequestHeaders, rewriteHeaders, onResponse, onError, retryDelay }
 }
 
 /** GET streams (2025-11-25) and subscriptions/listen answers (2026-07-28) only ever carry notifications. */

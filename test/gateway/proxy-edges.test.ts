@@ -222,3 +222,21 @@ t.test('one Set-Cookie from the upstream is checked and passed on like several',
   t.equal(refused.status, 200)
   t.same(refused.headers.getSetCookie(), [], 'the gateway’s own cookie name is dropped when it comes alone too')
 })
+
+t.test('an upstream 503 to a GET stream reaches the client at once: the gateway does not retry on its own', async (t) => {
+  let asked = 0
+  const url = await rawUpstream(t, (req, res) => {
+    req.resume()
+    asked++
+    res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' }).end('{"error":"busy"}')
+  })
+  const gw = await startTestGateway(t, { resources: [{ upstream: url }] })
+  const res = await fetch(gw.mcpUrl(), {
+    headers: { authorization: `Bearer ${await gw.mint()}`, accept: 'text/event-stream', 'mcp-protocol-version': '2025-11-25' },
+    signal: AbortSignal.timeout(5000),
+  })
+  t.equal(res.status, 503)
+  t.equal(res.headers.get('retry-after'), '1', 'the upstream\'s Retry-After is the client\'s to honour')
+  t.equal(await res.text(), '{"error":"busy"}')
+  t.equal(asked, 1, 'one request upstream, not reply-from\'s ten retries')
+})
