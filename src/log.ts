@@ -5,8 +5,8 @@
  *
  * Two lines are written on every MCP call at level info (the access line and the policy's
  * audit event), so they are built by hand from fields that cannot hold a secret, without
- * pino's redaction pass, and standard output is written in batches: the benchmark's profile
- * put a third of the gateway's CPU per call in logging (README, Benchmark).
+ * pino's redaction pass, and standard output is written in batches: a profile once put a
+ * third of the gateway's CPU per call in logging; now info costs what warn does (README, Benchmark).
  */
 import { pino, type Bindings, type ChildLoggerOptions, type DestinationStream, type Level, type Logger, type LoggerOptions } from 'pino'
 
