@@ -240,3 +240,21 @@ t.test('an upstream 503 to a GET stream reaches the client at once: the gateway 
   t.equal(await res.text(), '{"error":"busy"}')
   t.equal(asked, 1, 'one request upstream, not reply-from\'s ten retries')
 })
+
+t.test('odd upstream response headers (repeats, inherited names, __proto__, a Connection list) are answered, never a hang', async (t) => {
+  const url = await rawUpstream(t, (req, res) => {
+    req.resume()
+    res.socket!.write(
+      'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-type: application/json\r\nconnection: keep-alive, x-hop\r\n' +
+        'x-hop: secret-hop\r\nconstructor: c\r\n__proto__: p\r\nset-cookie: a=1\r\nset-cookie: gatehouse-session=x\r\nx-twice: 1\r\nx-twice: 2\r\n' +
+        'content-length: 36\r\n\r\n{"jsonrpc":"2.0","id":1,"result":{}}',
+    )
+  })
+  const gw = await startTestGateway(t, { resources: [{ upstream: url }] })
+  const res = await postJsonRpc(gw.mcpUrl(), ping, { authorization: `Bearer ${await gw.mint()}` })
+  t.equal(res.status, 200)
+  t.equal(res.headers.get('x-hop'), null, 'a header the upstream names in Connection stays on its hop (RFC 9110 §7.6.1)')
+  t.equal(res.headers.get('x-twice'), '1, 2')
+  t.equal(res.headers.get('constructor'), 'c')
+  t.same(res.headers.getSetCookie(), ['a=1'], 'the gateway’s own cookie is dropped from a list too')
+})
