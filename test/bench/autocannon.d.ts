@@ -21,6 +21,8 @@ declare module 'autocannon' {
       duration?: number
       /** Requests per second across all connections (a fixed offered load); unset: as fast as answered. */
       overallRate?: number
+      /** Milliseconds between samples; a run stops at the first sample after its duration. */
+      sampleInt?: number
       /** Seconds per request before it counts as a timeout. */
       timeout?: number
       /** Every response body must equal this; others are counted as mismatches. */

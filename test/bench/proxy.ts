@@ -17,8 +17,9 @@
  *               Mcp-Session-Id on every call, so the gateway checks the session binding.
  *   dpop        as stateless, with a DPoP-bound token and a fresh proof per call (dpop-proofs.ts).
  *   2026-07-28  SDK2 upstream; the gateway checks the mirrored Mcp-Method / Mcp-Name headers.
- * After the main rounds, the stateless targets run again with one connection, one call at a
- * time: the latency each proxy adds to a call, against direct in the same cycle. Then same-moment
+ * After the main rounds, the stateless targets are called again over one connection each, one
+ * call at a time and the targets in turn (one-connection.ts): the latency each proxy adds to a
+ * call, against direct calls taken in the same seconds. Then same-moment
  * pairs (paired.ts): the gateway at info and each other proxy loaded at once, at one fixed rate
  * each, so both see the same machine; their CPU per call compares without the drift between
  * rounds (BENCH_PAIRED_ROUNDS, default 6, 0 leaves them out; BENCH_PAIRED_RATE calls/s per side,
@@ -37,7 +38,7 @@
  *
  * Environment: BENCH_DURATION (s per round, default 2), BENCH_ROUNDS (default 6),
  * BENCH_CONNECTIONS (default 32), BENCH_WARMUP (s per target, default 2), BENCH_SINGLE_ROUNDS
- * (one-connection rounds, default 3), BENCH_PIN, BENCH_NGINX=0 (leave nginx out), BENCH_WARN=0 (leave the
+ * (one-connection rounds, default 3), BENCH_SLICE_MS (each target's turn in them, default 250), BENCH_PIN, BENCH_NGINX=0 (leave nginx out), BENCH_WARN=0 (leave the
  * warn-level gateway out); on a shared
  * machine BENCH_QUIET_WAIT (longest wait for other processes to calm down before a round,
  * default 5 s), BENCH_REDO (how often a round disturbed by other processes is re-run, default
@@ -50,6 +51,7 @@ import { writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { closeAll, NginxProcess, PIN, pinLoadGenerator, processes, ServerProcess, type Measured } from './processes.js'
 import { proofSigner, type ProofSigner } from './dpop-proofs.js'
+import { alternatingRound } from './one-connection.js'
 import { pairedRound, type PairedResult } from './paired.js'
 import { cell, fmtInt, fmtMs, fmtPct, fmtRatio, machineCpu, median, percentile, sleep, spread, table } from './stats.js'
 
@@ -68,6 +70,8 @@ const DURATION = intEnv('BENCH_DURATION', 2)
 const ROUNDS = intEnv('BENCH_ROUNDS', 6)
 /** Interleaved rounds with one connection (the added latency of one call); 0 leaves them out. */
 const SINGLE_ROUNDS = intEnv('BENCH_SINGLE_ROUNDS', 3, 0)
+/** How long each target's turn lasts in those rounds (one-connection.ts). */
+const SLICE_MS = intEnv('BENCH_SLICE_MS', 250, 50)
 /**
  * BENCH_BASELINE=<directory of another checkout>: its gateway (log info) joins the stateless
  * scenario as one more target, so a change is compared with its baseline in one interleaved run.
@@ -159,8 +163,15 @@ interface Target {
   proxy: Measured | undefined
   upstream: Measured
   rounds: RoundResult[]
-  /** Rounds with one connection, for the latency a proxy adds to a call. */
-  single: RoundResult[]
+  /** One-connection rounds (one-connection.ts), for the latency a proxy adds to a call. */
+  single: SingleResult[]
+}
+
+interface SingleResult {
+  cycle: number
+  /** Median latency, milliseconds. */
+  p50: number
+  proxyCpu: number | undefined
 }
 
 interface Pair {
@@ -538,7 +549,10 @@ function report(targets: Target[], pairs: Pair[], meta: { startLoad: number[]; w
           return [t.label, cell(spread(t.single.map((r) => r.p50 * 1000)), fmtInt), cell(spread(added), (n) => `${n >= 0 ? '+' : ''}${fmtInt(n)}`), fmtInt(median(t.single.map((r) => r.proxyCpu!)))]
         })
       out.push('')
-      out.push(`one connection, one call at a time (${singleDirect.length} interleaved rounds × ${DURATION} s; direct p50 ${cell(spread(singleDirect.map((r) => r.p50 * 1000)), fmtInt)} µs)`)
+      out.push(
+        `one connection per target, one call at a time, the targets in turns of ${SLICE_MS} ms (${singleDirect.length} rounds × ` +
+          `${DURATION * group.filter((t) => t.single.length > 0).length} s, one-connection.ts); direct p50 ${cell(spread(singleDirect.map((r) => r.p50 * 1000)), fmtInt)} µs`,
+      )
       out.push(table(['target', 'p50 µs', 'added p50 µs (vs direct)', 'proxy µs/req'], rows, [false, true, true, true]))
     }
     const scenarioPairs = pairs.filter((p) => p.first.scenario === scenario && p.rounds.length > 0)
@@ -630,7 +644,7 @@ async function main(): Promise<number> {
   let problems = 0
   /** Seconds spent on quiet waits and re-runs, against PATIENCE. */
   let extraSeconds = 0
-  const runCycles = async (cycles: number, connections: number, into: 'rounds' | 'single', group: Target[]) => {
+  const runCycles = async (cycles: number, connections: number, group: Target[]) => {
     for (let cycle = 0; cycle < cycles; cycle++) {
       const order = group.map((_, i) => group[(i + cycle) % group.length]!)
       for (const t of order) {
@@ -648,7 +662,7 @@ async function main(): Promise<number> {
           const noisy = r.others !== undefined && r.others >= QUIET_THRESHOLD
           const again = noisy && attempt < REDO_LIMIT && PATIENCE - extraSeconds >= DURATION
           log(
-            `${into === 'single' ? '1 conn ' : ''}cycle ${cycle + 1}/${cycles}  ${`${t.scenario}/${t.label}`.padEnd(30)} ${fmtInt(r.rps).padStart(7)} req/s  ` +
+            `cycle ${cycle + 1}/${cycles}  ${`${t.scenario}/${t.label}`.padEnd(30)} ${fmtInt(r.rps).padStart(7)} req/s  ` +
               `p50 ${fmtMs(r.p50)} ms  p99 ${fmtMs(r.p99)} ms  non-2xx ${r.non2xx}  errors ${r.errors}  mismatches ${r.mismatches}` +
               (r.others !== undefined ? `  other processes ${fmtPct(r.others)} of CPU` : '') +
               (again ? '  → again' : ''),
@@ -657,13 +671,21 @@ async function main(): Promise<number> {
           if (!again) break
           redone++
         }
-        t[into].push(best!)
+        t.rounds.push(best!)
       }
     }
   }
-  await runCycles(ROUNDS, CONNECTIONS, 'rounds', targets)
-  // One connection, one call at a time: the latency each proxy adds to a call (stateless only).
-  await runCycles(SINGLE_ROUNDS, 1, 'single', targets.filter((t) => t.scenario === 'stateless'))
+  await runCycles(ROUNDS, CONNECTIONS, targets)
+  // One connection, one call at a time, the targets in turn: the latency each proxy adds to a
+  // call (stateless only). Each round lasts as long as one round per target would.
+  const singles = targets.filter((t) => t.scenario === 'stateless')
+  for (let cycle = 0; cycle < SINGLE_ROUNDS; cycle++) {
+    await waitForQuiet(Math.min(QUIET_WAIT, Math.max(0, PATIENCE - extraSeconds)))
+    const r = await alternatingRound(singles, DURATION * singles.length, SLICE_MS)
+    problems += r.problems
+    singles.forEach((t, i) => t.single.push({ cycle, p50: r.p50[i]!, proxyCpu: t.proxy ? r.cpu[i] : undefined }))
+    log(`1 conn round ${cycle + 1}/${SINGLE_ROUNDS}  ${r.turns} turns of ${SLICE_MS} ms  ` + singles.map((t, i) => `${t.label} ${fmtInt(r.p50[i]! * 1000)} µs`).join('  ') + `  problems ${r.problems}`)
+  }
 
   // Same-moment pairs (stateless): the gateway at info against each other proxy.
   const pairs: Pair[] = []
