@@ -25,6 +25,8 @@ export interface Measured {
 }
 
 const PROFILE_DIR = process.env.BENCH_PROFILE || undefined
+/** BENCH_NODE=<node binary>: the servers run on it (e.g. the Node of the container image), the load generator on this one. */
+const SERVER_NODE = process.env.BENCH_NODE || undefined
 
 /**
  * `.js` when the bench runs compiled (`npm run bench`: tsc's output in .build, as production
@@ -92,6 +94,7 @@ export class ServerProcess implements Measured {
     const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []
     const script = checkout ? checkoutServers(checkout) : fileURLToPath(new URL(`./servers${OWN_EXTENSION}`, import.meta.url))
     const child = fork(script, [], {
+      ...(SERVER_NODE && { execPath: SERVER_NODE }),
       execArgv: [...process.execArgv, ...profile],
       env: { ...process.env, BENCH_SERVER: JSON.stringify(spec) },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],

@@ -43,7 +43,8 @@
  * machine BENCH_QUIET_WAIT (longest wait for other processes to calm down before a round,
  * default 5 s), BENCH_REDO (how often a round disturbed by other processes is re-run, default
  * 2) and BENCH_PATIENCE (total seconds for both, default 30; 0 turns both off); BENCH_JSON=file
- * also writes every round's figures; BENCH_PROFILE=dir writes a V8 CPU profile of each Node
+ * also writes every round's figures; BENCH_NODE=<node binary> runs the servers on that Node
+ * (processes.ts); BENCH_PROFILE=dir writes a V8 CPU profile of each Node
  * server process there (slows them down; summarise one with profile-top.ts).
  */
 import autocannon from 'autocannon'
