@@ -37,7 +37,8 @@
  * with the min–max over rounds as its spread; ratios are medians of per-cycle ratios.
  *
  * Environment: BENCH_DURATION (s per round, default 2), BENCH_ROUNDS (default 6),
- * BENCH_CONNECTIONS (default 32), BENCH_WARMUP (s per target, default 2), BENCH_SINGLE_ROUNDS
+ * BENCH_CONNECTIONS (default 32), BENCH_WARMUP (s per target, default 10), BENCH_LEAD_IN_MS (load at the
+ * start of each round before counting, default 500), BENCH_SINGLE_ROUNDS
  * (one-connection rounds, default 3), BENCH_SLICE_MS (each target's turn in them, default 250), BENCH_PIN, BENCH_NGINX=0 (leave nginx out), BENCH_WARN=0 (leave the
  * warn-level gateway out); on a shared
  * machine BENCH_QUIET_WAIT (longest wait for other processes to calm down before a round,
@@ -93,7 +94,19 @@ let nginxVersion = 'nginx (not measured)'
 /** The CPUs /proc/stat counts: availableParallelism() shrinks to the pinned core once this process is pinned. */
 const MACHINE_CPUS = os.cpus().length
 const CONNECTIONS = intEnv('BENCH_CONNECTIONS', 32)
-const WARMUP = intEnv('BENCH_WARMUP', 2, 0)
+/**
+ * Seconds of load per target before the rounds. A new Node server needs some 5,000 calls before
+ * V8 has optimised its path (measured: 1,000 µs of proxy CPU per call in its first two seconds,
+ * 660 in the next two, 280 by the fifth); with two seconds, the first rounds of every Node target
+ * were still warming up while nginx, which has nothing to warm, was not.
+ */
+const WARMUP = intEnv('BENCH_WARMUP', 10, 0)
+/**
+ * Milliseconds of load at the start of each round before anything is counted. Between its rounds
+ * a target idles while the others run, and a Node server's first calls after idling cost more (V8
+ * shrinks an idle heap): the lead-in lets each round measure the server as it runs under load.
+ */
+const LEAD_IN_MS = intEnv('BENCH_LEAD_IN_MS', 500, 0)
 /** Longest wait for a quiet machine before one round, in seconds. */
 const QUIET_WAIT = intEnv('BENCH_QUIET_WAIT', 5, 0)
 /** How often one disturbed round may be run again. */
@@ -324,17 +337,28 @@ async function waitForQuiet(maxSeconds: number): Promise<number> {
   }
 }
 
-async function runRound(target: Target, seconds: number, cycle: number, connections = CONNECTIONS): Promise<RoundResult> {
+async function runRound(target: Target, seconds: number, cycle: number, connections = CONNECTIONS, warmUp = false): Promise<RoundResult> {
   await target.upstream.clear()
+  const leadIn = warmUp ? 0 : LEAD_IN_MS
   // Signed before the round and its CPU samples: every request carries a proof never used before.
-  const proofs = target.dpop ? await target.dpop.signer.sign(Math.ceil(PROOFS_PER_SECOND * seconds), target.url, target.dpop.token) : undefined
+  const proofs = target.dpop ? await target.dpop.signer.sign(Math.ceil(PROOFS_PER_SECOND * (seconds + leadIn / 1000)), target.url, target.dpop.token) : undefined
   const procs = [target.upstream, ...(target.proxy ? [target.proxy] : [])]
   // Every benchmark process is sampled, idle ones included, so the rest of the machine's
   // CPU time can be attributed to other processes.
   const all = [...processes]
-  const cpuBefore = await Promise.all(all.map((p) => p.cpuMicros()))
-  const ownBefore = process.cpuUsage()
-  const machineBefore = machineCpu()
+  let cpuBefore: number[] = []
+  let ownBefore = process.cpuUsage()
+  let machineBefore = machineCpu()
+  let measuring = false
+  let started = performance.now()
+  const startMeasuring = async () => {
+    cpuBefore = await Promise.all(all.map((p) => p.cpuMicros()))
+    ownBefore = process.cpuUsage()
+    machineBefore = machineCpu()
+    started = performance.now()
+    measuring = true
+  }
+  if (leadIn === 0) await startMeasuring()
 
   let nextProof = 0
   let ownMismatches = 0
@@ -343,7 +367,6 @@ async function runRound(target: Target, seconds: number, cycle: number, connecti
   let count = 0
   let responses = 0
   let sessionIndex = 0
-  const started = performance.now()
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(
       {
@@ -353,7 +376,7 @@ async function runRound(target: Target, seconds: number, cycle: number, connecti
         body: target.body,
         connections,
         pipelining: 1,
-        duration: seconds,
+        duration: seconds + leadIn / 1000,
         // autocannon compares bodies itself unless requests are set up one by one (DPoP); then here.
         ...(proofs
           ? {
@@ -376,7 +399,9 @@ async function runRound(target: Target, seconds: number, cycle: number, connecti
       },
       (err, res) => (err ? reject(err) : resolve(res)),
     )
+    if (leadIn > 0) setTimeout(() => void startMeasuring(), leadIn)
     instance.on('response', (_client, statusCode, _bytes, ms) => {
+      if (!measuring) return
       responses++
       if (statusCode < 200 || statusCode >= 300) return
       if (count === latencies.length) {
@@ -443,7 +468,7 @@ function report(targets: Target[], pairs: Pair[], meta: { startLoad: number[]; w
   )
   out.push(
     `settings: autocannon ${CONNECTIONS} connections, pipelining 1, ${ROUNDS} rounds × ${DURATION} s per target after a ` +
-      `${WARMUP} s warm-up each; interleaved (one round per target per cycle, order rotated each cycle); ` +
+      `${WARMUP} s warm-up each, each round counted after a ${LEAD_IN_MS} ms lead-in; interleaved (one round per target per cycle, order rotated each cycle); ` +
       `mcp-protocol-version ${PROTOCOL_VERSION}; total wall time ${meta.wallSeconds.toFixed(0)} s`,
   )
   const rounds = targets.flatMap((t) => t.rounds)
@@ -632,7 +657,7 @@ async function main(): Promise<number> {
   if (WARMUP > 0) {
     log(`warm-up: ${WARMUP} s per target…`)
     for (const t of targets) {
-      const r = await runRound(t, WARMUP, -1)
+      const r = await runRound(t, WARMUP, -1, CONNECTIONS, true)
       if (r.non2xx + r.errors + r.mismatches > 0) {
         throw new Error(`${t.scenario}/${t.label}: warm-up had ${r.non2xx} non-2xx, ${r.errors} errors, ${r.mismatches} mismatches`)
       }
@@ -718,7 +743,7 @@ async function main(): Promise<number> {
   process.stdout.write(`\n${text}\n`)
   if (process.env.BENCH_JSON) {
     const rows = targets.map(({ scenario, label, kind, url, rounds, single }) => ({ scenario, label, kind, url, rounds, single }))
-    writeFileSync(process.env.BENCH_JSON, `${JSON.stringify({ settings: { DURATION, ROUNDS, CONNECTIONS, WARMUP }, targets: rows }, null, 2)}\n`)
+    writeFileSync(process.env.BENCH_JSON, `${JSON.stringify({ settings: { DURATION, ROUNDS, CONNECTIONS, WARMUP, LEAD_IN_MS }, targets: rows }, null, 2)}\n`)
     log(`per-round figures written to ${process.env.BENCH_JSON}`)
   }
   if (problems > 0) {
