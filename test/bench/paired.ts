@@ -28,7 +28,7 @@ export interface PairedResult {
   problems: number
 }
 
-async function load(side: PairSide, rate: number, seconds: number, connections: number) {
+async function load(side: PairSide, rate: number, seconds: number, connections: number, counting: () => boolean) {
   const latencies: number[] = []
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(
@@ -46,7 +46,7 @@ async function load(side: PairSide, rate: number, seconds: number, connections: 
       (err, res) => (err ? reject(err) : resolve(res)),
     )
     instance.on('response', (_client, statusCode, _bytes, ms) => {
-      if (statusCode >= 200 && statusCode < 300) latencies.push(ms)
+      if (counting() && statusCode >= 200 && statusCode < 300) latencies.push(ms)
     })
   })
   latencies.sort((x, y) => x - y)
@@ -57,10 +57,21 @@ async function load(side: PairSide, rate: number, seconds: number, connections: 
   }
 }
 
-/** Loads both sides at `rate` calls per second each, at once, for `seconds`. */
-export async function pairedRound(a: PairSide, b: PairSide, rate: number, seconds: number, connections: number): Promise<PairedResult> {
-  const before = await Promise.all([a.proxy.cpuMicros(), b.proxy.cpuMicros()])
-  const [ra, rb] = await Promise.all([load(a, rate, seconds, connections), load(b, rate, seconds, connections)])
+/**
+ * Loads both sides at `rate` calls per second each, at once, for `seconds`, counted after a
+ * lead-in of `leadInMs` (as proxy.ts's rounds: a Node server's first calls after idling cost more).
+ */
+export async function pairedRound(a: PairSide, b: PairSide, rate: number, seconds: number, connections: number, leadInMs: number): Promise<PairedResult> {
+  let before: [number, number] = [0, 0]
+  let counting = false
+  const startCounting = async () => {
+    before = await Promise.all([a.proxy.cpuMicros(), b.proxy.cpuMicros()])
+    counting = true
+  }
+  if (leadInMs > 0) setTimeout(() => void startCounting(), leadInMs)
+  else await startCounting()
+  const total = seconds + leadInMs / 1000
+  const [ra, rb] = await Promise.all([load(a, rate, total, connections, () => counting), load(b, rate, total, connections, () => counting)])
   const after = await Promise.all([a.proxy.cpuMicros(), b.proxy.cpuMicros()])
   return {
     cpu: [(after[0] - before[0]) / Math.max(1, ra.answered), (after[1] - before[1]) / Math.max(1, rb.answered)],

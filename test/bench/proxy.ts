@@ -727,7 +727,7 @@ async function main(): Promise<number> {
         const [a, b] = round % 2 === 0 ? [pair.first, pair.second] : [pair.second, pair.first]
         const side = (t: Target) => ({ label: t.label, url: t.url, headers: t.headers, body: t.body, expectBody: t.expectBody, proxy: t.proxy! })
         await waitForQuiet(Math.min(QUIET_WAIT, Math.max(0, PATIENCE - extraSeconds)))
-        const r = await pairedRound(side(a), side(b), rate, DURATION, PAIRED_CONNECTIONS)
+        const r = await pairedRound(side(a), side(b), rate, DURATION, PAIRED_CONNECTIONS, LEAD_IN_MS)
         const result: PairedResult = a === pair.first ? r : { cpu: [r.cpu[1], r.cpu[0]], requests: [r.requests[1], r.requests[0]], p50: [r.p50[1], r.p50[0]], problems: r.problems }
         problems += result.problems
         pair.rounds.push(result)
