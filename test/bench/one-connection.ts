@@ -1,10 +1,11 @@
 /**
  * One connection, one call at a time, for the latency a proxy adds to a call (proxy.ts; not a
  * test). Each target is called over one keep-alive connection, one call at a time, and the
- * targets take turns in short slices (direct, bare proxy, nginx, gateway, direct, …; the first of each turn rotating), so the
- * calls through a proxy and the direct calls they are compared with are taken within the same
- * second. On a VM whose speed drifts within seconds, whole rounds per target put that drift into
- * the added latency (one round that happened to run slow added 300 µs to one target alone).
+ * targets take turns in short slices (direct, bare proxy, nginx, gateway, direct, …; the first
+ * of each turn rotating), so the calls through a proxy and the direct calls they are compared
+ * with are taken within the same second. On a VM whose speed drifts within seconds, whole rounds
+ * per target put that drift into the added latency (one round that happened to run slow added
+ * 300 µs to one target alone).
  *
  * Within a slice a target's calls follow each other as an agent's would (autocannon, one
  * connection, as in the main rounds), so each process is as warm as it would be serving them.
